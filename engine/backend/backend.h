@@ -1,0 +1,73 @@
+#pragma once
+// The Backend interface: memory, transfers and one virtual per op. Op front-ends in engine/ops validate
+// shapes and dtypes, then dispatch here, so implementations may assume valid, contiguous arguments.
+// Conventions: activations are f32 (bf16 also on CUDA); weights may be f32, bf16 or f16; outputs are
+// written in full; an output may alias an input only where the op's front-end says so.
+#include <optional>
+
+#include "engine/core/buffer.h"
+#include "engine/core/tensor.h"
+#include "engine/ops/op_types.h"
+
+namespace dlm {
+
+// A ragged batch for attention: sequence b owns query rows [query_offsets[b], query_offsets[b+1]) and
+// key/value rows [key_offsets[b], key_offsets[b+1]). Positions (i32) drive visibility; a query with no
+// visible key gets a zero output row.
+struct AttentionBatch {
+  Tensor query_offsets;    // i32 [B+1]
+  Tensor key_offsets;      // i32 [B+1]
+  Tensor query_positions;  // i32 [Tq]
+  Tensor key_positions;    // i32 [Tk]
+};
+
+// Per-row statistics of softmax(logits) computed without materializing probabilities.
+struct VocabStats {
+  Tensor argmax;    // i32 [N]: the first index of the maximum
+  Tensor max_prob;  // f32 [N]
+  Tensor entropy;   // f32 [N], natural log
+  Tensor margin;    // f32 [N]: top-1 minus top-2 probability
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual Device device() const = 0;
+  virtual Buffer allocate(size_t bytes) = 0;
+  // Same dtype and shape; either side may be on the host or on this backend's device.
+  virtual void copy(const Tensor& src, const Tensor& dst) = 0;
+  virtual void synchronize() = 0;
+
+  // Element conversion between float dtypes (f32, bf16, f16), same shape.
+  virtual void cast(const Tensor& x, const Tensor& out) = 0;
+  // out[M,N] = x[M,K] * weight[N,K]^T (+ bias[N]); weight in the Hugging Face [out, in] layout.
+  virtual void linear(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias,
+                      const Tensor& out) = 0;
+  // out[N,D] = table[ids[N], :]; ids i32 or i64, checked against the table.
+  virtual void embedding(const Tensor& table, const Tensor& ids, const Tensor& out) = 0;
+  virtual void rms_norm(const Tensor& x, const Tensor& weight, float eps, NormWeight mode,
+                        const Tensor& out) = 0;
+  virtual void layer_norm(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias, float eps,
+                          const Tensor& out) = 0;
+  // x[T,H,D] rotated at positions[T] (i32) with inv_freq[rotary_dim/2] (f32); out may alias x.
+  virtual void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
+                    const RopeParams& params, const Tensor& out) = 0;
+  virtual void add(const Tensor& a, const Tensor& b, const Tensor& out) = 0;  // out may alias a or b
+  virtual void silu(const Tensor& x, const Tensor& out) = 0;
+  virtual void gelu(const Tensor& x, GeluApproximation approximation, const Tensor& out) = 0;
+  virtual void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) = 0;  // silu(gate) * up
+  virtual void geglu(const Tensor& gate, const Tensor& up, GeluApproximation approximation,
+                     const Tensor& out) = 0;                         // gelu(gate) * up
+  virtual void softmax(const Tensor& x, const Tensor& out) = 0;      // over the last axis
+  virtual void log_softmax(const Tensor& x, const Tensor& out) = 0;  // over the last axis
+  // q[Tq,Hq,D], k[Tk,Hkv,D], v[Tk,Hkv,Dv] -> out[Tq,Hq,Dv]; Hq a multiple of Hkv (GQA/MQA).
+  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionBatch& batch,
+                         const AttentionParams& params, const Tensor& out) = 0;
+  virtual void argmax(const Tensor& logits, const Tensor& out) = 0;  // i32 [N]
+  // The k largest per row, descending; ties go to the lower index.
+  virtual void top_k(const Tensor& logits, int64_t k, const Tensor& values, const Tensor& indices) = 0;
+  virtual void vocab_stats(const Tensor& logits, const VocabStats& out) = 0;
+};
+
+}  // namespace dlm

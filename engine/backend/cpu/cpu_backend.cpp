@@ -1,0 +1,23 @@
+#include "engine/backend/cpu/cpu_backend.h"
+
+#include <cstring>
+
+namespace dlm {
+
+CpuBackend::CpuBackend(int threads) : pool_(threads) {}
+
+Buffer CpuBackend::allocate(size_t bytes) {
+  return Buffer::host(bytes);
+}
+
+void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
+  DLM_CHECK(src.dtype() == dst.dtype() && src.shape() == dst.shape(), "copy from {} to {}", src.describe(),
+            dst.describe());
+  DLM_CHECK(src.device().kind == DeviceKind::Cpu && dst.device().kind == DeviceKind::Cpu,
+            "the CPU backend copies host tensors only, got {} -> {}", src.describe(), dst.describe());
+  DLM_CHECK(src.is_contiguous() && dst.is_contiguous(), "copy needs contiguous tensors, got {} -> {}",
+            src.describe(), dst.describe());
+  if (src.nbytes() != 0) std::memmove(dst.data(), src.data(), src.nbytes());
+}
+
+}  // namespace dlm

@@ -1,0 +1,45 @@
+#include "engine/ops/check.h"
+
+#include <fmt/format.h>
+
+#include <string>
+
+namespace dlm::ops {
+
+void check_device(std::string_view op, std::string_view arg, const Tensor& t, const Backend& backend) {
+  DLM_CHECK(!t.empty() || t.numel() == 0, "{}: {} has no data", op, arg);
+  DLM_CHECK(t.device() == backend.device(), "{}: {} is on {}, the backend on {}", op, arg,
+            device_name(t.device()), device_name(backend.device()));
+}
+
+void check_contiguous(std::string_view op, std::string_view arg, const Tensor& t) {
+  DLM_CHECK(t.is_contiguous(), "{}: {} ({}) must be contiguous", op, arg, t.describe());
+}
+
+void check_rank(std::string_view op, std::string_view arg, const Tensor& t, int rank) {
+  DLM_CHECK(t.rank() == rank, "{}: {} must have rank {}, got {}", op, arg, rank, t.describe());
+}
+
+void check_dtype(std::string_view op, std::string_view arg, const Tensor& t,
+                 std::initializer_list<DType> allowed) {
+  for (DType dtype : allowed) {
+    if (t.dtype() == dtype) return;
+  }
+  std::string names;
+  for (DType dtype : allowed) names += fmt::format("{}{}", names.empty() ? "" : "/", dtype_name(dtype));
+  fail("{}: {} must be {}, got {}", op, arg, names, t.describe());
+}
+
+void check_shape(std::string_view op, std::string_view arg, const Tensor& t, const Shape& expected) {
+  DLM_CHECK(t.shape() == expected, "{}: {} must have shape {}, got {}", op, arg, expected.str(),
+            t.describe());
+}
+
+void check_operand(std::string_view op, std::string_view arg, const Tensor& t, const Backend& backend,
+                   std::initializer_list<DType> allowed) {
+  check_device(op, arg, t, backend);
+  check_contiguous(op, arg, t);
+  check_dtype(op, arg, t, allowed);
+}
+
+}  // namespace dlm::ops

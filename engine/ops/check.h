@@ -1,0 +1,20 @@
+#pragma once
+// Shared validation for op front-ends: each failure names the op, the argument and what was expected.
+#include <initializer_list>
+#include <string_view>
+
+#include "engine/backend/backend.h"
+
+namespace dlm::ops {
+
+void check_device(std::string_view op, std::string_view arg, const Tensor& t, const Backend& backend);
+void check_contiguous(std::string_view op, std::string_view arg, const Tensor& t);
+void check_rank(std::string_view op, std::string_view arg, const Tensor& t, int rank);
+void check_dtype(std::string_view op, std::string_view arg, const Tensor& t,
+                 std::initializer_list<DType> allowed);
+void check_shape(std::string_view op, std::string_view arg, const Tensor& t, const Shape& expected);
+// The common preamble: on the backend's device, contiguous, one of the dtypes.
+void check_operand(std::string_view op, std::string_view arg, const Tensor& t, const Backend& backend,
+                   std::initializer_list<DType> allowed);
+
+}  // namespace dlm::ops

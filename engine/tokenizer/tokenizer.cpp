@@ -1,0 +1,1 @@
+#include "engine/tokenizer/tokenizer.h"

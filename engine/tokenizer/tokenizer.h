@@ -1,0 +1,34 @@
+#pragma once
+// One interface over SentencePiece and Hugging Face byte-level BPE tokenizers.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dlm {
+
+// Whether special-token strings written in the text (e.g. "<|endoftext|>") are matched as special tokens.
+enum class SpecialText : uint8_t { Parse, AsPlainText };
+
+struct SpecialTokens {
+  std::optional<int32_t> bos, eos, pad, unk, mask;
+};
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+
+  // Text to ids; no BOS is added here.
+  virtual std::vector<int32_t> encode(std::string_view text, SpecialText special) const = 0;
+  // Ids to text; always valid UTF-8 (broken byte sequences become U+FFFD). Throws InputError on an id
+  // outside the vocabulary.
+  virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
+  virtual int32_t vocab_size() const = 0;
+  virtual std::optional<int32_t> token_to_id(std::string_view token) const = 0;
+  virtual std::string id_to_token(int32_t id) const = 0;
+  virtual const SpecialTokens& special_tokens() const = 0;
+};
+
+}  // namespace dlm
