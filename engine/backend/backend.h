@@ -61,10 +61,12 @@ class Backend {
                      const Tensor& out) = 0;                         // gelu(gate) * up
   virtual void softmax(const Tensor& x, const Tensor& out) = 0;      // over the last axis
   virtual void log_softmax(const Tensor& x, const Tensor& out) = 0;  // over the last axis
-  // q[Tq,Hq,D], k[Tk,Hkv,D], v[Tk,Hkv,Dv] -> out[Tq,Hq,Dv]; Hq a multiple of Hkv (GQA/MQA).
+  // q[Tq,Hq,D], k[Tk,Hkv,D], v[Tk,Hkv,Dv] -> out[Tq,Hq,Dv]; Hq a multiple of Hkv (GQA/MQA). Non-finite
+  // scores follow softmax (NaN or +inf makes the row NaN); keys a query cannot see never contribute.
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionBatch& batch,
                          const AttentionParams& params, const Tensor& out) = 0;
-  virtual void argmax(const Tensor& logits, const Tensor& out) = 0;  // i32 [N]
+  // i32 [N]. NaN counts as the maximum, as in torch.argmax (here and in top_k, vocab_stats).
+  virtual void argmax(const Tensor& logits, const Tensor& out) = 0;
   // The k largest per row, descending; ties go to the lower index.
   virtual void top_k(const Tensor& logits, int64_t k, const Tensor& values, const Tensor& indices) = 0;
   virtual void vocab_stats(const Tensor& logits, const VocabStats& out) = 0;

@@ -7,6 +7,8 @@
 
 namespace dlm::ops {
 
+// b has a's shape, or is [D] and is added to every row of a [..., D]. out may alias a or b; likewise
+// the other element-wise ops may write in place.
 void add(Backend& backend, const Tensor& a, const Tensor& b, const Tensor& out);
 void silu(Backend& backend, const Tensor& x, const Tensor& out);
 void gelu(Backend& backend, const Tensor& x, GeluApproximation approximation, const Tensor& out);

@@ -1,10 +1,16 @@
 #include "engine/backend/cpu/cpu_backend.h"
 
+#include <cblas.h>
+
 #include <cstring>
 
 namespace dlm {
 
-CpuBackend::CpuBackend(int threads) : pool_(threads) {}
+CpuBackend::CpuBackend(int threads) : pool_(threads) {
+  // Matrix products are tiled over our own pool, each tile a single-threaded BLAS call: two pools
+  // competing for the same cores would only slow both down. The setting is process-wide.
+  openblas_set_num_threads(1);
+}
 
 Buffer CpuBackend::allocate(size_t bytes) {
   return Buffer::host(bytes);

@@ -1,0 +1,135 @@
+#include "engine/ops/attention.h"
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "engine/ops/check.h"
+
+namespace dlm::ops {
+namespace {
+
+constexpr std::string_view kOp = "attention";
+
+bool overlaps(const Tensor& a, const Tensor& b) {
+  if (a.numel() == 0 || b.numel() == 0 || a.device() != b.device()) return false;
+  const char* a_begin = static_cast<const char*>(a.data());
+  const char* b_begin = static_cast<const char*>(b.data());
+  return a_begin < b_begin + b.nbytes() && b_begin < a_begin + a.nbytes();
+}
+
+void check_params(const AttentionParams& params) {
+  const Visibility& visibility = params.visibility;
+  switch (visibility.kind) {
+    case VisibilityKind::Bidirectional:
+    case VisibilityKind::Causal:
+      break;
+    case VisibilityKind::BlockCausal:
+      DLM_CHECK(visibility.block_size > 0, "{}: block-causal visibility needs block_size > 0, got {}", kOp,
+                visibility.block_size);
+      break;
+    case VisibilityKind::SlidingWindow:
+      DLM_CHECK(visibility.window > 0, "{}: sliding-window visibility needs window > 0, got {}", kOp,
+                visibility.window);
+      break;
+    default:
+      fail("{}: unknown visibility kind {}", kOp, static_cast<int>(visibility.kind));
+  }
+  DLM_CHECK(std::isfinite(params.scale) && params.scale >= 0.0f,
+            "{}: scale must be finite and >= 0 (0: 1/sqrt(head_dim)), got {}", kOp, params.scale);
+  DLM_CHECK(std::isfinite(params.softcap) && params.softcap >= 0.0f,
+            "{}: softcap must be finite and >= 0 (0: off), got {}", kOp, params.softcap);
+}
+
+// Offsets never decrease and stay within [0, rows]; query offsets also run from 0 to rows exactly, so every
+// output row belongs to a sequence and is written.
+void check_offsets(std::string_view arg, const Tensor& offsets, int64_t rows, bool cover_all) {
+  const int32_t* o = offsets.data_as<int32_t>();
+  const int64_t count = offsets.dim(0);
+  if (cover_all) {
+    DLM_CHECK(o[0] == 0, "{}: {}[0] must be 0, got {}", kOp, arg, o[0]);
+    DLM_CHECK(o[count - 1] == rows, "{}: {}[{}] must equal the {} rows, got {}", kOp, arg, count - 1, rows,
+              o[count - 1]);
+  } else {
+    DLM_CHECK(o[0] >= 0, "{}: {}[0] must be >= 0, got {}", kOp, arg, o[0]);
+    DLM_CHECK(o[count - 1] <= rows, "{}: {}[{}] must be <= the {} rows, got {}", kOp, arg, count - 1, rows,
+              o[count - 1]);
+  }
+  for (int64_t b = 0; b + 1 < count; ++b) {
+    DLM_CHECK(o[b] <= o[b + 1], "{}: {} must not decrease, got {}[{}] = {} > {}[{}] = {}", kOp, arg, arg, b,
+              o[b], arg, b + 1, o[b + 1]);
+  }
+}
+
+void check_positions(std::string_view arg, const Tensor& positions) {
+  const int32_t* p = positions.data_as<int32_t>();
+  for (int64_t i = 0; i < positions.dim(0); ++i) {
+    DLM_CHECK(p[i] >= 0, "{}: {}[{}] must be >= 0, got {}", kOp, arg, i, p[i]);
+  }
+}
+
+// The checks that read the batch's contents; possible only where the batch lives on the host.
+void check_batch_contents(const AttentionBatch& batch, int64_t query_rows, int64_t key_rows) {
+  check_offsets("query_offsets", batch.query_offsets, query_rows, true);
+  check_offsets("key_offsets", batch.key_offsets, key_rows, false);
+  check_positions("query_positions", batch.query_positions);
+  check_positions("key_positions", batch.key_positions);
+}
+
+bool on_host(const AttentionBatch& batch) {
+  for (const Tensor* t :
+       {&batch.query_offsets, &batch.key_offsets, &batch.query_positions, &batch.key_positions}) {
+    if (t->device().kind != DeviceKind::Cpu) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void attention(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
+               const AttentionBatch& batch, const AttentionParams& params, const Tensor& out) {
+  check_operand(kOp, "q", q, backend, {DType::F32});
+  check_operand(kOp, "k", k, backend, {DType::F32});
+  check_operand(kOp, "v", v, backend, {DType::F32});
+  check_operand(kOp, "out", out, backend, {DType::F32});
+  check_rank(kOp, "q", q, 3);
+  check_rank(kOp, "k", k, 3);
+  check_rank(kOp, "v", v, 3);
+  const int64_t query_rows = q.dim(0);
+  const int64_t query_heads = q.dim(1);
+  const int64_t head_dim = q.dim(2);
+  const int64_t key_rows = k.dim(0);
+  const int64_t kv_heads = k.dim(1);
+  DLM_CHECK(head_dim > 0, "{}: q ({}) must have head_dim > 0", kOp, q.describe());
+  DLM_CHECK(query_heads > 0 && kv_heads > 0 && query_heads % kv_heads == 0,
+            "{}: q's {} heads must be a positive multiple of k's {} kv heads (q {}, k {})", kOp, query_heads,
+            kv_heads, q.describe(), k.describe());
+  DLM_CHECK(k.dim(2) == head_dim, "{}: k's head_dim must equal q's {}, got {}", kOp, head_dim, k.describe());
+  DLM_CHECK(v.dim(0) == key_rows && v.dim(1) == kv_heads, "{}: v must have shape [{},{},Dv] like k, got {}",
+            kOp, key_rows, kv_heads, v.describe());
+  check_shape(kOp, "out", out, Shape{query_rows, query_heads, v.dim(2)});
+  DLM_CHECK(
+      query_rows <= std::numeric_limits<int32_t>::max() && key_rows <= std::numeric_limits<int32_t>::max(),
+      "{}: {} query rows and {} key rows exceed the i32 offsets", kOp, query_rows, key_rows);
+  for (const auto& [arg, input] : {std::pair{"q", &q}, std::pair{"k", &k}, std::pair{"v", &v}}) {
+    DLM_CHECK(!overlaps(out, *input), "{}: out ({}) must not overlap {} ({})", kOp, out.describe(), arg,
+              input->describe());
+  }
+
+  check_operand(kOp, "query_offsets", batch.query_offsets, backend, {DType::I32});
+  check_operand(kOp, "key_offsets", batch.key_offsets, backend, {DType::I32});
+  check_operand(kOp, "query_positions", batch.query_positions, backend, {DType::I32});
+  check_operand(kOp, "key_positions", batch.key_positions, backend, {DType::I32});
+  check_rank(kOp, "query_offsets", batch.query_offsets, 1);
+  DLM_CHECK(batch.query_offsets.dim(0) >= 1, "{}: query_offsets must hold B+1 >= 1 entries, got {}", kOp,
+            batch.query_offsets.describe());
+  check_shape(kOp, "key_offsets", batch.key_offsets, batch.query_offsets.shape());
+  check_shape(kOp, "query_positions", batch.query_positions, Shape{query_rows});
+  check_shape(kOp, "key_positions", batch.key_positions, Shape{key_rows});
+  check_params(params);
+  if (on_host(batch)) check_batch_contents(batch, query_rows, key_rows);
+
+  backend.attention(q, k, v, batch, params, out);
+}
+
+}  // namespace dlm::ops

@@ -1,0 +1,26 @@
+#include "engine/ops/linear.h"
+
+#include "engine/ops/check.h"
+
+namespace dlm::ops {
+
+// x f32 [M,K]; weight f32/bf16/f16 [N,K]; bias f32/bf16/f16 [N]; out f32 [M,N], not overlapping x.
+void linear(Backend& backend, const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias,
+            const Tensor& out) {
+  constexpr std::string_view kOp = "linear";
+  check_operand(kOp, "x", x, backend, {DType::F32});
+  check_operand(kOp, "weight", weight, backend, {DType::F32, DType::BF16, DType::F16});
+  check_operand(kOp, "out", out, backend, {DType::F32});
+  check_rank(kOp, "x", x, 2);
+  check_rank(kOp, "weight", weight, 2);
+  DLM_CHECK(weight.dim(1) == x.dim(1), "linear: weight {} must have {} input features to match x {}",
+            weight.describe(), x.dim(1), x.describe());
+  if (bias) {
+    check_operand(kOp, "bias", *bias, backend, {DType::F32, DType::BF16, DType::F16});
+    check_shape(kOp, "bias", *bias, Shape{weight.dim(0)});
+  }
+  check_shape(kOp, "out", out, Shape{x.dim(0), weight.dim(0)});
+  backend.linear(x, weight, bias, out);
+}
+
+}  // namespace dlm::ops

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs the whole test suite: the release build (with the CUDA backend when nvcc is
+# present; GPU tests skip without a device), the same suite under AddressSanitizer + UBSan, and every
+# libFuzzer target for a bounded time. Exits non-zero on any failure.
+#   scripts/test.sh [--fuzz-seconds N] [--skip-sanitizers] [--skip-fuzz]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fuzz_seconds=20
+run_sanitizers=1
+run_fuzz=1
+while (($#)); do
+  case "$1" in
+    --fuzz-seconds) fuzz_seconds="$2"; shift 2 ;;
+    --skip-sanitizers) run_sanitizers=0; shift ;;
+    --skip-fuzz) run_fuzz=0; shift ;;
+    *) echo "test.sh: unknown option '$1'" >&2; exit 2 ;;
+  esac
+done
+
+jobs=$(nproc)
+scripts/setup.sh
+
+passed=0
+failed=0
+run_ctest() {  # build_dir label
+  local log
+  log=$(mktemp)
+  echo "== ctest ($2)" >&2
+  if ctest --test-dir "$1" -j"$jobs" --output-on-failure --timeout 600 2>&1 | tee "$log"; then :; fi
+  local line
+  line=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$log" | tail -1 || true)
+  if [[ -z "$line" ]]; then
+    echo "test.sh: ctest ($2) printed no summary" >&2
+    failed=$((failed + 1))
+  else
+    local total fails
+    total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line")
+    fails=$(sed -E 's/.* ([0-9]+) tests failed.*/\1/' <<<"$line")
+    passed=$((passed + total - fails))
+    failed=$((failed + fails))
+  fi
+  rm -f "$log"
+}
+
+echo "== build (release)" >&2
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$jobs"
+run_ctest build release
+
+if ((run_sanitizers)); then
+  echo "== build (AddressSanitizer + UBSan)" >&2
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDLM_SANITIZE=ON -DDLM_ENABLE_CUDA=OFF >/dev/null
+  cmake --build build-asan -j"$jobs"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 run_ctest build-asan asan+ubsan
+fi
+
+if ((run_fuzz)); then
+  echo "== fuzz (${fuzz_seconds}s per target)" >&2
+  if scripts/run_fuzzers.sh "$fuzz_seconds"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+  fi
+fi
+
+echo "suite: $passed passed, $failed failed"
+((failed == 0))
