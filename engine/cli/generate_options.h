@@ -1,0 +1,41 @@
+#pragma once
+// The flags of `dlm generate` and how they combine with a YAML run config: defaults < --config file < flags.
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/io/generation_config.h"
+
+namespace dlm::cli {
+
+struct GenerateFlags {
+  std::optional<std::string> config_file;
+  std::optional<std::string> model;
+  std::optional<std::string> prompts_file;
+  std::vector<std::string> prompts;  // -p, in order, after the file's prompts
+  std::optional<std::string> output;
+  std::optional<int64_t> gen_length, steps, block_length;
+  std::optional<double> temperature;
+  std::optional<std::string> remasking;
+  std::optional<uint64_t> seed;
+  int64_t batch_size = 8;
+  bool verbose = false;
+};
+
+struct GenerateOptions {
+  GenerationConfig config;
+  std::vector<std::string> prompts;  // -p prompts
+  int64_t batch_size = 8;
+  bool verbose = false;
+};
+
+// Registers the `generate` subcommand; its values land in `flags` when the command line is parsed.
+CLI::App* add_generate_command(CLI::App& app, GenerateFlags& flags);
+
+// Applies the precedence and checks the result: InputError for a bad config file, inconsistent settings, no
+// model, or no prompts.
+GenerateOptions resolve_generate_options(const GenerateFlags& flags);
+
+}  // namespace dlm::cli

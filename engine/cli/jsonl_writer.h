@@ -1,0 +1,27 @@
+#pragma once
+// JSON Lines output: one record per line, flushed as soon as it is written, so a killed run keeps every
+// finished record.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace dlm::cli {
+
+class JsonlWriter {
+ public:
+  // An empty path writes to standard output; otherwise the file is created or truncated. InputError naming
+  // the file when it cannot be opened.
+  explicit JsonlWriter(const std::string& path);
+  ~JsonlWriter();
+  JsonlWriter(const JsonlWriter&) = delete;
+  JsonlWriter& operator=(const JsonlWriter&) = delete;
+
+  void write(const nlohmann::ordered_json& record);  // Error naming the output when the write fails
+
+ private:
+  std::string name_;
+  std::FILE* file_ = nullptr;
+  bool owned_ = false;
+};
+
+}  // namespace dlm::cli

@@ -1,0 +1,238 @@
+// `dlm generate` end to end: the real binary on a tiny random-weight model written by dlm_make_tiny_model.
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+struct DlmRun {
+  int exit_code = -1;
+  std::string out, err;
+  std::vector<json> records() const {
+    std::vector<json> parsed;
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);)
+      parsed.push_back(json::parse(line));  // throws if invalid
+    return parsed;
+  }
+  // The records without their timings, which differ from run to run.
+  std::vector<json> untimed_records() const {
+    std::vector<json> parsed = records();
+    for (json& record : parsed) record.erase("seconds");
+    return parsed;
+  }
+  std::vector<std::vector<int>> token_ids() const {
+    std::vector<std::vector<int>> ids;
+    for (const json& record : records()) ids.push_back(record.at("token_ids").get<std::vector<int>>());
+    return ids;
+  }
+};
+
+std::string quote(const std::string& text) {
+  std::string quoted = "'";
+  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+class GenerateE2e : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path(DLM_E2E_WORK_DIR) / ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    ASSERT_TRUE(fs::exists(fs::path(DLM_E2E_MODEL_DIR) / "model.safetensors"))
+        << "the e2e_make_tiny_model fixture has not run";
+  }
+
+  std::string write(const std::string& name, const std::string& contents) const {
+    const std::string path = (dir_ / name).string();
+    std::ofstream(path, std::ios::binary) << contents;
+    return path;
+  }
+
+  // Runs dlm with the arguments, capturing stdout, stderr and the exit code.
+  DlmRun dlm(const std::vector<std::string>& args) const {
+    std::string command = quote(DLM_BINARY);
+    for (const std::string& arg : args) command.append(" ").append(quote(arg));
+    const fs::path out = dir_ / "stdout", err = dir_ / "stderr";
+    command += fmt::format(" >{} 2>{}", quote(out.string()), quote(err.string()));
+    const int status = std::system(command.c_str());
+    DlmRun run;
+    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    run.out = read(out);
+    run.err = read(err);
+    return run;
+  }
+
+  // `dlm generate` on the tiny model with a small schedule, plus the extra arguments.
+  DlmRun generate(const std::vector<std::string>& extra) const {
+    std::vector<std::string> args = {
+        "generate",       "--model", DLM_E2E_MODEL_DIR, "--gen-length", "16", "--steps", "8",
+        "--block-length", "8"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return dlm(args);
+  }
+
+  static std::string read(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+  fs::path dir_;
+};
+
+// One line on stderr, in the documented form.
+void expect_one_line_error(const DlmRun& run, const std::string& mentions) {
+  EXPECT_THAT(run.err, StartsWith("dlm: error: "));
+  EXPECT_THAT(run.err, HasSubstr(mentions));
+  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+  EXPECT_EQ(run.out, "");
+}
+
+const std::string kPrompts = "The river ran slowly past the old mill\n\nWhat is the capital?\n   \nA map\n";
+
+TEST_F(GenerateE2e, WritesOneValidRecordPerPrompt) {
+  const DlmRun run = generate({"--prompts", write("prompts.txt", kPrompts), "--seed", "5"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.err, "");
+  const std::vector<json> records = run.records();
+  ASSERT_EQ(records.size(), 3u);  // blank lines skipped
+  const std::vector<std::string> prompts = {"The river ran slowly past the old mill", "What is the capital?",
+                                            "A map"};
+  for (size_t i = 0; i < records.size(); ++i) {
+    const json& r = records[i];
+    EXPECT_EQ(r.at("id"), i);
+    EXPECT_EQ(r.at("prompt"), prompts[i]);
+    EXPECT_TRUE(r.at("text").is_string());
+    EXPECT_EQ(r.at("token_ids").size(), 16u);
+    for (const json& id : r.at("token_ids")) EXPECT_TRUE(id.is_number_integer() && id >= 0 && id < 512);
+    EXPECT_EQ(r.at("nfe"), 8);  // one forward per step: 16 masks over 8 steps commits 2 at every step
+    EXPECT_GE(r.at("seconds").get<double>(), 0.0);
+    EXPECT_EQ(r.at("settings"), json::parse(R"({"gen_length": 16, "steps": 8, "block_length": 8,
+                                              "temperature": 0.0, "remasking": "low_confidence", "seed": 5})"));
+  }
+}
+
+TEST_F(GenerateE2e, GreedyIsDeterministicAndBatchInvariant) {
+  const DlmRun batch = generate({"--prompts", write("prompts.txt", kPrompts)});
+  ASSERT_EQ(batch.exit_code, 0) << batch.err;
+  EXPECT_EQ(generate({"--prompts", write("prompts.txt", kPrompts)}).untimed_records(),
+            batch.untimed_records());
+  const auto batched = batch.token_ids();
+  // Each prompt alone, and the batch split differently, give the same tokens as the three together.
+  EXPECT_EQ(generate({"-p", "What is the capital?"}).token_ids()[0], batched[1]);
+  EXPECT_EQ(generate({"-p", "A map"}).token_ids()[0], batched[2]);
+  EXPECT_EQ(generate({"--prompts", write("prompts.txt", kPrompts), "--batch-size", "2"}).token_ids(),
+            batched);
+}
+
+TEST_F(GenerateE2e, SamplingIsReproducibleBySeed) {
+  auto sample = [&](const std::string& seed) {
+    const DlmRun run =
+        generate({"--prompts", write("prompts.txt", kPrompts), "--temperature", "1", "--seed", seed});
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    return run.token_ids();
+  };
+  const auto first = sample("7");
+  EXPECT_EQ(sample("7"), first);
+  EXPECT_NE(sample("8"), first);
+  // Reproducible per prompt, whatever else is in the batch.
+  const DlmRun alone = generate({"-p", "A map", "--temperature", "1", "--seed", "7"});
+  EXPECT_EQ(alone.token_ids()[0], first[2]);
+}
+
+TEST_F(GenerateE2e, AnOverlongPromptGetsAnErrorRecordAndTheOthersSucceed) {
+  std::string words;
+  for (int i = 0; i < 600; ++i) words += "river ";
+  const DlmRun run =
+      generate({"--prompts", write("prompts.txt", "A map\n" + words + "\nWhat is the capital?\n")});
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  const std::vector<json> records = run.records();
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[1].size(), 2u);
+  EXPECT_EQ(records[1].at("id"), 1);
+  EXPECT_THAT(records[1].at("error").get<std::string>(),
+              HasSubstr("exceeds the model's context of 512 positions"));
+  EXPECT_EQ(records[0].at("token_ids").size(), 16u);
+  EXPECT_EQ(records[2].at("token_ids").size(), 16u);
+}
+
+TEST_F(GenerateE2e, OutputFileHoldsTheSameRecords) {
+  const std::string out = (dir_ / "out.jsonl").string();
+  const DlmRun to_file = generate({"--prompts", write("prompts.txt", kPrompts), "--out", out});
+  ASSERT_EQ(to_file.exit_code, 0) << to_file.err;
+  EXPECT_EQ(to_file.out, "");
+  const DlmRun to_stdout = generate({"--prompts", write("prompts.txt", kPrompts)});
+  DlmRun from_file;
+  from_file.out = read(out);
+  EXPECT_EQ(from_file.untimed_records(), to_stdout.untimed_records());
+}
+
+TEST_F(GenerateE2e, FlagsOverrideTheRunConfig) {
+  const std::string config =
+      write("run.yaml", fmt::format("model: {}\nseed: 3\nsampler:\n  gen_length: 8\n"
+                                    "  steps: 4\n  block_length: 4\n  remasking: random\n",
+                                    DLM_E2E_MODEL_DIR));
+  const DlmRun run = dlm({"generate", "--config", config, "-p", "A map", "--steps", "8"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.records()[0].at("settings"),
+            json::parse(R"({"gen_length": 8, "steps": 8, "block_length": 4, "temperature": 0.0,
+                            "remasking": "random", "seed": 3})"));
+  const DlmRun bad = dlm({"generate", "--config", write("bad.yaml", "sampler:\n  stepz: 4\n"), "-p", "x"});
+  EXPECT_EQ(bad.exit_code, 2);
+  expect_one_line_error(bad, "stepz");
+}
+
+TEST_F(GenerateE2e, MalformedPromptsFileIsAUsageError) {
+  const DlmRun run = generate({"--prompts", write("prompts.txt", "fine\nbad \xff\xfe bytes\n")});
+  EXPECT_EQ(run.exit_code, 2);
+  expect_one_line_error(run, "prompts.txt:2: not valid UTF-8");
+}
+
+TEST_F(GenerateE2e, MissingModelDirectoryIsAUsageError) {
+  const std::string missing = (dir_ / "no_such_model").string();
+  const DlmRun run = dlm({"generate", "--model", missing, "-p", "hello"});
+  EXPECT_EQ(run.exit_code, 2);
+  expect_one_line_error(run, missing);
+}
+
+TEST_F(GenerateE2e, UnknownFlagIsAUsageError) {
+  const DlmRun run = generate({"-p", "hello", "--no-such-flag"});
+  EXPECT_EQ(run.exit_code, 2);
+  expect_one_line_error(run, "--no-such-flag");
+}
+
+TEST_F(GenerateE2e, InconsistentScheduleIsAUsageError) {
+  const DlmRun run = generate({"-p", "hello", "--steps", "3"});  // 2 blocks of 8: steps must be even
+  EXPECT_EQ(run.exit_code, 2);
+  expect_one_line_error(run, "sampler.steps");
+}
+
+TEST_F(GenerateE2e, HelpDescribesTheCommand) {
+  const DlmRun top = dlm({"--help"});
+  EXPECT_EQ(top.exit_code, 0);
+  EXPECT_THAT(top.out, HasSubstr("generate"));
+  EXPECT_THAT(top.out, HasSubstr("Exit codes"));
+  const DlmRun command = dlm({"generate", "--help"});
+  EXPECT_EQ(command.exit_code, 0);
+  for (const char* flag : {"--model", "--prompts", "--out", "--gen-length", "--steps", "--block-length",
+                           "--temperature", "--remasking", "--seed", "--config"}) {
+    EXPECT_THAT(command.out, HasSubstr(flag));
+  }
+}
+
+}  // namespace

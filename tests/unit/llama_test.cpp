@@ -1,0 +1,409 @@
+#include "backbones/llama.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <random>
+
+#include "backbones/llama_config.h"
+#include "engine/backend/cpu/cpu_backend.h"
+#include "engine/core/half.h"
+#include "engine/io/hf_config.h"
+
+namespace dlm {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// GQA (4 query heads share 2 KV heads), an intermediate width unlike the hidden one, several layers.
+LlamaConfig tiny_config() {
+  LlamaConfig c;
+  c.vocab_size = 23;
+  c.hidden_size = 16;
+  c.intermediate_size = 24;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 4;
+  c.max_position_embeddings = 64;
+  c.rope_theta = 10000.0;
+  c.rms_norm_eps = 1e-5f;
+  return c;
+}
+
+// Named f32 parameters, kept as plain vectors so the reference below can read them too.
+struct Parameter {
+  std::string name;
+  Shape shape;
+  std::vector<float> values;
+};
+
+struct Parameters {
+  std::vector<Parameter> list;
+
+  const std::vector<float>& get(const std::string& name) const { return find(name).values; }
+  Parameter& find(const std::string& name) {
+    return const_cast<Parameter&>(static_cast<const Parameters&>(*this).find(name));
+  }
+  const Parameter& find(const std::string& name) const {
+    for (const Parameter& p : list) {
+      if (p.name == name) return p;
+    }
+    throw std::runtime_error("no parameter " + name);
+  }
+  void remove(const std::string& name) {
+    std::erase_if(list, [&](const Parameter& p) { return p.name == name; });
+  }
+  void add(const std::string& name, Shape shape, std::mt19937& rng, float mean, float std) {
+    std::normal_distribution<float> normal(mean, std);
+    std::vector<float> values(static_cast<size_t>(shape.numel()));
+    for (float& v : values) v = normal(rng);
+    list.push_back({name, shape, std::move(values)});
+  }
+};
+
+Parameters random_parameters(const LlamaConfig& c, uint32_t seed) {
+  std::mt19937 rng(seed);
+  Parameters p;
+  const int64_t q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
+  p.add("model.embed_tokens.weight", Shape{c.vocab_size, c.hidden_size}, rng, 0.0f, 1.0f);
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string l = fmt::format("model.layers.{}.", i);
+    // Norm weights away from 1, so a norm that ignored its weight would show.
+    p.add(l + "input_layernorm.weight", Shape{c.hidden_size}, rng, 1.0f, 0.2f);
+    p.add(l + "self_attn.q_proj.weight", Shape{q, c.hidden_size}, rng, 0.0f, 0.3f);
+    p.add(l + "self_attn.k_proj.weight", Shape{kv, c.hidden_size}, rng, 0.0f, 0.3f);
+    p.add(l + "self_attn.v_proj.weight", Shape{kv, c.hidden_size}, rng, 0.0f, 0.3f);
+    p.add(l + "self_attn.o_proj.weight", Shape{c.hidden_size, q}, rng, 0.0f, 0.3f);
+    p.add(l + "post_attention_layernorm.weight", Shape{c.hidden_size}, rng, 1.0f, 0.2f);
+    p.add(l + "mlp.gate_proj.weight", Shape{c.intermediate_size, c.hidden_size}, rng, 0.0f, 0.3f);
+    p.add(l + "mlp.up_proj.weight", Shape{c.intermediate_size, c.hidden_size}, rng, 0.0f, 0.3f);
+    p.add(l + "mlp.down_proj.weight", Shape{c.hidden_size, c.intermediate_size}, rng, 0.0f, 0.3f);
+  }
+  p.add("model.norm.weight", Shape{c.hidden_size}, rng, 1.0f, 0.2f);
+  p.add("lm_head.weight", Shape{c.vocab_size, c.hidden_size}, rng, 0.0f, 0.3f);
+  return p;
+}
+
+// A scalar, double-precision implementation of Hugging Face's LlamaModel equations for one sequence
+// (RMSNorm, rotate_half RoPE, repeat_kv GQA, softmax(QK^T/sqrt(d))V, SwiGLU), written independently of the op
+// layer. Returns logits [T][vocab].
+std::vector<std::vector<double>> reference_logits(const LlamaConfig& c, const Parameters& p,
+                                                  const std::vector<int32_t>& ids, bool causal) {
+  using Matrix = std::vector<std::vector<double>>;
+  const int64_t T = static_cast<int64_t>(ids.size()), D = c.hidden_size, hd = c.head_dim;
+  auto linear = [](const Matrix& x, const std::vector<float>& w, int64_t out) {
+    Matrix y(x.size(), std::vector<double>(static_cast<size_t>(out)));
+    const size_t in = x[0].size();
+    for (size_t t = 0; t < x.size(); ++t) {
+      for (int64_t o = 0; o < out; ++o) {
+        double sum = 0;
+        for (size_t i = 0; i < in; ++i) sum += x[t][i] * w[static_cast<size_t>(o) * in + i];
+        y[t][static_cast<size_t>(o)] = sum;
+      }
+    }
+    return y;
+  };
+  auto rms_norm = [&](const Matrix& x, const std::vector<float>& w) {
+    Matrix y = x;
+    for (auto& row : y) {
+      double mean_square = 0;
+      for (double v : row) mean_square += v * v / static_cast<double>(row.size());
+      const double scale = 1.0 / std::sqrt(mean_square + c.rms_norm_eps);
+      for (size_t i = 0; i < row.size(); ++i) row[i] *= scale * w[i];
+    }
+    return y;
+  };
+  auto rope = [&](Matrix& x, int64_t heads) {
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t h = 0; h < heads; ++h) {
+        double* v = x[static_cast<size_t>(t)].data() + h * hd;
+        for (int64_t i = 0; i < hd / 2; ++i) {
+          const double freq = std::pow(c.rope_theta, -2.0 * static_cast<double>(i) / static_cast<double>(hd));
+          const double cos = std::cos(static_cast<double>(t) * freq),
+                       sin = std::sin(static_cast<double>(t) * freq);
+          const double a = v[i], b = v[i + hd / 2];
+          v[i] = a * cos - b * sin;
+          v[i + hd / 2] = b * cos + a * sin;
+        }
+      }
+    }
+  };
+
+  const auto& embed = p.get("model.embed_tokens.weight");
+  Matrix h(static_cast<size_t>(T), std::vector<double>(static_cast<size_t>(D)));
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t d = 0; d < D; ++d) h[t][d] = embed[static_cast<size_t>(ids[t] * D + d)];
+  }
+  const int64_t group = c.num_attention_heads / c.num_key_value_heads;
+  for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
+    const std::string l = fmt::format("model.layers.{}.", layer);
+    Matrix x = rms_norm(h, p.get(l + "input_layernorm.weight"));
+    Matrix q = linear(x, p.get(l + "self_attn.q_proj.weight"), c.num_attention_heads * hd);
+    Matrix k = linear(x, p.get(l + "self_attn.k_proj.weight"), c.num_key_value_heads * hd);
+    Matrix v = linear(x, p.get(l + "self_attn.v_proj.weight"), c.num_key_value_heads * hd);
+    rope(q, c.num_attention_heads);
+    rope(k, c.num_key_value_heads);
+    Matrix attention(static_cast<size_t>(T),
+                     std::vector<double>(static_cast<size_t>(c.num_attention_heads * hd)));
+    for (int64_t head = 0; head < c.num_attention_heads; ++head) {
+      const int64_t kv_head = head / group;
+      for (int64_t i = 0; i < T; ++i) {
+        std::vector<double> scores;
+        for (int64_t j = 0; j < T; ++j) {
+          double s = 0;
+          for (int64_t d = 0; d < hd; ++d) s += q[i][head * hd + d] * k[j][kv_head * hd + d];
+          scores.push_back(causal && j > i ? -INFINITY : s / std::sqrt(static_cast<double>(hd)));
+        }
+        const double max = *std::max_element(scores.begin(), scores.end());
+        double total = 0;
+        for (double& s : scores) total += (s = std::exp(s - max));
+        for (int64_t j = 0; j < T; ++j) {
+          for (int64_t d = 0; d < hd; ++d)
+            attention[i][head * hd + d] += scores[j] / total * v[j][kv_head * hd + d];
+        }
+      }
+    }
+    Matrix o = linear(attention, p.get(l + "self_attn.o_proj.weight"), D);
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t d = 0; d < D; ++d) h[t][d] += o[t][d];
+    }
+    x = rms_norm(h, p.get(l + "post_attention_layernorm.weight"));
+    Matrix gate = linear(x, p.get(l + "mlp.gate_proj.weight"), c.intermediate_size);
+    Matrix up = linear(x, p.get(l + "mlp.up_proj.weight"), c.intermediate_size);
+    for (size_t t = 0; t < gate.size(); ++t) {
+      for (size_t i = 0; i < gate[t].size(); ++i)
+        gate[t][i] = gate[t][i] / (1.0 + std::exp(-gate[t][i])) * up[t][i];
+    }
+    Matrix down = linear(gate, p.get(l + "mlp.down_proj.weight"), D);
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t d = 0; d < D; ++d) h[t][d] += down[t][d];
+    }
+  }
+  return linear(rms_norm(h, p.get("model.norm.weight")), p.get("lm_head.weight"), c.vocab_size);
+}
+
+class LlamaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() / fmt::format("dlm_llama_{}_{}", ::getpid(), info->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Writes the parameters as one safetensors file, in f32 or bf16. A parameter whose shape was changed is
+  // written with its values truncated or zero-padded to the new shape.
+  std::string write(const Parameters& p, DType dtype = DType::F32) {
+    std::vector<HostTensor> storage;
+    std::vector<NamedTensor> named;
+    for (const Parameter& parameter : p.list) {
+      std::vector<float> values = parameter.values;
+      values.resize(static_cast<size_t>(parameter.shape.numel()));
+      if (dtype == DType::F32) {
+        storage.push_back(HostTensor::from(parameter.shape, values));
+      } else {
+        storage.emplace_back(DType::BF16, parameter.shape);
+        auto* bits = static_cast<uint16_t*>(storage.back().tensor().data());
+        for (size_t j = 0; j < values.size(); ++j) bits[j] = f32_to_bf16(values[j]);
+      }
+    }
+    for (size_t i = 0; i < p.list.size(); ++i) named.push_back({p.list[i].name, storage[i].tensor()});
+    const std::string path = (dir_ / "model.safetensors").string();
+    write_safetensors(path, named);
+    return path;
+  }
+
+  LlamaModel model(const Parameters& p, DType dtype = DType::F32) {
+    return LlamaModel(backend_, config_, Checkpoint::open(write(p, dtype)), "tiny");
+  }
+
+  // Logits of every row of one forward, as doubles.
+  static std::vector<std::vector<float>> rows_of(const Tensor& logits) {
+    std::vector<std::vector<float>> rows;
+    const float* data = logits.data_as<float>();
+    for (int64_t r = 0; r < logits.dim(0); ++r)
+      rows.emplace_back(data + r * logits.dim(1), data + (r + 1) * logits.dim(1));
+    return rows;
+  }
+
+  static ForwardBatch batch_of(const std::vector<std::vector<int32_t>>& sequences, Visibility visibility) {
+    ForwardBatch batch;
+    for (const auto& ids : sequences) batch.add_sequence(ids);
+    for (int32_t row = 0; row < batch.tokens(); ++row) batch.logit_rows.push_back(row);
+    batch.visibility = visibility;
+    return batch;
+  }
+
+  CpuBackend backend_{2};
+  LlamaConfig config_ = tiny_config();
+  fs::path dir_;
+};
+
+TEST_F(LlamaTest, MatchesAScalarReferenceOfTheLlamaEquations) {
+  const Parameters p = random_parameters(config_, 1);
+  LlamaModel llama = model(p);
+  const std::vector<int32_t> ids = {3, 17, 0, 22, 9, 9, 4};
+  for (bool causal : {false, true}) {
+    const auto expected = reference_logits(config_, p, ids, causal);
+    const auto got =
+        rows_of(llama.forward(batch_of({ids}, causal ? Visibility::causal() : Visibility::bidirectional())));
+    ASSERT_EQ(got.size(), ids.size());
+    for (size_t t = 0; t < ids.size(); ++t) {
+      for (int64_t v = 0; v < config_.vocab_size; ++v) {
+        ASSERT_NEAR(got[t][v], expected[t][v], 2e-4) << "causal " << causal << " row " << t << " token " << v;
+      }
+    }
+  }
+}
+
+TEST_F(LlamaTest, BatchOfTwoSequencesEqualsEachAlone) {
+  LlamaModel llama = model(random_parameters(config_, 2));
+  const std::vector<int32_t> a = {1, 2, 3, 4, 5}, b = {7, 8, 9};
+  const auto alone_a = rows_of(llama.forward(batch_of({a}, Visibility::bidirectional())));
+  const auto alone_b = rows_of(llama.forward(batch_of({b}, Visibility::bidirectional())));
+  const auto together = rows_of(llama.forward(batch_of({a, b}, Visibility::bidirectional())));
+  ASSERT_EQ(together.size(), a.size() + b.size());
+  for (size_t t = 0; t < a.size(); ++t) EXPECT_EQ(together[t], alone_a[t]) << "row " << t;
+  for (size_t t = 0; t < b.size(); ++t) EXPECT_EQ(together[a.size() + t], alone_b[t]) << "row " << t;
+}
+
+TEST_F(LlamaTest, CausalAndBidirectionalDiffer) {
+  LlamaModel llama = model(random_parameters(config_, 3));
+  const std::vector<int32_t> ids = {4, 11, 6, 19};
+  const auto bidirectional = rows_of(llama.forward(batch_of({ids}, Visibility::bidirectional())));
+  const auto causal = rows_of(llama.forward(batch_of({ids}, Visibility::causal())));
+  // The first position sees only itself under the causal rule, and every position otherwise.
+  EXPECT_NE(causal[0], bidirectional[0]);
+
+  // Causal rows do not depend on later tokens; bidirectional ones do.
+  std::vector<int32_t> changed = ids;
+  changed.back() = 20;
+  const auto causal_changed = rows_of(llama.forward(batch_of({changed}, Visibility::causal())));
+  const auto bidirectional_changed = rows_of(llama.forward(batch_of({changed}, Visibility::bidirectional())));
+  for (size_t t = 0; t + 1 < ids.size(); ++t) {
+    EXPECT_EQ(causal_changed[t], causal[t]) << "row " << t;
+    EXPECT_NE(bidirectional_changed[t], bidirectional[t]) << "row " << t;
+  }
+}
+
+TEST_F(LlamaTest, RequestedRowsEqualTheSameRowsOfTheFullOutput) {
+  LlamaModel llama = model(random_parameters(config_, 4));
+  ForwardBatch batch = batch_of({{1, 2, 3, 4}, {5, 6, 7}}, Visibility::bidirectional());
+  const auto full = rows_of(llama.forward(batch));
+  batch.logit_rows = {5, 0, 3};  // any subset, in any order
+  const auto some = rows_of(llama.forward(batch));
+  ASSERT_EQ(some.size(), 3u);
+  EXPECT_EQ(some[0], full[5]);
+  EXPECT_EQ(some[1], full[0]);
+  EXPECT_EQ(some[2], full[3]);
+
+  batch.logit_rows.clear();
+  EXPECT_EQ(llama.forward(batch).dim(0), 0);
+}
+
+TEST_F(LlamaTest, Bf16WeightsAreCloseToF32) {
+  const Parameters p = random_parameters(config_, 5);
+  const std::vector<int32_t> ids = {2, 4, 8, 16};
+  const auto f32 = rows_of(model(p, DType::F32).forward(batch_of({ids}, Visibility::bidirectional())));
+  const auto bf16 = rows_of(model(p, DType::BF16).forward(batch_of({ids}, Visibility::bidirectional())));
+  double max_diff = 0;
+  for (size_t t = 0; t < ids.size(); ++t) {
+    for (int64_t v = 0; v < config_.vocab_size; ++v)
+      max_diff = std::max<double>(max_diff, std::abs(f32[t][v] - bf16[t][v]));
+  }
+  EXPECT_GT(max_diff, 0.0);  // the weights really were rounded
+  EXPECT_LT(max_diff, 0.1);  // bf16 keeps 8 bits of mantissa
+}
+
+TEST_F(LlamaTest, RejectsTokenIdsAndPositionsOutsideTheModel) {
+  LlamaModel llama = model(random_parameters(config_, 6));
+  EXPECT_THROW(llama.forward(batch_of({{1, 23}}, Visibility::bidirectional())), InputError);
+  ForwardBatch batch = batch_of({{1, 2}}, Visibility::bidirectional());
+  batch.positions[1] = 64;
+  EXPECT_THROW(llama.forward(batch), InputError);
+}
+
+std::string load_error(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const InputError& error) {
+    return error.what();
+  }
+  ADD_FAILURE() << "no InputError";
+  return "";
+}
+
+TEST_F(LlamaTest, LoaderReportsEveryMissingAndMismatchedTensorAtOnce) {
+  Parameters p = random_parameters(config_, 7);
+  // Drop two tensors and give a third the wrong shape.
+  p.remove("lm_head.weight");
+  p.remove("model.layers.1.mlp.up_proj.weight");
+  p.find("model.layers.0.self_attn.k_proj.weight").shape = Shape{16, 8};
+  const std::string error = load_error([&] { model(p); });
+  EXPECT_THAT(
+      error,
+      AllOf(HasSubstr("3 weight problems"), HasSubstr("lm_head.weight: missing (expected shape [23,16])"),
+            HasSubstr("model.layers.1.mlp.up_proj.weight: missing (expected shape [24,16])"),
+            HasSubstr("model.layers.0.self_attn.k_proj.weight: expected shape [8,16], got [16,8]")));
+}
+
+TEST_F(LlamaTest, TiedEmbeddingsNeedNoLmHead) {
+  Parameters p = random_parameters(config_, 8);
+  p.remove("lm_head.weight");
+  config_.tie_word_embeddings = true;
+  LlamaModel llama = model(p);
+  // The reference with the embedding table as the LM head.
+  p.list.push_back(
+      {"lm_head.weight", Shape{config_.vocab_size, config_.hidden_size}, p.get("model.embed_tokens.weight")});
+  const std::vector<int32_t> ids = {1, 2, 5};
+  const auto expected = reference_logits(config_, p, ids, false);
+  const auto got = rows_of(llama.forward(batch_of({ids}, Visibility::bidirectional())));
+  for (size_t t = 0; t < ids.size(); ++t) {
+    for (int64_t v = 0; v < config_.vocab_size; ++v) ASSERT_NEAR(got[t][v], expected[t][v], 2e-4);
+  }
+}
+
+TEST(LlamaConfig, ReadsHuggingFaceKeysAndDefaults) {
+  const LlamaConfig c = LlamaConfig::from_hf(HfConfig::parse(R"({
+    "model_type": "llama", "vocab_size": 100, "hidden_size": 32, "intermediate_size": 64,
+    "num_hidden_layers": 3, "num_attention_heads": 4, "max_position_embeddings": 128,
+    "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0}, "rms_norm_eps": 1e-5,
+    "attention_bias": true})",
+                                                             "config.json"));
+  EXPECT_EQ(c.num_key_value_heads, 4);  // transformers' default: no GQA
+  EXPECT_EQ(c.head_dim, 8);             // hidden_size / num_attention_heads
+  EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
+  EXPECT_FLOAT_EQ(c.rms_norm_eps, 1e-5f);
+  EXPECT_TRUE(c.attention_bias);
+  EXPECT_FALSE(c.mlp_bias);
+  EXPECT_FALSE(c.tie_word_embeddings);
+}
+
+TEST(LlamaConfig, RejectsWhatTheBackboneDoesNotImplement) {
+  const std::string base = R"("vocab_size": 100, "hidden_size": 32, "intermediate_size": 64,
+    "num_hidden_layers": 3, "num_attention_heads": 4, "max_position_embeddings": 128)";
+  auto error = [&](const std::string& extra) {
+    return load_error(
+        [&] { LlamaConfig::from_hf(HfConfig::parse("{" + base + extra + "}", "config.json")); });
+  };
+  EXPECT_THAT(error(R"(, "rope_scaling": {"type": "linear", "factor": 2.0})"),
+              HasSubstr("RoPE type 'linear'"));
+  EXPECT_THAT(error(R"(, "hidden_act": "gelu")"), HasSubstr("hidden_act 'gelu'"));
+  EXPECT_THAT(error(R"(, "num_key_value_heads": 3)"), HasSubstr("not a multiple of num_key_value_heads 3"));
+  EXPECT_THAT(error(R"(, "head_dim": 0)"), HasSubstr("'head_dim' must be positive"));
+  EXPECT_THAT(
+      load_error([&] { LlamaConfig::from_hf(HfConfig::parse(R"({"vocab_size": 100})", "config.json")); }),
+      HasSubstr("config.json"));
+}
+
+}  // namespace
+}  // namespace dlm
