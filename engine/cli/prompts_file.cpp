@@ -4,7 +4,7 @@
 
 #include "engine/core/error.h"
 #include "engine/io/text_file.h"
-#include "engine/tokenizer/utf8.h"
+#include "engine/core/utf8.h"
 
 namespace dlm::cli {
 

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "engine/core/error.h"
+#include "engine/core/utf8.h"
 #include "engine/io/text_file.h"
 
 namespace dlm {
@@ -29,19 +30,19 @@ struct Location {
 void check_characters(const std::string& source, std::string_view text) {
   size_t offset = 0;
   while (offset < text.size()) {
-    std::optional<CodePoint> point = decode_utf8(text, offset);
+    size_t length = utf8_sequence_length(text, offset);
     auto line = [&] {
       return std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(offset), '\n') + 1;
     };
-    if (!point) fail_input("{}: invalid UTF-8 at byte {} (line {})", source, offset, line());
-    char32_t c = point->value;
+    if (length == 0) fail_input("{}: invalid UTF-8 at byte {} (line {})", source, offset, line());
+    char32_t c = decode_utf8_at(text, offset, length);
     bool printable = c == 0x9 || c == 0xa || c == 0xd || (c >= 0x20 && c <= 0x7e) || c == 0x85 ||
                      (c >= 0xa0 && c <= 0xfffd) || c >= 0x10000;
     if (!printable) {
       fail_input("{}: character U+{:04X} at byte {} (line {}) is not allowed in YAML", source,
                  static_cast<uint32_t>(c), offset, line());
     }
-    offset += point->length;
+    offset += length;
   }
 }
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "engine/tokenizer/split_regex.h"
-#include "engine/tokenizer/utf8.h"
+#include "engine/core/utf8.h"
 
 namespace dlm {
 namespace {

@@ -1,5 +1,7 @@
 // Reads the byte-level BPE formats that predate tokenizer.json: tiktoken rank files and GPT-2's
 // encoder.json + vocab.bpe.
+#include <functional>
+
 #include "engine/core/error.h"
 #include "engine/io/json_parse.h"
 #include "engine/io/text_file.h"
@@ -50,6 +52,17 @@ std::vector<AddedToken> special_added_tokens(const std::vector<std::pair<std::st
   return added;
 }
 
+// Calls visit(line_number, line) for each line of text (1-based numbers, without the '\n').
+void for_each_line(std::string_view text, const std::function<void(size_t, std::string_view)>& visit) {
+  size_t line_number = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    visit(++line_number, text.substr(pos, end - pos));
+    pos = end + 1;
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<BpeTokenizer> load_tiktoken(
@@ -57,14 +70,8 @@ std::unique_ptr<BpeTokenizer> load_tiktoken(
     const std::vector<std::pair<std::string, int32_t>>& special_tokens) {
   std::string text = read_text_file(path.string());
   std::vector<std::optional<std::string>> token_bytes;
-  size_t line_number = 0;
-  for (size_t pos = 0; pos < text.size();) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string_view line(text.data() + pos, end - pos);
-    pos = end + 1;
-    ++line_number;
-    if (line.empty()) continue;
+  for_each_line(text, [&](size_t line_number, std::string_view line) {
+    if (line.empty()) return;
     size_t space = line.find(' ');
     std::optional<std::string> bytes;
     int64_t rank = -1;
@@ -83,7 +90,7 @@ std::unique_ptr<BpeTokenizer> load_tiktoken(
     if (static_cast<size_t>(rank) >= token_bytes.size()) token_bytes.resize(rank + 1);
     if (token_bytes[rank]) fail_input("{}:{}: rank {} appears twice", path.string(), line_number, rank);
     token_bytes[rank] = std::move(bytes);
-  }
+  });
   if (token_bytes.empty()) fail_input("{}: no ranks", path.string());
 
   BpeOptions options;
@@ -112,21 +119,15 @@ std::unique_ptr<BpeTokenizer> load_gpt2_bpe(
 
   std::string text = read_text_file(vocab_bpe.string());
   std::vector<std::pair<std::string, std::string>> merges;
-  size_t line_number = 0;
-  for (size_t pos = 0; pos < text.size();) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string_view line(text.data() + pos, end - pos);
-    pos = end + 1;
-    ++line_number;
-    if (line.empty() || (line_number == 1 && line.starts_with("#version"))) continue;
+  for_each_line(text, [&](size_t line_number, std::string_view line) {
+    if (line.empty() || (line_number == 1 && line.starts_with("#version"))) return;
     size_t space = line.find(' ');
     if (space == std::string_view::npos || line.find(' ', space + 1) != std::string_view::npos) {
       fail_input("{}:{}: expected two tokens separated by one space, got '{}'", vocab_bpe.string(),
                  line_number, line);
     }
     merges.emplace_back(line.substr(0, space), line.substr(space + 1));
-  }
+  });
   BpeModel model = vocab.build(merges, BpeOptions{}, false);
   PreTokenizer pre_tokenizer;
   pre_tokenizer.add_split(SplitRegex(kGpt2Pattern, RegexDialect::Tiktoken), SplitBehavior::Isolated, false);

@@ -5,7 +5,7 @@
 #include "engine/core/error.h"
 #include "engine/tokenizer/byte_level.h"
 #include "engine/tokenizer/unicode_nfc.h"
-#include "engine/tokenizer/utf8.h"
+#include "engine/core/utf8.h"
 
 namespace dlm {
 namespace {

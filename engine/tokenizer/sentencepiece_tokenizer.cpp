@@ -3,7 +3,7 @@
 #include <sentencepiece_processor.h>
 
 #include "engine/core/error.h"
-#include "engine/tokenizer/utf8.h"
+#include "engine/core/utf8.h"
 
 namespace dlm {
 namespace {

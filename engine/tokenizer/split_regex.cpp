@@ -4,7 +4,7 @@
 #include <pcre2.h>
 
 #include "engine/core/error.h"
-#include "engine/tokenizer/utf8.h"
+#include "engine/core/utf8.h"
 
 namespace dlm {
 namespace {

@@ -9,22 +9,13 @@
 #include <functional>
 
 #include "engine/core/error.h"
+#include "tests/unit/input_error.h"
 
 namespace dlm {
 namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const InputError& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected an InputError";
-  return "";
-}
 
 // Shaped like a real LLaDA / Llama config.json.
 constexpr const char* kConfig = R"({
@@ -77,9 +68,9 @@ TEST(HfConfig, AbsentAndNullKeys) {
   EXPECT_THAT(config.keys(), ::testing::Contains("num_key_value_heads"));
   EXPECT_EQ(config.keys().size(), 16u);
 
-  EXPECT_EQ(error_of([&] { config.required<int>("intermediate_size"); }),
+  EXPECT_EQ(input_error_of([&] { config.required<int>("intermediate_size"); }),
             "config.json: key 'intermediate_size' is required but missing");
-  EXPECT_EQ(error_of([&] { config.required<int>("num_key_value_heads"); }),
+  EXPECT_EQ(input_error_of([&] { config.required<int>("num_key_value_heads"); }),
             "config.json: key 'num_key_value_heads' is required but null");
 }
 
@@ -88,27 +79,27 @@ TEST(HfConfig, TypeErrorsNameFileKeyAndType) {
                                         "rope_theta": "1e4", "tie_word_embeddings": 1, "name": 7,
                                         "eos": [1, "2"], "ids": 5})",
                                     "config.json");
-  EXPECT_EQ(error_of([&] { config.required<int>("num_attention_heads"); }),
+  EXPECT_EQ(input_error_of([&] { config.required<int>("num_attention_heads"); }),
             "config.json: key 'num_attention_heads' must be an integer, got string \"32\"");
-  EXPECT_EQ(error_of([&] { config.required<int64_t>("max_position_embeddings"); }),
+  EXPECT_EQ(input_error_of([&] { config.required<int64_t>("max_position_embeddings"); }),
             "config.json: key 'max_position_embeddings' must be an integer, got float 4096.0");
-  EXPECT_EQ(error_of([&] { config.optional<double>("rope_theta"); }),
+  EXPECT_EQ(input_error_of([&] { config.optional<double>("rope_theta"); }),
             "config.json: key 'rope_theta' must be a number, got string \"1e4\"");
-  EXPECT_EQ(error_of([&] { config.value_or<bool>("tie_word_embeddings", true); }),
+  EXPECT_EQ(input_error_of([&] { config.value_or<bool>("tie_word_embeddings", true); }),
             "config.json: key 'tie_word_embeddings' must be a boolean, got integer 1");
-  EXPECT_EQ(error_of([&] { config.required<std::string>("name"); }),
+  EXPECT_EQ(input_error_of([&] { config.required<std::string>("name"); }),
             "config.json: key 'name' must be a string, got integer 7");
-  EXPECT_EQ(error_of([&] { config.required<std::vector<int64_t>>("eos"); }),
+  EXPECT_EQ(input_error_of([&] { config.required<std::vector<int64_t>>("eos"); }),
             "config.json: key 'eos'[1] must be an integer, got string \"2\"");
-  EXPECT_EQ(error_of([&] { config.required<std::vector<int64_t>>("ids"); }),
+  EXPECT_EQ(input_error_of([&] { config.required<std::vector<int64_t>>("ids"); }),
             "config.json: key 'ids' must be an array of integers, got integer 5");
 }
 
 TEST(HfConfig, IntegerRanges) {
   HfConfig config = HfConfig::parse(kConfig, "config.json");
-  EXPECT_EQ(error_of([&] { config.required<int>("big"); }),
+  EXPECT_EQ(input_error_of([&] { config.required<int>("big"); }),
             "config.json: key 'big' = 3000000000 is out of range for a 32-bit integer");
-  EXPECT_THAT(error_of([&] { config.required<int64_t>("huge"); }),
+  EXPECT_THAT(input_error_of([&] { config.required<int64_t>("huge"); }),
               HasSubstr("key 'huge' = 18446744073709551615 is out of range for a 64-bit integer"));
 }
 
@@ -119,7 +110,7 @@ TEST(HfConfig, IntOrIntList) {
   EXPECT_EQ(config.optional_int_list("many"), (std::vector<int64_t>{1, 2, 3}));
   EXPECT_EQ(config.optional_int_list("none"), std::nullopt);
   EXPECT_EQ(config.optional_int_list("absent"), std::nullopt);
-  EXPECT_EQ(error_of([&] { config.optional_int_list("bad"); }),
+  EXPECT_EQ(input_error_of([&] { config.optional_int_list("bad"); }),
             "generation_config.json: key 'bad' must be an integer or an array of integers, got string \"x\"");
 }
 
@@ -129,32 +120,33 @@ TEST(HfConfig, NestedObjectsNameTheFullKey) {
   EXPECT_EQ(rope.required<std::string>("rope_type"), "llama3");
   EXPECT_EQ(rope.required<double>("factor"), 8.0);
   EXPECT_EQ(rope.source(), "config.json");
-  EXPECT_EQ(error_of([&] { rope.required<double>("low_freq_factor"); }),
+  EXPECT_EQ(input_error_of([&] { rope.required<double>("low_freq_factor"); }),
             "config.json: key 'rope_scaling.low_freq_factor' is required but missing");
   HfConfig text = *config.optional_object("text_config");
   EXPECT_EQ(text.required<int>("num_hidden_layers"), 2);
-  EXPECT_EQ(error_of([&] { text.required<int>("hidden_size"); }),
+  EXPECT_EQ(input_error_of([&] { text.required<int>("hidden_size"); }),
             "config.json: key 'text_config.hidden_size' must be an integer, got string \"wide\"");
   EXPECT_EQ(config.optional_object("vision_config"), std::nullopt);
   EXPECT_EQ(config.optional_object("num_key_value_heads"), std::nullopt);  // null
-  EXPECT_EQ(error_of([&] { config.object("hidden_size"); }),
+  EXPECT_EQ(input_error_of([&] { config.object("hidden_size"); }),
             "config.json: key 'hidden_size' must be an object, got integer 4096");
-  EXPECT_EQ(error_of([&] { config.object("vision_config"); }),
+  EXPECT_EQ(input_error_of([&] { config.object("vision_config"); }),
             "config.json: key 'vision_config' is required but missing");
 }
 
 TEST(HfConfig, MalformedJson) {
-  EXPECT_THAT(error_of([] { HfConfig::parse(R"({"a": 1,})", "config.json"); }),
+  EXPECT_THAT(input_error_of([] { HfConfig::parse(R"({"a": 1,})", "config.json"); }),
               AllOf(HasSubstr("config.json: invalid JSON"), HasSubstr("line 1")));
-  EXPECT_EQ(error_of([] { HfConfig::parse("[1]", "config.json"); }),
+  EXPECT_EQ(input_error_of([] { HfConfig::parse("[1]", "config.json"); }),
             "config.json: must be a JSON object, got array");
-  EXPECT_EQ(error_of([] { HfConfig::parse(R"({"a": 1, "a": 2})", "config.json"); }),
+  EXPECT_EQ(input_error_of([] { HfConfig::parse(R"({"a": 1, "a": 2})", "config.json"); }),
             "config.json: duplicate key 'a'");
-  EXPECT_EQ(error_of([] { HfConfig::parse(R"({"a": {"b": 1, "b": 1}})", "config.json"); }),
+  EXPECT_EQ(input_error_of([] { HfConfig::parse(R"({"a": {"b": 1, "b": 1}})", "config.json"); }),
             "config.json: duplicate key 'b'");
   EXPECT_NO_THROW(HfConfig::parse(R"({"a": {"b": 1}, "c": {"b": 1}})", "config.json"))
       << "the same key in different objects is fine";
-  EXPECT_THAT(error_of([] { HfConfig::parse("", "config.json"); }), HasSubstr("config.json: invalid JSON"));
+  EXPECT_THAT(input_error_of([] { HfConfig::parse("", "config.json"); }),
+              HasSubstr("config.json: invalid JSON"));
 }
 
 TEST(HfConfig, LoadsFilesOfEveryKind) {
@@ -173,11 +165,11 @@ TEST(HfConfig, LoadsFilesOfEveryKind) {
   HfConfig tok = HfConfig::load(tokenizer);
   EXPECT_TRUE(tok.required<bool>("add_bos_token"));
   EXPECT_EQ(tok.required<std::string>("chat_template"), "{{ messages }}");
-  EXPECT_EQ(error_of([&] { tok.required<int64_t>("model_max_length"); }),
+  EXPECT_EQ(input_error_of([&] { tok.required<int64_t>("model_max_length"); }),
             tokenizer + ": key 'model_max_length' must be an integer, got float 1e+30");
 
   std::string missing = (dir / "config.json").string();
-  EXPECT_THAT(error_of([&] { HfConfig::load(missing); }),
+  EXPECT_THAT(input_error_of([&] { HfConfig::load(missing); }),
               AllOf(HasSubstr(missing), HasSubstr("cannot open")));
   std::filesystem::remove_all(dir);
 }

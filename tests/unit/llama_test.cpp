@@ -13,6 +13,7 @@
 #include "engine/backend/cpu/cpu_backend.h"
 #include "engine/core/half.h"
 #include "engine/io/hf_config.h"
+#include "tests/unit/input_error.h"
 
 namespace dlm {
 namespace {
@@ -332,23 +333,13 @@ TEST_F(LlamaTest, RejectsTokenIdsAndPositionsOutsideTheModel) {
   EXPECT_THROW(llama.forward(batch), InputError);
 }
 
-std::string load_error(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const InputError& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "no InputError";
-  return "";
-}
-
 TEST_F(LlamaTest, LoaderReportsEveryMissingAndMismatchedTensorAtOnce) {
   Parameters p = random_parameters(config_, 7);
   // Drop two tensors and give a third the wrong shape.
   p.remove("lm_head.weight");
   p.remove("model.layers.1.mlp.up_proj.weight");
   p.find("model.layers.0.self_attn.k_proj.weight").shape = Shape{16, 8};
-  const std::string error = load_error([&] { model(p); });
+  const std::string error = input_error_of([&] { model(p); });
   EXPECT_THAT(
       error,
       AllOf(HasSubstr("3 weight problems"), HasSubstr("lm_head.weight: missing (expected shape [23,16])"),
@@ -392,7 +383,7 @@ TEST(LlamaConfig, RejectsWhatTheBackboneDoesNotImplement) {
   const std::string base = R"("vocab_size": 100, "hidden_size": 32, "intermediate_size": 64,
     "num_hidden_layers": 3, "num_attention_heads": 4, "max_position_embeddings": 128)";
   auto error = [&](const std::string& extra) {
-    return load_error(
+    return input_error_of(
         [&] { LlamaConfig::from_hf(HfConfig::parse("{" + base + extra + "}", "config.json")); });
   };
   EXPECT_THAT(error(R"(, "rope_scaling": {"type": "linear", "factor": 2.0})"),
@@ -401,7 +392,7 @@ TEST(LlamaConfig, RejectsWhatTheBackboneDoesNotImplement) {
   EXPECT_THAT(error(R"(, "num_key_value_heads": 3)"), HasSubstr("not a multiple of num_key_value_heads 3"));
   EXPECT_THAT(error(R"(, "head_dim": 0)"), HasSubstr("'head_dim' must be positive"));
   EXPECT_THAT(
-      load_error([&] { LlamaConfig::from_hf(HfConfig::parse(R"({"vocab_size": 100})", "config.json")); }),
+      input_error_of([&] { LlamaConfig::from_hf(HfConfig::parse(R"({"vocab_size": 100})", "config.json")); }),
       HasSubstr("config.json"));
 }
 

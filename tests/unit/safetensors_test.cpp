@@ -10,6 +10,7 @@
 #include <functional>
 
 #include "engine/core/buffer.h"
+#include "tests/unit/input_error.h"
 
 namespace dlm {
 namespace {
@@ -51,17 +52,6 @@ class SafetensorsTest : public ::testing::Test {
 
   fs::path dir_;
 };
-
-// The InputError message `action` throws; a test failure if it throws nothing.
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const InputError& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected an InputError";
-  return "";
-}
 
 std::string read_bytes(const std::string& file) {
   std::ifstream in(file, std::ios::binary);
@@ -183,7 +173,8 @@ TEST_F(SafetensorsTest, MissingTensorIsNamed) {
   write_safetensors(file, {{"x", x}});
   SafetensorsFile read(file);
   EXPECT_FALSE(read.contains("y"));
-  EXPECT_THAT(error_of([&] { read.tensor("y"); }), AllOf(HasSubstr(file), HasSubstr("no tensor named 'y'")));
+  EXPECT_THAT(input_error_of([&] { read.tensor("y"); }),
+              AllOf(HasSubstr(file), HasSubstr("no tensor named 'y'")));
 }
 
 // Each malformed file: the error names the file and the fault.
@@ -247,29 +238,30 @@ TEST_F(SafetensorsTest, MalformedHeadersAreRejectedWithTheirFault) {
   for (const auto& bad : cases) {
     SCOPED_TRACE(bad.name);
     std::string file = write_file(std::string(bad.name) + ".safetensors", bad.header, bad.data);
-    EXPECT_THAT(error_of([&] { SafetensorsFile read(file); }), AllOf(HasSubstr(file), HasSubstr(bad.fault)));
+    EXPECT_THAT(input_error_of([&] { SafetensorsFile read(file); }),
+                AllOf(HasSubstr(file), HasSubstr(bad.fault)));
   }
 }
 
 TEST_F(SafetensorsTest, MalformedLengthPrefixesAreRejected) {
   std::string truncated = write_raw("truncated.safetensors", std::string("\x05\0\0", 3));
-  EXPECT_THAT(error_of([&] { SafetensorsFile read(truncated); }),
+  EXPECT_THAT(input_error_of([&] { SafetensorsFile read(truncated); }),
               AllOf(HasSubstr(truncated), HasSubstr("file is 3 bytes, too short")));
 
   std::string oversized = write_file("oversized.safetensors", "{}", "", 100'000'001);
   EXPECT_THAT(
-      error_of([&] { SafetensorsFile read(oversized); }),
+      input_error_of([&] { SafetensorsFile read(oversized); }),
       AllOf(HasSubstr(oversized), HasSubstr("header length 100000001 exceeds the limit of 100000000")));
 
   std::string huge = write_file("huge.safetensors", "{}", "", ~uint64_t{0});
-  EXPECT_THAT(error_of([&] { SafetensorsFile read(huge); }), HasSubstr("exceeds the limit"));
+  EXPECT_THAT(input_error_of([&] { SafetensorsFile read(huge); }), HasSubstr("exceeds the limit"));
 
   std::string past_end = write_file("past_end.safetensors", "{}  ", "", 100);
   EXPECT_THAT(
-      error_of([&] { SafetensorsFile read(past_end); }),
+      input_error_of([&] { SafetensorsFile read(past_end); }),
       AllOf(HasSubstr(past_end), HasSubstr("header length 100 runs past the end of the file (12 bytes)")));
 
-  EXPECT_THAT(error_of([&] { SafetensorsFile read(path("absent.safetensors")); }),
+  EXPECT_THAT(input_error_of([&] { SafetensorsFile read(path("absent.safetensors")); }),
               AllOf(HasSubstr("absent.safetensors"), HasSubstr("cannot open")));
 }
 
@@ -283,25 +275,25 @@ TEST_F(SafetensorsTest, ParsesFromMemoryLikeTheFile) {
   ASSERT_EQ(layout.entries.size(), 1u);
   EXPECT_EQ(layout.entries[0].dtype, DType::I32);
   EXPECT_EQ(layout.entries[0].end, 8u);
-  EXPECT_THAT(
-      error_of([&] { parse_safetensors("memory", reinterpret_cast<const uint8_t*>(bytes.data()), 20); }),
-      AllOf(HasSubstr("memory:"), HasSubstr("runs past the end")));
+  EXPECT_THAT(input_error_of(
+                  [&] { parse_safetensors("memory", reinterpret_cast<const uint8_t*>(bytes.data()), 20); }),
+              AllOf(HasSubstr("memory:"), HasSubstr("runs past the end")));
 }
 
 TEST_F(SafetensorsTest, WriterErrorsNameThePath) {
   HostTensor x = HostTensor::from<float>({1}, {1.0f});
   std::string twice = path("twice.safetensors");
-  EXPECT_THAT(error_of([&] {
+  EXPECT_THAT(input_error_of([&] {
                 write_safetensors(twice, {{"x", x}, {"x", x}});
               }),
               AllOf(HasSubstr(twice), HasSubstr("tensor 'x' given twice")));
   std::string nowhere = path("missing_dir/x.safetensors");
-  EXPECT_THAT(error_of([&] {
+  EXPECT_THAT(input_error_of([&] {
                 write_safetensors(nowhere, {{"x", x}});
               }),
               AllOf(HasSubstr(nowhere), HasSubstr("cannot create")));
   std::string reserved = path("reserved.safetensors");
-  EXPECT_THAT(error_of([&] {
+  EXPECT_THAT(input_error_of([&] {
                 write_safetensors(reserved, {{"__metadata__", x}});
               }),
               HasSubstr("'__metadata__' cannot name a tensor"));
@@ -354,7 +346,7 @@ TEST_F(CheckpointTest, OpensASingleFileOrADirectoryHoldingIt) {
     EXPECT_EQ(checkpoint.names(), (std::vector<std::string>{"a", "b"}));
     EXPECT_EQ(checkpoint.tensor("b").data_as<int32_t>()[2], 6);
     EXPECT_FALSE(checkpoint.contains("c"));
-    EXPECT_THAT(error_of([&] { checkpoint.entry("c"); }),
+    EXPECT_THAT(input_error_of([&] { checkpoint.entry("c"); }),
                 AllOf(HasSubstr("model.safetensors"), HasSubstr("no tensor named 'c'")));
   }
 }
@@ -369,7 +361,7 @@ TEST_F(CheckpointTest, OpensShardsThroughTheIndex) {
     EXPECT_EQ(checkpoint.tensor("a").data_as<float>()[1], 2.0f);
     EXPECT_EQ(checkpoint.tensor("c").data_as<float>()[0], 7.0f);
     EXPECT_EQ(checkpoint.entry("b").shape, Shape({3}));
-    EXPECT_THAT(error_of([&] { checkpoint.tensor("d"); }),
+    EXPECT_THAT(input_error_of([&] { checkpoint.tensor("d"); }),
                 AllOf(HasSubstr(index), HasSubstr("no tensor named 'd'")));
   }
 }
@@ -377,7 +369,7 @@ TEST_F(CheckpointTest, OpensShardsThroughTheIndex) {
 TEST_F(CheckpointTest, MissingShardNamesIndexShardAndTensor) {
   write_safetensors(path("model-00001-of-00002.safetensors"), {{"a", a_}, {"b", b_}});
   std::string index = write_index(kGoodMap);
-  EXPECT_THAT(error_of([&] { Checkpoint::open(dir_.string()); }),
+  EXPECT_THAT(input_error_of([&] { Checkpoint::open(dir_.string()); }),
               AllOf(HasSubstr(index),
                     HasSubstr("shard 'model-00002-of-00002.safetensors' of tensor 'c' is missing")));
 }
@@ -388,7 +380,7 @@ TEST_F(CheckpointTest, TensorMissingFromItsShard) {
       R"({"a": "model-00001-of-00002.safetensors", "b": "model-00001-of-00002.safetensors",
           "c": "model-00002-of-00002.safetensors", "d": "model-00002-of-00002.safetensors"})");
   EXPECT_THAT(
-      error_of([&] { Checkpoint::open(index); }),
+      input_error_of([&] { Checkpoint::open(index); }),
       AllOf(HasSubstr(index), HasSubstr("tensor 'd' is mapped to shard 'model-00002-of-00002.safetensors', "
                                         "which does not contain it")));
 }
@@ -398,7 +390,7 @@ TEST_F(CheckpointTest, TensorMappedToTheWrongShard) {
   std::string index = write_index(
       R"({"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors",
           "c": "model-00002-of-00002.safetensors"})");
-  EXPECT_THAT(error_of([&] { Checkpoint::open(index); }),
+  EXPECT_THAT(input_error_of([&] { Checkpoint::open(index); }),
               AllOf(HasSubstr(index),
                     HasSubstr("tensor 'b' is mapped to shard 'model-00002-of-00002.safetensors' "
                               "but stored in"),
@@ -410,7 +402,7 @@ TEST_F(CheckpointTest, TensorInTwoShards) {
   write_safetensors(path("model-00002-of-00002.safetensors"), {{"b", b_}, {"c", c_}});
   std::string index = write_index(kGoodMap);
   EXPECT_THAT(
-      error_of([&] { Checkpoint::open(index); }),
+      input_error_of([&] { Checkpoint::open(index); }),
       AllOf(HasSubstr(index), HasSubstr("tensor 'b' is in two shards"),
             HasSubstr("model-00001-of-00002.safetensors"), HasSubstr("model-00002-of-00002.safetensors")));
 }
@@ -419,7 +411,7 @@ TEST_F(CheckpointTest, DuplicateTensorInTheIndex) {
   write_shards();
   std::string index =
       write_index(R"({"a": "model-00001-of-00002.safetensors", "a": "model-00002-of-00002.safetensors"})");
-  EXPECT_THAT(error_of([&] { Checkpoint::open(index); }),
+  EXPECT_THAT(input_error_of([&] { Checkpoint::open(index); }),
               AllOf(HasSubstr(index), HasSubstr("duplicate key 'a'")));
 }
 
@@ -428,7 +420,7 @@ TEST_F(CheckpointTest, TensorMissingFromTheWeightMap) {
   std::string index =
       write_index(R"({"a": "model-00001-of-00002.safetensors", "c": "model-00002-of-00002.safetensors"})");
   EXPECT_THAT(
-      error_of([&] { Checkpoint::open(index); }),
+      input_error_of([&] { Checkpoint::open(index); }),
       AllOf(HasSubstr(index), HasSubstr("tensor 'b' in shard"), HasSubstr("not listed in the weight_map")));
 }
 
@@ -436,7 +428,7 @@ TEST_F(CheckpointTest, MalformedShardNamesTheIndexAndTheShard) {
   write_shards();
   write_raw("model-00002-of-00002.safetensors", "garbage!");
   std::string index = write_index(kGoodMap);
-  EXPECT_THAT(error_of([&] { Checkpoint::open(index); }),
+  EXPECT_THAT(input_error_of([&] { Checkpoint::open(index); }),
               AllOf(HasSubstr(index), HasSubstr("shard 'model-00002-of-00002.safetensors'"),
                     HasSubstr("exceeds the limit")));
 }
@@ -456,16 +448,17 @@ TEST_F(CheckpointTest, MalformedIndexes) {
   for (const auto& [text, fault] : cases) {
     SCOPED_TRACE(text);
     std::string index = write_raw("model.safetensors.index.json", text);
-    EXPECT_THAT(error_of([&] { Checkpoint::open(dir_.string()); }),
+    EXPECT_THAT(input_error_of([&] { Checkpoint::open(dir_.string()); }),
                 AllOf(HasSubstr(index), HasSubstr(fault)));
   }
 }
 
 TEST_F(CheckpointTest, DirectoryWithoutCheckpoint) {
-  EXPECT_THAT(error_of([&] { Checkpoint::open(dir_.string()); }),
+  EXPECT_THAT(input_error_of([&] { Checkpoint::open(dir_.string()); }),
               AllOf(HasSubstr(dir_.string()),
                     HasSubstr("neither model.safetensors nor model.safetensors.index.json")));
-  EXPECT_THAT(error_of([&] { Checkpoint::open(path("nothing")); }), HasSubstr("no such file or directory"));
+  EXPECT_THAT(input_error_of([&] { Checkpoint::open(path("nothing")); }),
+              HasSubstr("no such file or directory"));
 }
 
 }  // namespace

@@ -10,8 +10,8 @@
 #include <unordered_map>
 
 #include "engine/core/error.h"
+#include "engine/core/utf8.h"
 #include "engine/tokenizer/bpe_tokenizer.h"
-#include "engine/tokenizer/utf8.h"
 
 namespace dlm {
 namespace {

@@ -7,8 +7,8 @@
 #include <sstream>
 
 #include "engine/core/error.h"
+#include "engine/core/utf8.h"
 #include "engine/tokenizer/sentencepiece_tokenizer.h"
-#include "engine/tokenizer/utf8.h"
 
 namespace dlm {
 namespace {

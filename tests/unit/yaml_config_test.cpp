@@ -10,22 +10,13 @@
 
 #include "engine/core/error.h"
 #include "engine/io/generation_config.h"
+#include "tests/unit/input_error.h"
 
 namespace dlm {
 namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const InputError& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected an InputError";
-  return "";
-}
 
 enum class Color { Red, Green };
 constexpr EnumName<Color> kColorNames[] = {{Color::Red, "red"}, {Color::Green, "green"}};
@@ -77,7 +68,7 @@ TEST(YamlMap, DefaultsApplyOnlyToAbsentKeys) {
   EXPECT_EQ(map.enum_or("color", Color::Red, kColorNames), Color::Red);
   EXPECT_FALSE(map.has("block_length"));
   EXPECT_TRUE(map.has("steps"));
-  EXPECT_EQ(error_of([&] { map.required<int>("gen_length"); }),
+  EXPECT_EQ(input_error_of([&] { map.required<int>("gen_length"); }),
             "run.yaml: gen_length: required key is missing");
 }
 
@@ -96,37 +87,37 @@ TEST(YamlMap, WrongTypesAreNamed) {
 )",
                                 "run.yaml");
   YamlMap sampler = root.map("sampler");
-  EXPECT_EQ(error_of([&] { sampler.required<int>("steps"); }),
+  EXPECT_EQ(input_error_of([&] { sampler.required<int>("steps"); }),
             "run.yaml: sampler.steps: expected an integer, got 'abc' (line 2)");
-  EXPECT_EQ(error_of([&] { sampler.required<int>("quoted"); }),
+  EXPECT_EQ(input_error_of([&] { sampler.required<int>("quoted"); }),
             "run.yaml: sampler.quoted: expected an integer, got string '3' (line 3)");
-  EXPECT_EQ(error_of([&] { sampler.required<bool>("flag"); }),
+  EXPECT_EQ(input_error_of([&] { sampler.required<bool>("flag"); }),
             "run.yaml: sampler.flag: expected true or false, got 'yes' (line 4)");
-  EXPECT_EQ(error_of([&] { sampler.required<double>("ratio"); }),
+  EXPECT_EQ(input_error_of([&] { sampler.required<double>("ratio"); }),
             "run.yaml: sampler.ratio: expected a number, got 'inf' (line 5)");
-  EXPECT_EQ(error_of([&] { sampler.value_or<int>("empty", 3); }),
+  EXPECT_EQ(input_error_of([&] { sampler.value_or<int>("empty", 3); }),
             "run.yaml: sampler.empty: expected an integer, got null (line 6)");
-  EXPECT_EQ(error_of([&] { sampler.required<std::vector<int>>("list"); }),
+  EXPECT_EQ(input_error_of([&] { sampler.required<std::vector<int>>("list"); }),
             "run.yaml: sampler.list[1]: expected an integer, got 'x' (line 7)");
-  EXPECT_EQ(error_of([&] { sampler.required<std::string>("nested"); }),
+  EXPECT_EQ(input_error_of([&] { sampler.required<std::string>("nested"); }),
             "run.yaml: sampler.nested: expected a string, got a map (line 8)");
-  EXPECT_EQ(error_of([&] { sampler.required<int>("small"); }),
+  EXPECT_EQ(input_error_of([&] { sampler.required<int>("small"); }),
             "run.yaml: sampler.small: 3000000000 is out of range for a 32-bit integer (line 9)");
-  EXPECT_EQ(error_of([&] { sampler.required<uint64_t>("seed"); }),
+  EXPECT_EQ(input_error_of([&] { sampler.required<uint64_t>("seed"); }),
             "run.yaml: sampler.seed: expected a non-negative integer, got '-1' (line 10)");
-  EXPECT_EQ(error_of([&] { sampler.required<int>("hex"); }),
+  EXPECT_EQ(input_error_of([&] { sampler.required<int>("hex"); }),
             "run.yaml: sampler.hex: expected an integer, got '0x10' (line 11)");
-  EXPECT_EQ(error_of([&] { sampler.required<std::vector<int>>("steps"); }),
+  EXPECT_EQ(input_error_of([&] { sampler.required<std::vector<int>>("steps"); }),
             "run.yaml: sampler.steps: expected a sequence, got 'abc' (line 2)");
 }
 
 TEST(YamlMap, BadEnumValueListsTheAllowedOnes) {
   YamlMap map = YamlMap::parse("color: blue\nshade: [red]\n", "paint.yaml");
-  EXPECT_EQ(error_of([&] { map.required_enum("color", kColorNames); }),
+  EXPECT_EQ(input_error_of([&] { map.required_enum("color", kColorNames); }),
             "paint.yaml: color: expected one of red, green; got 'blue' (line 1)");
-  EXPECT_EQ(error_of([&] { map.enum_or("shade", Color::Red, kColorNames); }),
+  EXPECT_EQ(input_error_of([&] { map.enum_or("shade", Color::Red, kColorNames); }),
             "paint.yaml: shade: expected one of red, green; got a sequence (line 2)");
-  EXPECT_EQ(error_of([&] { map.required_enum("tint", kColorNames); }),
+  EXPECT_EQ(input_error_of([&] { map.required_enum("tint", kColorNames); }),
             "paint.yaml: tint: required key is missing (one of red, green)");
 }
 
@@ -134,7 +125,7 @@ TEST(YamlMap, UnknownKeysAreRejectedWithNameFileAndLine) {
   YamlMap root = YamlMap::parse("seed: 1\nstpes: 4\n", "run.yaml");
   root.value_or<int>("seed", 0);
   root.value_or<int>("steps", 0);
-  EXPECT_EQ(error_of([&] { root.finish(); }),
+  EXPECT_EQ(input_error_of([&] { root.finish(); }),
             "run.yaml: unknown key 'stpes' (line 2; known keys: seed, steps)");
 }
 
@@ -147,7 +138,7 @@ TEST(YamlMap, UnknownKeysInNestedMapsAndListsAreRejected) {
   YamlMap sampler = root.map("sampler");
   sampler.value_or<int>("steps", 0);
   sampler.value_or<double>("temperature", 0);
-  EXPECT_EQ(error_of([&] { root.finish(); }),
+  EXPECT_EQ(input_error_of([&] { root.finish(); }),
             "run.yaml: unknown key 'sampler.tempreature' (line 3; known keys: steps, temperature)");
 
   YamlMap models = YamlMap::parse("models:\n  - name: a\n  - name: b\n    size: 3\n", "models.yaml");
@@ -155,63 +146,67 @@ TEST(YamlMap, UnknownKeysInNestedMapsAndListsAreRejected) {
   ASSERT_EQ(list.size(), 2u);
   EXPECT_EQ(list[1].required<std::string>("name"), "b");
   list[0].required<std::string>("name");
-  EXPECT_EQ(error_of([&] { models.finish(); }),
+  EXPECT_EQ(input_error_of([&] { models.finish(); }),
             "models.yaml: unknown key 'models[1].size' (line 4; known keys: name)");
 
   YamlMap unread = YamlMap::parse("a: 1\n", "x.yaml");
-  EXPECT_EQ(error_of([&] { unread.finish(); }), "x.yaml: unknown key 'a' (line 1; no keys are allowed here)");
+  EXPECT_EQ(input_error_of([&] { unread.finish(); }),
+            "x.yaml: unknown key 'a' (line 1; no keys are allowed here)");
 }
 
 TEST(YamlMap, SectionsAndLists) {
   YamlMap root = YamlMap::parse("sampler: 3\nempty:\nlist: [1, {a: 1}]\n", "run.yaml");
-  EXPECT_EQ(error_of([&] { root.map("sampler"); }), "run.yaml: sampler: expected a map, got '3' (line 1)");
-  EXPECT_EQ(error_of([&] { root.map("absent"); }), "run.yaml: absent: required section is missing");
+  EXPECT_EQ(input_error_of([&] { root.map("sampler"); }),
+            "run.yaml: sampler: expected a map, got '3' (line 1)");
+  EXPECT_EQ(input_error_of([&] { root.map("absent"); }), "run.yaml: absent: required section is missing");
   EXPECT_EQ(root.optional_map("absent"), std::nullopt);
   YamlMap empty = root.map("empty");  // an empty section is an empty map
   EXPECT_EQ(empty.value_or<int>("x", 5), 5);
   EXPECT_EQ(empty.path("x"), "empty.x");
-  EXPECT_EQ(error_of([&] { root.map_list("list"); }), "run.yaml: list[0]: expected a map, got '1' (line 3)");
-  EXPECT_EQ(error_of([&] { root.map_list("nothing"); }), "run.yaml: nothing: required list is missing");
+  EXPECT_EQ(input_error_of([&] { root.map_list("list"); }),
+            "run.yaml: list[0]: expected a map, got '1' (line 3)");
+  EXPECT_EQ(input_error_of([&] { root.map_list("nothing"); }), "run.yaml: nothing: required list is missing");
 }
 
 TEST(YamlMap, FailAtLocatesTheKey) {
   YamlMap root = YamlMap::parse("a: 1\nsampler:\n  steps: 0\n", "run.yaml");
   YamlMap sampler = root.map("sampler");
-  EXPECT_EQ(error_of([&] { sampler.fail_at("steps", "must be at least 1, got 0"); }),
+  EXPECT_EQ(input_error_of([&] { sampler.fail_at("steps", "must be at least 1, got 0"); }),
             "run.yaml: sampler.steps: must be at least 1, got 0 (line 3)");
-  EXPECT_EQ(error_of([&] { sampler.fail_at("absent", "is needed"); }),
+  EXPECT_EQ(input_error_of([&] { sampler.fail_at("absent", "is needed"); }),
             "run.yaml: sampler.absent: is needed (line 2)");  // the section's own line
 }
 
 TEST(YamlMap, MalformedDocuments) {
-  EXPECT_EQ(error_of([] { YamlMap::parse("a: [1, 2\n", "bad.yaml"); }).find("bad.yaml: invalid YAML: "), 0u);
-  EXPECT_THAT(error_of([] { YamlMap::parse("a: 1\n b: 2\n", "bad.yaml"); }),
+  EXPECT_EQ(input_error_of([] { YamlMap::parse("a: [1, 2\n", "bad.yaml"); }).find("bad.yaml: invalid YAML: "),
+            0u);
+  EXPECT_THAT(input_error_of([] { YamlMap::parse("a: 1\n b: 2\n", "bad.yaml"); }),
               AllOf(HasSubstr("bad.yaml: invalid YAML"), HasSubstr("line 2")));
-  EXPECT_EQ(error_of([] { YamlMap::parse("- 1\n- 2\n", "list.yaml"); }),
+  EXPECT_EQ(input_error_of([] { YamlMap::parse("- 1\n- 2\n", "list.yaml"); }),
             "list.yaml: the top level must be a map of keys, got a sequence");
-  EXPECT_EQ(error_of([] { YamlMap::parse("just text", "text.yaml"); }),
+  EXPECT_EQ(input_error_of([] { YamlMap::parse("just text", "text.yaml"); }),
             "text.yaml: the top level must be a map of keys, got 'just text'");
-  EXPECT_EQ(error_of([] { YamlMap::parse("a: 1\n---\nb: 2\n", "two.yaml"); }),
+  EXPECT_EQ(input_error_of([] { YamlMap::parse("a: 1\n---\nb: 2\n", "two.yaml"); }),
             "two.yaml: holds 2 YAML documents; a config is a single document");
-  EXPECT_EQ(error_of([] { YamlMap::parse("a: 1\nb: 2\na: 3\n", "dup.yaml"); }),
+  EXPECT_EQ(input_error_of([] { YamlMap::parse("a: 1\nb: 2\na: 3\n", "dup.yaml"); }),
             "dup.yaml: a: duplicate key (first on line 1) (line 3)");
   // A section is checked when it is read.
-  EXPECT_EQ(error_of([] { YamlMap::parse("s:\n  k: 1\n  k: 2\n", "dup.yaml").map("s"); }),
+  EXPECT_EQ(input_error_of([] { YamlMap::parse("s:\n  k: 1\n  k: 2\n", "dup.yaml").map("s"); }),
             "dup.yaml: s.k: duplicate key (first on line 2) (line 3)");
-  EXPECT_EQ(error_of([] { YamlMap::parse("? [1, 2]\n: x\n", "key.yaml"); }),
+  EXPECT_EQ(input_error_of([] { YamlMap::parse("? [1, 2]\n: x\n", "key.yaml"); }),
             "key.yaml: top level: keys must be strings, got a sequence (line 1)");
-  EXPECT_EQ(error_of([] { YamlMap::parse("a: 1\nb: \"x\xff\"\n", "bytes.yaml"); }),
+  EXPECT_EQ(input_error_of([] { YamlMap::parse("a: 1\nb: \"x\xff\"\n", "bytes.yaml"); }),
             "bytes.yaml: invalid UTF-8 at byte 10 (line 2)");
-  EXPECT_EQ(error_of([] { YamlMap::parse("a: \xc0\x80\n", "overlong.yaml"); }),
+  EXPECT_EQ(input_error_of([] { YamlMap::parse("a: \xc0\x80\n", "overlong.yaml"); }),
             "overlong.yaml: invalid UTF-8 at byte 3 (line 1)");
-  EXPECT_EQ(error_of([] { YamlMap::parse(std::string("a: \"x\0\"\n", 8), "nul.yaml"); }),
+  EXPECT_EQ(input_error_of([] { YamlMap::parse(std::string("a: \"x\0\"\n", 8), "nul.yaml"); }),
             "nul.yaml: character U+0000 at byte 5 (line 1) is not allowed in YAML");
   EXPECT_EQ(YamlMap::parse("name: \"Grüße 🙂\"\n", "utf8.yaml").required<std::string>("name"),
             "Grüße 🙂");
   // yaml-cpp 0.7's LoadAll never returns on a stray top-level ','.
-  EXPECT_EQ(error_of([] { YamlMap::parse(",", "comma.yaml"); }),
+  EXPECT_EQ(input_error_of([] { YamlMap::parse(",", "comma.yaml"); }),
             "comma.yaml: invalid YAML: unexpected ',' (line 1, column 1)");
-  EXPECT_EQ(error_of([] { YamlMap::parse("\n  ,,@8: x\n", "comma.yaml"); }),
+  EXPECT_EQ(input_error_of([] { YamlMap::parse("\n  ,,@8: x\n", "comma.yaml"); }),
             "comma.yaml: invalid YAML: unexpected ',' (line 2, column 3)");
   YamlMap empty = YamlMap::parse("# only a comment\n", "empty.yaml");
   EXPECT_NO_THROW(empty.finish());
@@ -223,9 +218,9 @@ TEST(YamlMap, LoadsFilesAndNamesThem) {
   std::string file = (dir / "run.yaml").string();
   std::ofstream(file) << "steps: abc\n";
   YamlMap map = YamlMap::load(file);
-  EXPECT_EQ(error_of([&] { map.required<int>("steps"); }),
+  EXPECT_EQ(input_error_of([&] { map.required<int>("steps"); }),
             file + ": steps: expected an integer, got 'abc' (line 1)");
-  EXPECT_THAT(error_of([&] { YamlMap::load((dir / "absent.yaml").string()); }),
+  EXPECT_THAT(input_error_of([&] { YamlMap::load((dir / "absent.yaml").string()); }),
               AllOf(HasSubstr("absent.yaml"), HasSubstr("cannot open")));
   std::filesystem::remove_all(dir);
 }
@@ -271,7 +266,7 @@ sampler:
 
 TEST(GenerationConfig, RejectsBadValues) {
   auto error = [](const std::string& text) {
-    return error_of([&] { parse_generation_config(text, "run.yaml"); });
+    return input_error_of([&] { parse_generation_config(text, "run.yaml"); });
   };
   EXPECT_EQ(error("sampler:\n  steps: abc\n"),
             "run.yaml: sampler.steps: expected an integer, got 'abc' (line 2)");
@@ -306,7 +301,7 @@ TEST(GenerationConfig, ValidateNamesTheSource) {
   GenerationConfig config;
   EXPECT_NO_THROW(validate(config, "flags"));
   config.sampler.block_length = 0;
-  EXPECT_EQ(error_of([&] { validate(config, "command line"); }),
+  EXPECT_EQ(input_error_of([&] { validate(config, "command line"); }),
             "command line: sampler.block_length: must be at least 1, got 0");
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// UTF-8 helpers shared by the tokenizers.
+// UTF-8 validation, decoding and repair, shared by the tokenizers and the config readers.
 #include <cstddef>
 #include <string>
 #include <string_view>
