@@ -4,7 +4,9 @@
 # (tests/fuzz/<target>.dict). Exits non-zero if any target reports a finding; reproducers are kept in
 # <build>/findings/<target>/.
 #
-# Usage: scripts/run_fuzzers.sh [-B BUILD_DIR (default build-fuzz)] [SECONDS_PER_TARGET (default 30)] [TARGET...]
+# Usage: scripts/run_fuzzers.sh [-B BUILD_DIR (default build-fuzz)] [--seed N (default 1)]
+#                               [SECONDS_PER_TARGET (default 30)] [TARGET...]
+# The fixed default seed keeps a CI run reproducible; longer campaigns should vary it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -12,6 +14,13 @@ root=$(pwd)
 build=$root/build-fuzz
 if [[ ${1:-} == -B ]]; then
   build=$(realpath -m "${2:?run_fuzzers: -B needs a directory}")
+  shift 2
+fi
+
+seed=1
+if [[ ${1:-} == --seed ]]; then
+  seed=${2:?run_fuzzers: --seed needs a number}
+  [[ $seed =~ ^[0-9]+$ ]] || { echo "run_fuzzers: seed must be a whole number, got '$seed'" >&2; exit 2; }
   shift 2
 fi
 
@@ -41,7 +50,7 @@ for target in "${targets[@]}"; do
   if [[ -d tests/fuzz/corpus/$target ]]; then cp -r "tests/fuzz/corpus/$target/." "$corpus/"; fi
   findings=$build/findings/$target
   mkdir -p "$findings"
-  options=(-max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
+  options=(-seed="$seed" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1
     -artifact_prefix="$findings/")
   [[ -f tests/fuzz/$target.dict ]] && options+=(-dict="tests/fuzz/$target.dict")
   echo "== $target: ${seconds}s" >&2

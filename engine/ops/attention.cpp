@@ -11,13 +11,6 @@ namespace {
 
 constexpr std::string_view kOp = "attention";
 
-bool overlaps(const Tensor& a, const Tensor& b) {
-  if (a.numel() == 0 || b.numel() == 0 || a.device() != b.device()) return false;
-  const char* a_begin = static_cast<const char*>(a.data());
-  const char* b_begin = static_cast<const char*>(b.data());
-  return a_begin < b_begin + b.nbytes() && b_begin < a_begin + a.nbytes();
-}
-
 void check_params(const AttentionParams& params) {
   const Visibility& visibility = params.visibility;
   switch (visibility.kind) {
@@ -111,10 +104,9 @@ void attention(Backend& backend, const Tensor& q, const Tensor& k, const Tensor&
   DLM_CHECK(
       query_rows <= std::numeric_limits<int32_t>::max() && key_rows <= std::numeric_limits<int32_t>::max(),
       "{}: {} query rows and {} key rows exceed the i32 offsets", kOp, query_rows, key_rows);
-  for (const auto& [arg, input] : {std::pair{"q", &q}, std::pair{"k", &k}, std::pair{"v", &v}}) {
-    DLM_CHECK(!overlaps(out, *input), "{}: out ({}) must not overlap {} ({})", kOp, out.describe(), arg,
-              input->describe());
-  }
+  check_disjoint(kOp, "out", out, "q", q);
+  check_disjoint(kOp, "out", out, "k", k);
+  check_disjoint(kOp, "out", out, "v", v);
 
   check_operand(kOp, "query_offsets", batch.query_offsets, backend, {DType::I32});
   check_operand(kOp, "key_offsets", batch.key_offsets, backend, {DType::I32});

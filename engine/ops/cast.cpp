@@ -10,6 +10,7 @@ void cast(Backend& backend, const Tensor& x, const Tensor& out) {
   check_operand(kOp, "x", x, backend, {DType::F32, DType::BF16, DType::F16});
   check_operand(kOp, "out", out, backend, {DType::F32, DType::BF16, DType::F16});
   check_shape(kOp, "out", out, x.shape());
+  check_disjoint(kOp, "out", out, "x", x);
   backend.cast(x, out);
 }
 

@@ -35,6 +35,16 @@ void check_shape(std::string_view op, std::string_view arg, const Tensor& t, con
             t.describe());
 }
 
+void check_disjoint(std::string_view op, std::string_view out_arg, const Tensor& out, std::string_view in_arg,
+                    const Tensor& in) {
+  if (out.numel() == 0 || in.numel() == 0 || out.device() != in.device()) return;
+  const char* out_begin = static_cast<const char*>(out.data());
+  const char* in_begin = static_cast<const char*>(in.data());
+  bool overlap = out_begin < in_begin + in.nbytes() && in_begin < out_begin + out.nbytes();
+  DLM_CHECK(!overlap, "{}: {} ({}) must not overlap {} ({})", op, out_arg, out.describe(), in_arg,
+            in.describe());
+}
+
 void check_operand(std::string_view op, std::string_view arg, const Tensor& t, const Backend& backend,
                    std::initializer_list<DType> allowed) {
   check_device(op, arg, t, backend);

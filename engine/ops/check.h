@@ -13,6 +13,10 @@ void check_rank(std::string_view op, std::string_view arg, const Tensor& t, int 
 void check_dtype(std::string_view op, std::string_view arg, const Tensor& t,
                  std::initializer_list<DType> allowed);
 void check_shape(std::string_view op, std::string_view arg, const Tensor& t, const Shape& expected);
+// Outputs that the op reads from while writing (linear, cast, embedding, attention) must not share memory
+// with that input.
+void check_disjoint(std::string_view op, std::string_view out_arg, const Tensor& out, std::string_view in_arg,
+                    const Tensor& in);
 // The common preamble: on the backend's device, contiguous, one of the dtypes.
 void check_operand(std::string_view op, std::string_view arg, const Tensor& t, const Backend& backend,
                    std::initializer_list<DType> allowed);

@@ -13,6 +13,8 @@ void embedding(Backend& backend, const Tensor& table, const Tensor& ids, const T
   check_rank(kOp, "table", table, 2);
   check_rank(kOp, "ids", ids, 1);
   check_shape(kOp, "out", out, Shape{ids.dim(0), table.dim(1)});
+  check_disjoint(kOp, "out", out, "table", table);
+  check_disjoint(kOp, "out", out, "ids", ids);
   backend.embedding(table, ids, out);
 }
 

@@ -20,6 +20,7 @@ void linear(Backend& backend, const Tensor& x, const Tensor& weight, const std::
     check_shape(kOp, "bias", *bias, Shape{weight.dim(0)});
   }
   check_shape(kOp, "out", out, Shape{x.dim(0), weight.dim(0)});
+  check_disjoint(kOp, "out", out, "x", x);
   backend.linear(x, weight, bias, out);
 }
 

@@ -790,5 +790,21 @@ TEST(Softmax, RejectsBadOperands) {
   EXPECT_THROW(ops::log_softmax(backend(), i32({3}, {1, 2, 3}), filled({3}, 0.0f)), Error);
 }
 
+// Ops that read an input while writing the output refuse to write over that input.
+TEST(Aliasing, OpsThatReadWhileWritingRejectOverlap) {
+  HostTensor square = f32({4, 4}, std::vector<float>(16, 1.0f));
+  const Tensor& t = square.tensor();
+  EXPECT_THROW(ops::linear(backend(), t, t.slice(0, 0, 4), std::nullopt, t), Error);
+  EXPECT_THROW(ops::linear(backend(), t.slice(0, 0, 2), t.slice(0, 2, 4), std::nullopt, t.slice(0, 0, 2)),
+               Error);
+  EXPECT_THROW(ops::cast(backend(), t, t), Error);
+  HostTensor ids = i32({2}, {0, 1});
+  EXPECT_THROW(ops::embedding(backend(), t, ids, t.slice(0, 2, 4)), Error);
+  // Disjoint halves of one buffer are fine.
+  HostTensor halves = f32({4, 2}, {1, 2, 3, 4, 0, 0, 0, 0});
+  ops::embedding(backend(), halves.tensor().slice(0, 0, 2), i32({2}, {1, 0}), halves.tensor().slice(0, 2, 4));
+  EXPECT_EQ(halves.to_vector<float>(), (std::vector<float>{1, 2, 3, 4, 3, 4, 1, 2}));
+}
+
 }  // namespace
 }  // namespace dlm
