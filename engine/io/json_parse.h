@@ -1,7 +1,6 @@
 #pragma once
-// Strict JSON parsing shared by the engine/io readers (safetensors headers and indexes, Hugging Face
-// configs). Internal to engine/io: include it only from .cpp files, never from a header (nlohmann is slow to
-// compile).
+// Strict JSON parsing for every reader of JSON input (safetensors headers and indexes, Hugging Face configs,
+// tokenizer.json). Include it only from .cpp files, never from a header: nlohmann is slow to compile.
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
