@@ -21,9 +21,7 @@ struct LladaSampler::Sequence {
 LladaSampler::LladaSampler(Backbone& backbone, Backend& backend, int32_t mask_id,
                            const SamplingConfig& settings)
     : backbone_(backbone), backend_(backend), mask_id_(mask_id), settings_(settings) {
-  GenerationConfig config;
-  config.sampler = settings;
-  validate(config, "sampler settings");
+  validate(settings, "sampler settings");
   if (mask_id < 0 || mask_id >= backbone.vocab_size()) {
     fail_input("mask token id {} is outside the model's vocabulary of {}", mask_id, backbone.vocab_size());
   }

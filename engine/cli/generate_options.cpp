@@ -95,7 +95,7 @@ GenerateOptions resolve_generate_options(const GenerateFlags& flags) {
   if (flags.block_length) sampler.block_length = *flags.block_length;
   if (flags.temperature) sampler.temperature = *flags.temperature;
   if (flags.remasking) sampler.remasking = parse_remasking(*flags.remasking);
-  validate(config, flags.config_file ? *flags.config_file + " with the command-line flags" : "command line");
+  validate(sampler, flags.config_file ? *flags.config_file + " with the command-line flags" : "command line");
 
   if (config.model.empty()) fail_input("no model: pass --model DIR (or set 'model' in the --config file)");
   if (config.prompts.empty() && flags.prompts.empty()) {

@@ -9,10 +9,9 @@
 
 namespace dlm {
 
-std::optional<ConfigProblem> find_problem(const GenerationConfig& config) {
-  const SamplingConfig& sampler = config.sampler;
+std::optional<SamplingProblem> find_problem(const SamplingConfig& sampler) {
   auto problem = [](std::string_view key, std::string message) {
-    return std::optional<ConfigProblem>(ConfigProblem{"sampler", key, std::move(message)});
+    return std::optional<SamplingProblem>(SamplingProblem{key, std::move(message)});
   };
   if (sampler.gen_length < 1)
     return problem("gen_length", fmt::format("must be at least 1, got {}", sampler.gen_length));
@@ -51,10 +50,9 @@ GenerationConfig read_generation_config(const YamlMap& root) {
     sampler.block_length = section->value_or("block_length", sampler.block_length);
     sampler.temperature = section->value_or("temperature", sampler.temperature);
     sampler.remasking = section->enum_or("remasking", sampler.remasking, kRemaskingNames);
-  }
-  if (std::optional<ConfigProblem> problem = find_problem(config)) {
-    if (section && problem->section == "sampler") section->fail_at(problem->key, problem->message);
-    validate(config, root.source());  // a default made inconsistent by a value set elsewhere
+    if (std::optional<SamplingProblem> problem = find_problem(sampler)) {
+      section->fail_at(problem->key, problem->message);
+    }
   }
   return config;
 }
@@ -73,11 +71,9 @@ GenerationConfig parse_generation_config(std::string_view text, std::string sour
   return config;
 }
 
-void validate(const GenerationConfig& config, std::string_view source) {
-  if (std::optional<ConfigProblem> problem = find_problem(config)) {
-    std::string key = problem->section.empty() ? std::string(problem->key)
-                                               : fmt::format("{}.{}", problem->section, problem->key);
-    fail_input("{}: {}: {}", source, key, problem->message);
+void validate(const SamplingConfig& sampler, std::string_view source) {
+  if (std::optional<SamplingProblem> problem = find_problem(sampler)) {
+    fail_input("{}: sampler.{}: {}", source, problem->key, problem->message);
   }
 }
 

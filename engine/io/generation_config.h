@@ -37,14 +37,13 @@ struct GenerationConfig {
   bool operator==(const GenerationConfig&) const = default;
 };
 
-// A value outside its range or inconsistent with another, located by its YAML section ("" for the top
-// level, or "sampler") and key.
-struct ConfigProblem {
-  std::string_view section;
+// A sampling value outside its range or inconsistent with another, named by its key in the "sampler"
+// section.
+struct SamplingProblem {
   std::string_view key;
   std::string message;
 };
-std::optional<ConfigProblem> find_problem(const GenerationConfig& config);
+std::optional<SamplingProblem> find_problem(const SamplingConfig& sampler);
 
 // Reads the generation keys of `root` over the defaults and checks them; leaves finish() to the caller, so
 // the keys can share a file with others.
@@ -52,9 +51,9 @@ GenerationConfig read_generation_config(const YamlMap& root);
 GenerationConfig load_generation_config(const std::string& path);  // a whole file: unknown keys are errors
 GenerationConfig parse_generation_config(std::string_view text, std::string source);
 
-// Throws InputError "<source>: sampler.steps: <problem>" if find_problem reports one (for configs assembled
-// from a file and flags).
-void validate(const GenerationConfig& config, std::string_view source);
+// Throws InputError "<source>: sampler.steps: <problem>" if find_problem reports one (for settings assembled
+// from a file and flags, or handed to a sampler).
+void validate(const SamplingConfig& sampler, std::string_view source);
 
 // The resolved config as YAML that read_generation_config reads back unchanged (for --verbose).
 std::string to_yaml(const GenerationConfig& config);

@@ -298,10 +298,10 @@ TEST(GenerationConfig, RejectsBadValues) {
 }
 
 TEST(GenerationConfig, ValidateNamesTheSource) {
-  GenerationConfig config;
-  EXPECT_NO_THROW(validate(config, "flags"));
-  config.sampler.block_length = 0;
-  EXPECT_EQ(input_error_of([&] { validate(config, "command line"); }),
+  SamplingConfig sampler;
+  EXPECT_NO_THROW(validate(sampler, "flags"));
+  sampler.block_length = 0;
+  EXPECT_EQ(input_error_of([&] { validate(sampler, "command line"); }),
             "command line: sampler.block_length: must be at least 1, got 0");
 }
 
