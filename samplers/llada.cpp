@@ -101,7 +101,7 @@ void LladaSampler::run_step(std::vector<Sequence>& sequences, int64_t step, int6
   }
   if (batch_.logit_rows.empty()) return;
 
-  const Tensor logits = backbone_.forward(batch_);
+  const Tensor logits = backbone_.forward(batch_).logits;
   const bool low_confidence = settings_.remasking == Remasking::LowConfidence;
   sample_tokens(backend_, logits, settings_.temperature, row_streams_, static_cast<uint64_t>(step),
                 low_confidence ? WantProbabilities::Yes : WantProbabilities::No, sampled_);

@@ -79,7 +79,7 @@ int run_generate(const GenerateOptions& options) {
   if (options.verbose) std::cerr << to_yaml(config);
 
   const auto start = std::chrono::steady_clock::now();
-  Engine engine(config.model);
+  Engine engine(config.model, EngineOptions{0, options.model_config});
   JsonlWriter writer(config.output);  // opened once everything else is known to be good
   size_t failed = 0;
   const size_t batch = static_cast<size_t>(options.batch_size);

@@ -50,6 +50,11 @@ CLI::App* add_generate_command(CLI::App& app, GenerateFlags& flags) {
                    "YAML run config (see configs/README.md); flags override it")
       ->check(CLI::ExistingFile);
   command->add_option("-m,--model", flags.model, "model directory: config.json, *.safetensors, tokenizer");
+  command
+      ->add_option("--model-config", flags.model_config,
+                   "model overlay (YAML): mask and stop tokens, logit shift, block size, chat template; "
+                   "overrides the model's own files (see configs/README.md)")
+      ->check(CLI::ExistingFile);
   command->add_option("--prompts", flags.prompts_file,
                       "prompts file: one prompt per line, blank lines skipped");
   command->add_option("-p,--prompt", flags.prompts, "a prompt (repeatable), after those of --prompts")
@@ -101,6 +106,7 @@ GenerateOptions resolve_generate_options(const GenerateFlags& flags) {
   if (config.prompts.empty() && flags.prompts.empty()) {
     fail_input("no prompts: pass --prompts FILE or -p TEXT (or set 'prompts' in the --config file)");
   }
+  options.model_config = flags.model_config.value_or("");
   options.prompts = flags.prompts;
   options.batch_size = flags.batch_size;
   options.verbose = flags.verbose;

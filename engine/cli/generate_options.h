@@ -13,6 +13,7 @@ namespace dlm::cli {
 struct GenerateFlags {
   std::optional<std::string> config_file;
   std::optional<std::string> model;
+  std::optional<std::string> model_config;  // a model overlay
   std::optional<std::string> prompts_file;
   std::vector<std::string> prompts;  // -p, in order, after the file's prompts
   std::optional<std::string> output;
@@ -26,6 +27,7 @@ struct GenerateFlags {
 
 struct GenerateOptions {
   GenerationConfig config;
+  std::string model_config;          // a model overlay; empty: none
   std::vector<std::string> prompts;  // -p prompts
   int64_t batch_size = 8;
   bool verbose = false;

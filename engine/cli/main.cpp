@@ -9,6 +9,7 @@
 #include "engine/cli/exit_codes.h"
 #include "engine/cli/generate_command.h"
 #include "engine/cli/generate_options.h"
+#include "engine/cli/info_command.h"
 #include "engine/core/error.h"
 
 namespace {
@@ -23,7 +24,7 @@ void print_error(std::string_view kind, std::string message) {
 
 int main(int argc, char** argv) {
   using namespace dlm::cli;
-  CLI::App app{"dlm: text generation with diffusion language models (LLaDA-style masked diffusion).", "dlm"};
+  CLI::App app{"dlm: text generation with diffusion language models.", "dlm"};
   app.footer(
       "Exit codes: 0 success; 1 some items failed (their records hold the error); 2 usage, config, model or\n"
       "input file error (nothing generated); 3 internal error.\n"
@@ -31,6 +32,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   GenerateFlags generate_flags;
   CLI::App* generate = add_generate_command(app, generate_flags);
+  InfoFlags info_flags;
+  CLI::App* info = add_info_command(app, info_flags);
 
   try {
     app.parse(argc, argv);
@@ -43,6 +46,7 @@ int main(int argc, char** argv) {
 
   try {
     if (generate->parsed()) return run_generate(resolve_generate_options(generate_flags));
+    if (info->parsed()) return run_info(info_flags);
     return kExitUsage;  // require_subcommand(1) makes this unreachable
   } catch (const dlm::InputError& error) {
     print_error("error", error.what());

@@ -3,8 +3,8 @@
 #include <string_view>
 
 #include "engine/core/error.h"
-#include "engine/io/text_file.h"
 #include "engine/core/utf8.h"
+#include "engine/io/text_file.h"
 
 namespace dlm::cli {
 

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "backbones/backbone.h"
+#include "backbones/load_model.h"
 #include "engine/backend/cpu/cpu_backend.h"
 #include "engine/io/generation_config.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -17,21 +17,21 @@
 namespace dlm {
 
 struct EngineOptions {
-  int threads = 0;  // CPU threads; 0: one per hardware core
+  int threads = 0;           // CPU threads; 0: one per hardware core
+  std::string overlay_path;  // a user model overlay (YAML); empty: none
 };
 
 class Engine {
  public:
-  // InputError naming the directory and the fault: no such directory, a bad config.json or checkpoint, an
-  // unsupported architecture, no tokenizer, or no mask token (neither config.json's mask_token_id nor a
-  // "<|mdm_mask|>" token in the tokenizer).
+  // InputError naming the directory and the fault (see load_model), or no mask token for the sampler.
   explicit Engine(const std::string& model_dir, const EngineOptions& options = {});
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
   const std::string& model_dir() const { return model_dir_; }
-  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const Tokenizer& tokenizer() const { return *model_.tokenizer; }
+  const ModelSpec& spec() const { return model_.spec; }
   int32_t mask_id() const { return mask_id_; }
 
   // A prompt's request: BOS (when the tokenizer has one), then the prompt's tokens, with special-token text
@@ -42,14 +42,13 @@ class Engine {
   // Runs the requests together (one ragged forward per step); results in request order.
   std::vector<GenerationResult> generate(std::span<const GenerationRequest> requests,
                                          const SamplingConfig& sampling);
-  // The text of generated tokens, which ends before the first EOS.
+  // The text of generated tokens, which ends before the first stop token.
   std::string decode_generation(const std::vector<int32_t>& tokens) const;
 
  private:
   std::string model_dir_;
   CpuBackend backend_;
-  std::unique_ptr<Backbone> backbone_;
-  std::unique_ptr<Tokenizer> tokenizer_;
+  LoadedModel model_;
   int32_t mask_id_ = -1;
 };
 

@@ -31,7 +31,9 @@ class ScriptedBackbone final : public Backbone {
 
   int64_t vocab_size() const override { return kVocab; }
   int64_t max_positions() const override { return 32; }
-  Tensor forward(const ForwardBatch& batch) override {
+  std::unique_ptr<SequenceCache> new_cache(int64_t) override { return nullptr; }  // the sampler uses none
+  BackboneSummary summary() const override { return {}; }
+  ForwardResult forward(const ForwardBatch& batch) override {
     validate_forward_batch(batch, kVocab, max_positions());
     calls.push_back(batch);
     output_ = HostTensor(DType::F32, Shape{static_cast<int64_t>(batch.logit_rows.size()), kVocab});
@@ -44,7 +46,7 @@ class ScriptedBackbone final : public Backbone {
       const std::vector<float> logits = logits_(sequence, batch.positions[row]);
       out = std::copy(logits.begin(), logits.end(), out);
     }
-    return output_;
+    return ForwardResult{output_.tensor(), {}};
   }
 
   std::vector<ForwardBatch> calls;

@@ -1,0 +1,288 @@
+#include "backbones/transformer.h"
+
+#include <fmt/format.h>
+
+#include "engine/ops/attention.h"
+#include "engine/ops/elementwise.h"
+#include "engine/ops/embedding.h"
+#include "engine/ops/linear.h"
+#include "engine/ops/norm.h"
+#include "engine/ops/rope.h"
+#include "engine/ops/vocab.h"
+
+namespace dlm {
+
+struct TransformerModel::Activations {
+  Tensor ids, positions, offsets, rows;  // i32 [T], [T], [B+1], [N]
+  Tensor key_offsets, key_positions;     // i32 [B+1], [Tk]: only when a sequence uses a cache
+  Tensor hidden;                         // [T, hidden]: the residual stream
+  Tensor normed;                         // [T, hidden]: norm outputs, then projection outputs
+  Tensor q, k, v;                        // [T, heads, head_dim], [T, kv_heads, head_dim] x2
+  Tensor keys, values;                   // [Tk, kv_heads, head_dim]: cached and new keys, per sequence
+  Tensor attention;                      // [T, heads, head_dim]
+  Tensor gate, up, act;                  // [T, intermediate]
+  Tensor gathered, gathered_normed;      // [N, hidden]
+  Tensor logits;                         // [N, vocab]
+  VocabStats stats;                      // [N]
+};
+
+// Where each sequence's keys come from in one call: the same for every layer, so it is worked out once.
+// Keys are gathered per sequence into one ragged tensor: cached positions first, then (Read) the
+// sequence's own rows. Commit and Replace write the rows into the cache first and attend to the cache.
+struct TransformerModel::KeyPlan {
+  struct Segment {
+    KvCache* cache;  // null: rows [begin, end) of this call; else cached positions [begin, end)
+    int64_t begin, end;
+  };
+  struct Write {
+    KvCache* cache;
+    int64_t row, position, count;  // rows [row, row + count) go to positions [position, position + count)
+  };
+  bool direct = true;  // no sequence uses a cache: the keys are the rows themselves
+  std::vector<Segment> segments;
+  std::vector<Write> writes;
+  std::vector<int32_t> key_offsets{0}, key_positions;
+  std::vector<std::pair<KvCache*, int64_t>> new_lengths;
+};
+
+namespace {
+
+Tensor host_view(const std::vector<int32_t>& values) {
+  // Read-only source of a copy: the const_cast never leads to a write.
+  return Tensor(const_cast<int32_t*>(values.data()), DType::I32, Shape{static_cast<int64_t>(values.size())});
+}
+
+bool wants_logits(ForwardOutputs outputs) {
+  return outputs != ForwardOutputs::Stats;
+}
+bool wants_stats(ForwardOutputs outputs) {
+  return outputs != ForwardOutputs::Logits;
+}
+
+}  // namespace
+
+TransformerModel::TransformerModel(Backend& backend, const TransformerConfig& config, Checkpoint checkpoint,
+                                   const TransformerTensorNames& names, const std::string& what)
+    : backend_(backend),
+      config_(config),
+      checkpoint_(std::move(checkpoint)),
+      weights_(load_transformer_weights(checkpoint_, config_, names, what)),
+      inv_freq_(config_.rope.inv_freq(config_.head_dim)),
+      rope_{RopeLayout::HalfSplit, config_.head_dim, config_.rope.attention_factor()},
+      arena_(backend) {
+  // The weights are views into the host mapping; a device backend would need them uploaded first.
+  if (backend.device().kind != DeviceKind::Cpu) {
+    fail("{}: the transformer backbone runs on the CPU backend only for now, not on {}", what,
+         device_name(backend.device()));
+  }
+}
+
+std::unique_ptr<SequenceCache> TransformerModel::new_cache(int64_t capacity) {
+  DLM_CHECK(capacity >= 0 && capacity <= config_.max_positions,
+            "cache capacity {} outside the model's context of {} positions", capacity, config_.max_positions);
+  return std::make_unique<KvCache>(backend_, this, config_.num_layers, capacity, config_.num_kv_heads,
+                                   config_.head_dim);
+}
+
+BackboneSummary TransformerModel::summary() const {
+  const TransformerConfig& c = config_;
+  std::string rope = fmt::format("RoPE {} theta {}", rope_type_name(c.rope.type), c.rope.theta);
+  if (c.rope.type != RopeType::Default) rope += fmt::format(" factor {}", c.rope.factor);
+  std::vector<std::string> extras;
+  if (c.qkv_bias) extras.emplace_back("QKV bias");
+  if (c.qk_norm) extras.emplace_back("QK-norm");
+  extras.emplace_back(c.tie_word_embeddings ? "tied embeddings" : "untied embeddings");
+  BackboneSummary summary;
+  summary.architecture = fmt::format(
+      "dense transformer: {} layers, hidden {}, {} heads ({} KV heads, head size {}), SwiGLU MLP {}, {}, {}, "
+      "vocabulary {}, context {}",
+      c.num_layers, c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim, c.intermediate_size, rope,
+      fmt::join(extras, ", "), c.vocab_size, c.max_positions);
+  summary.parameters = weights_.parameter_count();
+  summary.cache_bytes_per_position = KvCache::bytes_per_position(c.num_layers, c.num_kv_heads, c.head_dim);
+  return summary;
+}
+
+TransformerModel::KeyPlan TransformerModel::plan_keys(const ForwardBatch& batch) const {
+  KeyPlan plan;
+  if (batch.caches.empty()) return plan;
+  plan.direct = false;
+  for (int64_t b = 0; b < batch.sequences(); ++b) {
+    const CacheUse& use = batch.caches[static_cast<size_t>(b)];
+    const int64_t first = batch.offsets[static_cast<size_t>(b)];
+    const int64_t last = batch.offsets[static_cast<size_t>(b) + 1];
+    auto add_rows = [&] {
+      plan.segments.push_back({nullptr, first, last});
+      for (int64_t row = first; row < last; ++row) plan.key_positions.push_back(batch.positions[row]);
+    };
+    if (use.policy == CachePolicy::None) {
+      add_rows();
+    } else {
+      auto* cache = dynamic_cast<KvCache*>(use.cache);
+      DLM_CHECK(cache != nullptr && cache->owner() == this, "sequence {} uses a cache made by another model",
+                b);
+      int64_t length = cache->length();
+      if (use.policy != CachePolicy::Read) {
+        // Runs of rows at consecutive positions become one copy each.
+        for (int64_t row = first; row < last;) {
+          int64_t end = row + 1;
+          while (end < last && batch.positions[end] == batch.positions[end - 1] + 1) ++end;
+          plan.writes.push_back({cache, row, batch.positions[row], end - row});
+          length = std::max<int64_t>(length, batch.positions[end - 1] + 1);
+          row = end;
+        }
+        plan.new_lengths.emplace_back(cache, length);
+      }
+      plan.segments.push_back({cache, 0, length});
+      for (int64_t position = 0; position < length; ++position)
+        plan.key_positions.push_back(static_cast<int32_t>(position));
+      if (use.policy == CachePolicy::Read) add_rows();
+    }
+    plan.key_offsets.push_back(static_cast<int32_t>(plan.key_positions.size()));
+  }
+  return plan;
+}
+
+ForwardResult TransformerModel::forward(const ForwardBatch& batch) {
+  validate_forward_batch(batch, config_.vocab_size, config_.max_positions);
+  const KeyPlan plan = plan_keys(batch);
+  const int64_t tokens = batch.tokens();
+  const int64_t keys = plan.direct ? tokens : static_cast<int64_t>(plan.key_positions.size());
+  const int64_t rows = static_cast<int64_t>(batch.logit_rows.size());
+  const int64_t hidden = config_.hidden_size;
+  const int64_t heads = config_.num_heads;
+  const int64_t kv_heads = config_.num_kv_heads;
+  const int64_t head_dim = config_.head_dim;
+  const int64_t intermediate = config_.intermediate_size;
+  const bool logits_wanted = wants_logits(batch.outputs);
+  const bool stats_wanted = wants_stats(batch.outputs);
+
+  const Activations acts = arena_.build([&](ArenaCarver& carver) {
+    Activations a;
+    a.ids = carver.take(DType::I32, Shape{tokens});
+    a.positions = carver.take(DType::I32, Shape{tokens});
+    a.offsets = carver.take(DType::I32, Shape{batch.sequences() + 1});
+    a.rows = carver.take(DType::I32, Shape{rows});
+    if (!plan.direct) {
+      a.key_offsets = carver.take(DType::I32, Shape{batch.sequences() + 1});
+      a.key_positions = carver.take(DType::I32, Shape{keys});
+      a.keys = carver.take(DType::F32, Shape{keys, kv_heads, head_dim});
+      a.values = carver.take(DType::F32, Shape{keys, kv_heads, head_dim});
+    }
+    a.hidden = carver.take(DType::F32, Shape{tokens, hidden});
+    a.normed = carver.take(DType::F32, Shape{tokens, hidden});
+    a.q = carver.take(DType::F32, Shape{tokens, heads, head_dim});
+    a.k = carver.take(DType::F32, Shape{tokens, kv_heads, head_dim});
+    a.v = carver.take(DType::F32, Shape{tokens, kv_heads, head_dim});
+    a.attention = carver.take(DType::F32, Shape{tokens, heads, head_dim});
+    a.gate = carver.take(DType::F32, Shape{tokens, intermediate});
+    a.up = carver.take(DType::F32, Shape{tokens, intermediate});
+    a.act = carver.take(DType::F32, Shape{tokens, intermediate});
+    a.gathered = carver.take(DType::F32, Shape{rows, hidden});
+    a.gathered_normed = carver.take(DType::F32, Shape{rows, hidden});
+    a.logits = carver.take(DType::F32, Shape{rows, config_.vocab_size});
+    if (stats_wanted) {
+      a.stats.argmax = carver.take(DType::I32, Shape{rows});
+      a.stats.max_prob = carver.take(DType::F32, Shape{rows});
+      a.stats.entropy = carver.take(DType::F32, Shape{rows});
+      a.stats.margin = carver.take(DType::F32, Shape{rows});
+    }
+    return a;
+  });
+  ForwardResult result;
+  if (logits_wanted) result.logits = acts.logits;
+  if (stats_wanted) result.stats = acts.stats;
+  // A call that asks for no logits and writes no cache has nothing to compute.
+  if (rows == 0 && plan.writes.empty()) return result;
+
+  backend_.copy(host_view(batch.token_ids), acts.ids);
+  backend_.copy(host_view(batch.positions), acts.positions);
+  backend_.copy(host_view(batch.offsets), acts.offsets);
+  backend_.copy(host_view(batch.logit_rows), acts.rows);
+  if (!plan.direct) {
+    backend_.copy(host_view(plan.key_offsets), acts.key_offsets);
+    backend_.copy(host_view(plan.key_positions), acts.key_positions);
+  }
+
+  ops::embedding(backend_, weights_.embed_tokens, acts.ids, acts.hidden);
+  if (batch.observer) batch.observer("embeddings", -1, acts.hidden);
+  for (int64_t layer = 0; layer < config_.num_layers; ++layer) {
+    attention_block(layer, acts, plan, batch);
+    mlp_block(weights_.layers[static_cast<size_t>(layer)], acts);
+    if (batch.observer) batch.observer("layer_output", layer, acts.hidden);
+  }
+  for (const auto& [cache, length] : plan.new_lengths) cache->set_length(length);
+  if (rows == 0) return result;
+
+  // Only the requested rows go through the final norm and the LM head (both are row-wise); the gather is an
+  // embedding lookup with the hidden states as the table.
+  ops::embedding(backend_, acts.hidden, acts.rows, acts.gathered);
+  ops::rms_norm(backend_, acts.gathered, weights_.norm, config_.rms_norm_eps, NormWeight::Plain,
+                acts.gathered_normed);
+  ops::linear(backend_, acts.gathered_normed, weights_.lm_head, std::nullopt, acts.logits);
+  if (batch.observer) batch.observer("logits", -1, acts.logits);
+  if (stats_wanted) ops::vocab_stats(backend_, acts.logits, acts.stats);
+  return result;
+}
+
+void TransformerModel::attention_block(int64_t index, const Activations& acts, const KeyPlan& plan,
+                                       const ForwardBatch& batch) {
+  const TransformerLayerWeights& layer = weights_.layers[static_cast<size_t>(index)];
+  const int64_t tokens = acts.hidden.dim(0);
+  const float eps = config_.rms_norm_eps;
+  ops::rms_norm(backend_, acts.hidden, layer.input_norm, eps, NormWeight::Plain, acts.normed);
+  auto flat = [tokens](const Tensor& t) { return t.reshape(Shape{tokens, t.numel() / tokens}); };
+  ops::linear(backend_, acts.normed, layer.q.weight, layer.q.bias, flat(acts.q));
+  ops::linear(backend_, acts.normed, layer.k.weight, layer.k.bias, flat(acts.k));
+  ops::linear(backend_, acts.normed, layer.v.weight, layer.v.bias, flat(acts.v));
+  if (config_.qk_norm) {
+    auto per_head = [](const Tensor& t) { return t.reshape(Shape{t.dim(0) * t.dim(1), t.dim(2)}); };
+    ops::rms_norm(backend_, per_head(acts.q), layer.q_norm, eps, NormWeight::Plain, per_head(acts.q));
+    ops::rms_norm(backend_, per_head(acts.k), layer.k_norm, eps, NormWeight::Plain, per_head(acts.k));
+  }
+  ops::rope(backend_, acts.q, acts.positions, inv_freq_, rope_, acts.q);
+  ops::rope(backend_, acts.k, acts.positions, inv_freq_, rope_, acts.k);
+
+  const AttentionParams params{batch.visibility, 0.0f, 0.0f};
+  if (plan.direct) {
+    // Without a cache the queries are the keys: the same offsets and positions on both sides.
+    const AttentionBatch ragged{acts.offsets, acts.offsets, acts.positions, acts.positions};
+    ops::attention(backend_, acts.q, acts.k, acts.v, ragged, params, acts.attention);
+  } else {
+    for (const KeyPlan::Write& write : plan.writes) {
+      const int64_t position = write.position;
+      backend_.copy(acts.k.slice(0, write.row, write.row + write.count),
+                    write.cache->keys(index).slice(0, position, position + write.count));
+      backend_.copy(acts.v.slice(0, write.row, write.row + write.count),
+                    write.cache->values(index).slice(0, position, position + write.count));
+    }
+    int64_t next = 0;
+    for (const KeyPlan::Segment& segment : plan.segments) {
+      const int64_t count = segment.end - segment.begin;
+      const Tensor& key_source = segment.cache ? segment.cache->keys(index) : acts.k;
+      const Tensor& value_source = segment.cache ? segment.cache->values(index) : acts.v;
+      backend_.copy(key_source.slice(0, segment.begin, segment.end), acts.keys.slice(0, next, next + count));
+      backend_.copy(value_source.slice(0, segment.begin, segment.end),
+                    acts.values.slice(0, next, next + count));
+      next += count;
+    }
+    const AttentionBatch ragged{acts.offsets, acts.key_offsets, acts.positions, acts.key_positions};
+    ops::attention(backend_, acts.q, acts.keys, acts.values, ragged, params, acts.attention);
+  }
+
+  ops::linear(backend_, flat(acts.attention), layer.o.weight, layer.o.bias, acts.normed);
+  if (batch.observer) batch.observer("attention_output", index, acts.normed);
+  ops::add(backend_, acts.hidden, acts.normed, acts.hidden);
+}
+
+void TransformerModel::mlp_block(const TransformerLayerWeights& layer, const Activations& acts) {
+  ops::rms_norm(backend_, acts.hidden, layer.post_attention_norm, config_.rms_norm_eps, NormWeight::Plain,
+                acts.normed);
+  ops::linear(backend_, acts.normed, layer.gate.weight, layer.gate.bias, acts.gate);
+  ops::linear(backend_, acts.normed, layer.up.weight, layer.up.bias, acts.up);
+  ops::swiglu(backend_, acts.gate, acts.up, acts.act);
+  ops::linear(backend_, acts.act, layer.down.weight, layer.down.bias, acts.normed);
+  ops::add(backend_, acts.hidden, acts.normed, acts.hidden);
+}
+
+}  // namespace dlm

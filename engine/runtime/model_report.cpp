@@ -1,0 +1,53 @@
+#include "engine/runtime/model_report.h"
+
+#include <fmt/format.h>
+
+#include "engine/backend/cpu/cpu_backend.h"
+#include "engine/io/safetensors.h"
+
+namespace dlm {
+
+ModelReport describe_model(const std::string& dir, const ModelLoadOptions& options) {
+  CpuBackend backend(1);
+  const LoadedModel model = load_model(backend, dir, options);
+  const ModelSpec& spec = model.spec;
+  ModelReport report;
+  report.dir = dir;
+  report.family = spec.family->title;
+  report.family_key = spec.family->name;
+  report.architecture = spec.architecture;
+  report.decoding = decoding_name(spec.family->decoding);
+  report.attention = visibility_name(spec.visibility.kind);
+  if (spec.visibility.kind == VisibilityKind::BlockCausal)
+    report.attention += fmt::format(" (block {})", spec.visibility.block_size);
+  report.backbone = model.backbone->summary();
+  report.max_positions = model.backbone->max_positions();
+
+  const Checkpoint checkpoint = Checkpoint::open(dir);
+  for (const std::string& name : checkpoint.names()) {
+    const TensorEntry& entry = checkpoint.entry(name);
+    DTypeReport& dtype = report.weights[std::string(dtype_name(entry.dtype))];
+    ++dtype.tensors;
+    dtype.bytes += static_cast<int64_t>(entry.end - entry.begin);
+    report.weight_bytes += static_cast<int64_t>(entry.end - entry.begin);
+  }
+
+  const Tokenizer& tokenizer = *model.tokenizer;
+  report.tokenizer_tokens = tokenizer.vocab_size();
+  auto add = [&](std::string role, std::optional<int32_t> id) {
+    // An id past the tokenizer (a padded vocabulary) has no text.
+    if (id)
+      report.tokens.push_back(
+          {std::move(role), *id, *id < tokenizer.vocab_size() ? tokenizer.id_to_token(*id) : ""});
+  };
+  add("bos", spec.bos_token_id);
+  add("mask", spec.mask_token_id);
+  add("pad", spec.pad_token_id);
+  for (int32_t id : spec.stop_token_ids) add("stop", id);
+  report.logit_shift = spec.logit_shift;
+  report.block_size = spec.block_size;
+  report.chat_template = !spec.chat_template.empty();
+  return report;
+}
+
+}  // namespace dlm
