@@ -98,11 +98,14 @@ ModelSpec resolve_model_spec(const FamilyTraits& family, const HfConfig& config,
   switch (family.attention) {
     case VisibilityKind::BlockCausal: {
       std::optional<int64_t> block = user ? user->block_size : std::nullopt;
-      if (!block && !family.block_size_key.empty() && config.has(family.block_size_key))
+      if (!block && !family.block_size_key.empty() && config.has(family.block_size_key)) {
         block = config.required<int64_t>(family.block_size_key);
+        if (*block < 1) {
+          fail_input("{}: key '{}' (the block size) must be at least 1, got {}", config.source(),
+                     family.block_size_key, *block);
+        }
+      }
       if (!block) block = builtin.block_size;
-      if (block && *block < 1)
-        fail_input("{}: block size must be at least 1, got {}", config.source(), *block);
       if (!block)
         fail_input("{}: no block size for this {} model; give block_size in a model overlay", config.source(),
                    family.title);
@@ -123,7 +126,9 @@ ModelSpec resolve_model_spec(const FamilyTraits& family, const HfConfig& config,
 std::string apply_chat_template(const ModelSpec& spec, std::string_view prompt) {
   if (spec.chat_template.empty()) return std::string(prompt);
   std::string text = spec.chat_template;
-  text.replace(text.find("{prompt}"), std::string_view("{prompt}").size(), prompt);
+  const size_t slot = text.find("{prompt}");
+  DLM_CHECK(slot != std::string::npos, "chat template without {{prompt}}");
+  text.replace(slot, std::string_view("{prompt}").size(), prompt);
   return text;
 }
 

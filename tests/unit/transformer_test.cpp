@@ -364,5 +364,178 @@ TEST_F(TransformerTest, TiedEmbeddingsNeedNoLmHead) {
   }
 }
 
+// Caches. Keys are stored after RoPE and read back by position, so a cached call must give what the same
+// rows give in a full forward over the whole sequence.
+class TransformerCacheTest : public TransformerTest {
+ protected:
+  static ForwardBatch rows_at(const std::vector<int32_t>& ids, const std::vector<int32_t>& positions,
+                              Visibility visibility, SequenceCache* cache, CachePolicy policy) {
+    ForwardBatch batch;
+    batch.add_sequence(ids, positions);
+    for (int32_t row = 0; row < batch.tokens(); ++row) batch.logit_rows.push_back(row);
+    batch.visibility = visibility;
+    batch.caches = {{cache, policy}};
+    return batch;
+  }
+  static std::vector<int32_t> range(int32_t begin, int32_t end) {
+    std::vector<int32_t> out;
+    for (int32_t i = begin; i < end; ++i) out.push_back(i);
+    return out;
+  }
+  static std::vector<int32_t> take(const std::vector<int32_t>& ids, int32_t begin, int32_t end) {
+    return {ids.begin() + begin, ids.begin() + end};
+  }
+  static void expect_rows_near(const std::vector<std::vector<float>>& got,
+                               const std::vector<std::vector<float>>& full, size_t first_full_row) {
+    for (size_t r = 0; r < got.size(); ++r) {
+      for (size_t v = 0; v < got[r].size(); ++v)
+        ASSERT_NEAR(got[r][v], full[first_full_row + r][v], 1e-5) << "row " << r << " token " << v;
+    }
+  }
+  const std::vector<int32_t> ids_ = {3, 17, 1, 22, 9, 9, 4, 12, 5, 20};
+};
+
+TEST_F(TransformerCacheTest, PrefixCacheThenReadEqualsTheFullForward) {
+  // Fast-dLLM's prefix cache: one full forward commits every position, the cache keeps the prefix, and
+  // later calls compute only the rest while reading the prefix.
+  TransformerModel transformer = model(random_parameters(config_, 11));
+  const auto full = rows_of(transformer.forward(batch_of({ids_}, Visibility::bidirectional())));
+  std::unique_ptr<SequenceCache> cache = transformer.new_cache(16);
+  transformer.forward(
+      rows_at(ids_, range(0, 10), Visibility::bidirectional(), cache.get(), CachePolicy::Commit));
+  EXPECT_EQ(cache->length(), 10);
+  cache->truncate(4);
+  const auto rest = rows_of(transformer.forward(
+      rows_at(take(ids_, 4, 10), range(4, 10), Visibility::bidirectional(), cache.get(), CachePolicy::Read)));
+  EXPECT_EQ(cache->length(), 4);  // a read writes nothing
+  expect_rows_near(rest, full, 4);
+}
+
+TEST_F(TransformerCacheTest, ReplaceOverwritesCachedKeysInPlace) {
+  // With one layer every key depends on its own token only, so replacing a block's entries after its tokens
+  // change must equal a full forward of the changed sequence: stale entries would show.
+  config_.num_layers = 1;
+  TransformerModel transformer = model(random_parameters(config_, 12));
+  std::unique_ptr<SequenceCache> cache = transformer.new_cache(10);
+  transformer.forward(
+      rows_at(ids_, range(0, 10), Visibility::bidirectional(), cache.get(), CachePolicy::Commit));
+  std::vector<int32_t> changed = ids_;
+  changed[5] = 0;
+  changed[6] = 1;
+  const auto full = rows_of(transformer.forward(batch_of({changed}, Visibility::bidirectional())));
+  // Rows in any order: the cache is addressed by position.
+  const auto block = rows_of(transformer.forward(rows_at(
+      {changed[6], changed[5]}, {6, 5}, Visibility::bidirectional(), cache.get(), CachePolicy::Replace)));
+  EXPECT_EQ(cache->length(), 10);
+  expect_rows_near({block[1]}, full, 5);
+  expect_rows_near({block[0]}, full, 6);
+}
+
+TEST_F(TransformerCacheTest, BlockByBlockCommitsEqualTheBlockCausalForward) {
+  TransformerModel transformer = model(random_parameters(config_, 13));
+  const Visibility visibility = Visibility::block_causal(4);
+  const auto full = rows_of(transformer.forward(batch_of({ids_}, visibility)));
+  std::unique_ptr<SequenceCache> cache = transformer.new_cache(10);
+  for (int32_t begin = 0; begin < 10; begin += 4) {
+    const int32_t end = std::min(begin + 4, 10);
+    const auto block = rows_of(transformer.forward(
+        rows_at(take(ids_, begin, end), range(begin, end), visibility, cache.get(), CachePolicy::Commit)));
+    EXPECT_EQ(cache->length(), end);
+    expect_rows_near(block, full, static_cast<size_t>(begin));
+  }
+}
+
+TEST_F(TransformerCacheTest, CachedAndUncachedSequencesShareABatch) {
+  TransformerModel transformer = model(random_parameters(config_, 14));
+  const std::vector<int32_t> other = {7, 8, 9};
+  const auto full = rows_of(transformer.forward(batch_of({ids_}, Visibility::causal())));
+  const auto other_alone = rows_of(transformer.forward(batch_of({other}, Visibility::causal())));
+  std::unique_ptr<SequenceCache> cache = transformer.new_cache(10);
+  transformer.forward(
+      rows_at(take(ids_, 0, 6), range(0, 6), Visibility::causal(), cache.get(), CachePolicy::Commit));
+
+  ForwardBatch batch;
+  batch.add_sequence(other);
+  batch.add_sequence(take(ids_, 6, 10), 6);
+  for (int32_t row = 0; row < batch.tokens(); ++row) batch.logit_rows.push_back(row);
+  batch.visibility = Visibility::causal();
+  batch.caches = {{nullptr, CachePolicy::None}, {cache.get(), CachePolicy::Read}};
+  const auto together = rows_of(transformer.forward(batch));
+  expect_rows_near({together.begin(), together.begin() + 3}, other_alone, 0);
+  expect_rows_near({together.begin() + 3, together.end()}, full, 6);
+}
+
+TEST_F(TransformerCacheTest, RejectsPositionsThePolicyDoesNotAllow) {
+  TransformerModel transformer = model(random_parameters(config_, 15));
+  std::unique_ptr<SequenceCache> cache = transformer.new_cache(8);
+  const Visibility causal = Visibility::causal();
+  transformer.forward(rows_at({1, 2, 3}, {0, 1, 2}, causal, cache.get(), CachePolicy::Commit));
+  auto error = [&](const ForwardBatch& batch) {
+    try {
+      transformer.forward(batch);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_THAT(error(rows_at({4}, {2}, causal, cache.get(), CachePolicy::Read)),
+              HasSubstr("cached position 2"));
+  EXPECT_THAT(error(rows_at({4}, {4}, causal, cache.get(), CachePolicy::Commit)), HasSubstr("leaving a gap"));
+  EXPECT_THAT(error(rows_at({4}, {3}, causal, cache.get(), CachePolicy::Replace)),
+              HasSubstr("only 3 positions"));
+  EXPECT_THAT(error(rows_at({4, 5}, {3, 3}, causal, cache.get(), CachePolicy::Commit)),
+              HasSubstr("repeats a position"));
+  EXPECT_THAT(error(rows_at({4}, {8}, causal, cache.get(), CachePolicy::Commit)), HasSubstr("capacity 8"));
+  EXPECT_THAT(error(rows_at({4}, {3}, causal, nullptr, CachePolicy::Read)), HasSubstr("no cache"));
+
+  ForwardBatch twice;
+  twice.add_sequence({4}, 3);
+  twice.add_sequence({5}, 3);
+  twice.visibility = causal;
+  twice.caches = {{cache.get(), CachePolicy::Read}, {cache.get(), CachePolicy::Read}};
+  EXPECT_THAT(error(twice), HasSubstr("another sequence"));
+  EXPECT_EQ(cache->length(), 3);  // the failed calls wrote nothing
+}
+
+TEST_F(TransformerCacheTest, RefusesACacheMadeByAnotherModel) {
+  TransformerModel transformer = model(random_parameters(config_, 17));
+  TransformerModel other = model(random_parameters(config_, 18));
+  std::unique_ptr<SequenceCache> foreign = other.new_cache(8);
+  try {
+    transformer.forward(rows_at({1}, {0}, Visibility::causal(), foreign.get(), CachePolicy::Commit));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_THAT(std::string(e.what()), HasSubstr("made by another model"));
+  }
+}
+
+TEST_F(TransformerCacheTest, StatsDescribeTheLogitsRows) {
+  TransformerModel transformer = model(random_parameters(config_, 19));
+  ForwardBatch batch = batch_of({ids_}, Visibility::bidirectional());
+  const auto logits = rows_of(transformer.forward(batch));
+  batch.outputs = ForwardOutputs::Stats;
+  const ForwardResult result = transformer.forward(batch);
+  EXPECT_TRUE(result.logits.empty());
+  for (size_t r = 0; r < logits.size(); ++r) {
+    const auto best = std::max_element(logits[r].begin(), logits[r].end());
+    double total = 0;
+    for (float v : logits[r]) total += std::exp(static_cast<double>(v) - *best);
+    EXPECT_EQ(result.stats.argmax.data_as<int32_t>()[r], best - logits[r].begin()) << "row " << r;
+    EXPECT_NEAR(result.stats.max_prob.data_as<float>()[r], 1.0 / total, 1e-6) << "row " << r;
+  }
+}
+
+TEST_F(TransformerCacheTest, ObserverSeesEveryLayer) {
+  TransformerModel transformer = model(random_parameters(config_, 20));
+  ForwardBatch batch = batch_of({ids_}, Visibility::causal());
+  std::vector<std::string> seen;
+  batch.observer = [&](std::string_view name, int64_t layer, const Tensor& value) {
+    seen.push_back(fmt::format("{}:{}:{}", name, layer, value.dim(0)));
+  };
+  transformer.forward(batch);
+  EXPECT_EQ(seen, (std::vector<std::string>{"embeddings:-1:10", "attention_output:0:10", "layer_output:0:10",
+                                            "attention_output:1:10", "layer_output:1:10", "logits:-1:10"}));
+}
+
 }  // namespace
 }  // namespace dlm
