@@ -1,5 +1,7 @@
 #include "backbones/hf_format.h"
 
+#include <algorithm>
+
 #include "engine/core/error.h"
 
 namespace dlm {
@@ -12,9 +14,16 @@ TransformerConfig read_hf_transformer_config(const HfConfig& config, HfAttention
   c.num_layers = config.required<int64_t>("num_hidden_layers");
   c.num_heads = config.required<int64_t>("num_attention_heads");
   c.max_positions = config.required<int64_t>("max_position_embeddings");
-  c.num_kv_heads = config.value_or<int64_t>("num_key_value_heads", c.num_heads);
+  // Null means one KV head per query head in every config class; an absent key takes the class default,
+  // which is that too for Llama but 32 for Qwen2 and Qwen3.
+  const std::vector<std::string> keys = config.keys();
+  const bool kv_heads_written = std::binary_search(keys.begin(), keys.end(), "num_key_value_heads");
+  const int64_t kv_heads_default = kv_heads_written || style == HfAttentionStyle::Llama ? c.num_heads : 32;
+  c.num_kv_heads = config.value_or<int64_t>("num_key_value_heads", kv_heads_default);
   if (config.has("head_dim")) {
     c.head_dim = config.required<int64_t>("head_dim");
+  } else if (style == HfAttentionStyle::Qwen3) {
+    c.head_dim = 128;  // Qwen3Config declares head_dim = 128 rather than deriving it
   } else if (c.num_heads > 0 && c.hidden_size % c.num_heads == 0) {
     c.head_dim = c.hidden_size / c.num_heads;
   } else {

@@ -46,7 +46,7 @@ TransformerConfig read_llada_config(const HfConfig& config) {
   if (!(c.rope.theta > 0.0))
     fail_input("{}: rope_theta must be positive, got {}", config.source(), c.rope.theta);
   c.qkv_bias = config.value_or<bool>("include_qkv_bias", false);
-  c.tie_word_embeddings = config.value_or<bool>("weight_tying", false);
+  c.tie_word_embeddings = config.value_or<bool>("weight_tying", true);  // ModelConfig ties by default
 
   require_setting<std::string>(
       config, "block_type", "sequential", "llama",
@@ -55,6 +55,9 @@ TransformerConfig read_llada_config(const HfConfig& config) {
                                "the llama block's MLP must be SiLU-gated");
   require_setting<std::string>(config, "layer_norm_type", "default", "rms", "the released models use 'rms'");
   require_setting<bool>(config, "include_bias", false, false, "biases on every layer, the norms included");
+  // None inherits include_bias, which must be false.
+  require_setting<bool>(config, "bias_for_layer_norm", false, false, "biases on the norms");
+  require_setting<int64_t>(config, "block_group_size", 1, 1, "blocks grouped under block_groups");
   require_setting<bool>(config, "rope", false, true, "positions must come from RoPE");
   require_setting<bool>(config, "alibi", false, false, "positions must come from RoPE");
   require_setting<bool>(config, "attention_layer_norm", false, false, "QK-norm over the whole projection");

@@ -118,10 +118,14 @@ float RopeScaling::attention_factor() const {
 
 RopeScaling read_rope_scaling(const HfConfig& config, double default_theta, int64_t max_positions) {
   RopeScaling rope;
-  // transformers 5 reads rope_parameters, and a legacy rope_scaling object takes its place when present.
+  // transformers 5 reads rope_parameters, and takes a legacy rope_scaling object in its place when that is
+  // not empty (`rope_scaling or rope_parameters`).
   std::optional<HfConfig> parameters = config.optional_object("rope_scaling");
-  if (!parameters) parameters = config.optional_object("rope_parameters");
-  const std::string scaling_key = config.has("rope_scaling") ? "rope_scaling" : "rope_parameters";
+  std::string scaling_key = "rope_scaling";
+  if (!parameters || parameters->keys().empty()) {
+    parameters = config.optional_object("rope_parameters");
+    scaling_key = "rope_parameters";
+  }
 
   rope.theta = config.value_or<double>("rope_theta", default_theta);
   if (parameters && parameters->has("rope_theta")) rope.theta = parameters->required<double>("rope_theta");
