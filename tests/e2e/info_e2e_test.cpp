@@ -173,6 +173,54 @@ TEST_F(InfoE2e, JsonReportHasTheSameNumbers) {
   EXPECT_EQ(report.at("chat_template"), false);
 }
 
+// Every supported family, on the tiny models of tests/golden/parity (tools/parity/transformers_parity.py).
+// Parameter counts by hand: embeddings 320 x 64 = 20480 (twice when untied); final norm 64; per layer norms
+// 128, MLP 3 x 96 x 64 = 18432, and attention q/o 64 x 4h x 16 plus k/v 2 x 64 x 2h x 16 for head size h:
+// 12288 at head size 16, 24576 at 32 (Qwen3 and SDAR, whose q/k norms add 2 x 32 per layer); Qwen2's QKV
+// biases add 64 + 32 + 32 per layer.
+TEST_F(InfoE2e, DescribesEverySupportedFamily) {
+  struct Expected {
+    const char* dir;
+    const char* family;
+    const char* decoding;
+    const char* attention;
+    int64_t parameters;
+    const char* mask;
+    int64_t logit_shift, block_size;
+  };
+  const int64_t layer16 = 128 + 18432 + 12288, layer32 = 128 + 18432 + 24576 + 64;
+  const Expected models[] = {
+      {"llama", "llama", "autoregressive", "causal", 2 * 20480 + 64 + 2 * layer16, nullptr, 0, 0},
+      {"qwen2", "qwen2", "autoregressive", "causal", 20480 + 64 + 2 * (layer16 + 128), nullptr, 0, 0},
+      {"qwen3", "qwen3", "autoregressive", "causal", 2 * 20480 + 64 + 2 * layer32, nullptr, 0, 0},
+      {"llada", "llada", "masked diffusion", "bidirectional", 2 * 20480 + 64 + 2 * layer16, "<|mdm_mask|>", 0,
+       0},
+      {"dream", "dream", "masked diffusion", "bidirectional", 2 * 20480 + 64 + 2 * (layer16 + 128),
+       "<|mask|>", 1, 0},
+      {"sdar", "sdar", "block diffusion", "block-causal (block 4)", 2 * 20480 + 64 + 2 * layer32, "<|MASK|>",
+       0, 4},
+      {"fast_dllm_v2", "fast_dllm_v2", "block diffusion", "block-causal (block 4)",
+       2 * 20480 + 64 + 2 * (layer16 + 128), "|<MASK>|", 1, 4},
+  };
+  for (const Expected& expected : models) {
+    const std::string dir = std::string(DLM_GOLDEN_DIR) + "/parity/models/" + expected.dir;
+    const DlmRun run = info(dir, {"--json"});
+    ASSERT_EQ(run.exit_code, 0) << expected.dir << ": " << run.err;
+    const json report = json::parse(run.out);
+    EXPECT_EQ(report.at("family"), expected.family) << expected.dir;
+    EXPECT_EQ(report.at("decoding"), expected.decoding) << expected.dir;
+    EXPECT_EQ(report.at("attention"), expected.attention) << expected.dir;
+    EXPECT_EQ(report.at("parameters"), expected.parameters) << expected.dir;
+    EXPECT_EQ(report.at("logit_shift"), expected.logit_shift) << expected.dir;
+    EXPECT_EQ(report.at("block_size"), expected.block_size) << expected.dir;
+    std::string mask;
+    for (const json& token : report.at("special_tokens")) {
+      if (token.at("role") == "mask") mask = token.at("text");
+    }
+    EXPECT_EQ(mask, expected.mask ? expected.mask : "") << expected.dir;
+  }
+}
+
 TEST_F(InfoE2e, Bf16Weights) {
   const fs::path model = dir_ / "bf16";
   const DlmRun made = run(DLM_MAKE_TINY_MODEL, {model.string(), "--dtype", "bf16"});
