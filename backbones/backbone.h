@@ -80,7 +80,8 @@ void validate_forward_batch(const ForwardBatch& batch, int64_t vocab_size, int64
 struct BackboneSummary {
   std::string architecture;  // one line: kind, sizes, attention, MLP, positions
   int64_t parameters = 0;
-  int64_t cache_bytes_per_position = 0;  // what one cached position of one request costs
+  int64_t cache_bytes_per_position = 0;     // what one cached position of one request costs
+  std::vector<std::string> unused_tensors;  // checkpoint tensors the model does not use
 };
 
 class Backbone {

@@ -100,6 +100,7 @@ BackboneSummary TransformerModel::summary() const {
       fmt::join(extras, ", "), c.vocab_size, c.max_positions);
   summary.parameters = weights_.parameter_count();
   summary.cache_bytes_per_position = KvCache::bytes_per_position(c.num_layers, c.num_kv_heads, c.head_dim);
+  summary.unused_tensors = weights_.unused_tensors;
   return summary;
 }
 

@@ -90,6 +90,7 @@ TransformerWeights load_transformer_weights(const Checkpoint& checkpoint, const 
   out.lm_head = config.tie_word_embeddings ? out.embed_tokens
                                            : weights.require(names.lm_head, Shape{config.vocab_size, hidden});
   weights.finish(what);
+  out.unused_tensors = weights.unused();
   return out;
 }
 

@@ -42,8 +42,9 @@ struct TransformerLayerWeights {
 struct TransformerWeights {
   Tensor embed_tokens;  // [vocab, hidden]
   std::vector<TransformerLayerWeights> layers;
-  Tensor norm;     // [hidden]
-  Tensor lm_head;  // [vocab, hidden]; the embedding table when the config ties them
+  Tensor norm;                              // [hidden]
+  Tensor lm_head;                           // [vocab, hidden]; the embedding table when the config ties them
+  std::vector<std::string> unused_tensors;  // in the checkpoint but not part of the model
 
   int64_t parameter_count() const;  // each distinct tensor once: tied embeddings count once
 };

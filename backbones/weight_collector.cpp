@@ -2,9 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace dlm {
 
 Tensor WeightCollector::require(const std::string& name, const Shape& expected) {
+  requested_.push_back(name);
   if (!checkpoint_.contains(name)) {
     problems_.push_back(fmt::format("{}: missing (expected shape {})", name, expected.str()));
     return Tensor();
@@ -27,6 +30,16 @@ void WeightCollector::finish(std::string_view what) const {
   if (problems_.empty()) return;
   fail_input("{}: {} weight problem{}: {}", what, problems_.size(), problems_.size() == 1 ? "" : "s",
              fmt::join(problems_, "; "));
+}
+
+std::vector<std::string> WeightCollector::unused() const {
+  std::vector<std::string> requested = requested_;
+  std::sort(requested.begin(), requested.end());
+  std::vector<std::string> unused;
+  for (const std::string& name : checkpoint_.names()) {
+    if (!std::binary_search(requested.begin(), requested.end(), name)) unused.push_back(name);
+  }
+  return unused;
 }
 
 }  // namespace dlm

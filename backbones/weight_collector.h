@@ -19,10 +19,14 @@ class WeightCollector {
   Tensor require(const std::string& name, const Shape& expected);
   // Throws InputError naming `what` (e.g. the model directory) and listing every problem, if any.
   void finish(std::string_view what) const;
+  // The checkpoint's tensors nothing asked for, sorted: a checkpoint of another architecture, or extras
+  // such as a multi-token-prediction head, show here.
+  std::vector<std::string> unused() const;
 
  private:
   const Checkpoint& checkpoint_;
   std::vector<std::string> problems_;
+  std::vector<std::string> requested_;
 };
 
 }  // namespace dlm

@@ -54,6 +54,7 @@ nlohmann::ordered_json to_json(const ModelReport& report) {
       {"logit_shift", report.logit_shift},
       {"block_size", report.block_size},
       {"chat_template", report.chat_template},
+      {"unused_tensors", report.backbone.unused_tensors},
   };
 }
 
@@ -83,6 +84,14 @@ void print_text(const ModelReport& r) {
        r.logit_shift == 0 ? "none: row i predicts position i" : "1: row i - 1 predicts position i");
   if (r.block_size > 0) line("block size", std::to_string(r.block_size));
   line("chat template", r.chat_template ? "yes" : "none");
+  // Tensors the model does not read: a checkpoint of a neighbouring architecture would show here.
+  const std::vector<std::string>& unused = r.backbone.unused_tensors;
+  if (!unused.empty()) {
+    const size_t shown = std::min<size_t>(unused.size(), 5);
+    line("unused tensors",
+         fmt::format("{}: {}{}", unused.size(), fmt::join(unused.begin(), unused.begin() + shown, ", "),
+                     unused.size() > shown ? ", ..." : ""));
+  }
 }
 
 }  // namespace

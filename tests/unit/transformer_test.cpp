@@ -364,6 +364,18 @@ TEST_F(TransformerTest, TiedEmbeddingsNeedNoLmHead) {
   }
 }
 
+TEST_F(TransformerTest, SummaryListsCheckpointTensorsTheModelDoesNotUse) {
+  Parameters p = random_parameters(config_, 9);
+  std::mt19937 rng(9);
+  // What a Qwen3 checkpoint read as Llama would leave unread.
+  p.add("model.layers.0.self_attn.q_norm.weight", Shape{config_.head_dim}, rng, 1.0f, 0.1f);
+  p.add("model.layers.0.self_attn.k_norm.weight", Shape{config_.head_dim}, rng, 1.0f, 0.1f);
+  const BackboneSummary summary = model(p).summary();
+  EXPECT_EQ(summary.unused_tensors, (std::vector<std::string>{"model.layers.0.self_attn.k_norm.weight",
+                                                              "model.layers.0.self_attn.q_norm.weight"}));
+  EXPECT_TRUE(model(random_parameters(config_, 9)).summary().unused_tensors.empty());
+}
+
 // Caches. Keys are stored after RoPE and read back by position, so a cached call must give what the same
 // rows give in a full forward over the whole sequence.
 class TransformerCacheTest : public TransformerTest {
