@@ -244,36 +244,48 @@ void TransformerModel::attention_block(int64_t index, const Activations& acts, c
   ops::rope(backend_, acts.q, acts.positions, inv_freq_, rope_, acts.q);
   ops::rope(backend_, acts.k, acts.positions, inv_freq_, rope_, acts.k);
 
-  const AttentionParams params{batch.visibility, 0.0f, 0.0f};
+  attend(index, acts, plan, AttentionParams{batch.visibility, 0.0f, 0.0f});
+  ops::linear(backend_, flat(acts.attention), layer.o.weight, layer.o.bias, acts.normed);
+  if (batch.observer) batch.observer("attention_output", index, acts.normed);
+  ops::add(backend_, acts.hidden, acts.normed, acts.hidden);
+}
+
+// acts.attention from acts.q and the keys of the plan; writes the rows' keys and values into the caches
+// first.
+void TransformerModel::attend(int64_t index, const Activations& acts, const KeyPlan& plan,
+                              const AttentionParams& params) {
   if (plan.direct) {
     // Without a cache the queries are the keys: the same offsets and positions on both sides.
     const AttentionBatch ragged{acts.offsets, acts.offsets, acts.positions, acts.positions};
     ops::attention(backend_, acts.q, acts.k, acts.v, ragged, params, acts.attention);
-  } else {
-    for (const KeyPlan::Write& write : plan.writes) {
-      const int64_t position = write.position;
-      backend_.copy(acts.k.slice(0, write.row, write.row + write.count),
-                    write.cache->keys(index).slice(0, position, position + write.count));
-      backend_.copy(acts.v.slice(0, write.row, write.row + write.count),
-                    write.cache->values(index).slice(0, position, position + write.count));
-    }
-    int64_t next = 0;
-    for (const KeyPlan::Segment& segment : plan.segments) {
-      const int64_t count = segment.end - segment.begin;
-      const Tensor& key_source = segment.cache ? segment.cache->keys(index) : acts.k;
-      const Tensor& value_source = segment.cache ? segment.cache->values(index) : acts.v;
-      backend_.copy(key_source.slice(0, segment.begin, segment.end), acts.keys.slice(0, next, next + count));
-      backend_.copy(value_source.slice(0, segment.begin, segment.end),
-                    acts.values.slice(0, next, next + count));
-      next += count;
-    }
-    const AttentionBatch ragged{acts.offsets, acts.key_offsets, acts.positions, acts.key_positions};
-    ops::attention(backend_, acts.q, acts.keys, acts.values, ragged, params, acts.attention);
+    return;
   }
-
-  ops::linear(backend_, flat(acts.attention), layer.o.weight, layer.o.bias, acts.normed);
-  if (batch.observer) batch.observer("attention_output", index, acts.normed);
-  ops::add(backend_, acts.hidden, acts.normed, acts.hidden);
+  for (const KeyPlan::Write& write : plan.writes) {
+    const int64_t position = write.position;
+    backend_.copy(acts.k.slice(0, write.row, write.row + write.count),
+                  write.cache->keys(index).slice(0, position, position + write.count));
+    backend_.copy(acts.v.slice(0, write.row, write.row + write.count),
+                  write.cache->values(index).slice(0, position, position + write.count));
+  }
+  const AttentionBatch ragged{acts.offsets, acts.key_offsets, acts.positions, acts.key_positions};
+  if (plan.segments.size() == 1 && plan.segments.front().cache != nullptr) {
+    // One sequence attending to its cache alone: the cache's rows are the keys, no gather needed.
+    const KeyPlan::Segment& only = plan.segments.front();
+    ops::attention(backend_, acts.q, only.cache->keys(index).slice(0, 0, only.end),
+                   only.cache->values(index).slice(0, 0, only.end), ragged, params, acts.attention);
+    return;
+  }
+  int64_t next = 0;
+  for (const KeyPlan::Segment& segment : plan.segments) {
+    const int64_t count = segment.end - segment.begin;
+    const Tensor& key_source = segment.cache ? segment.cache->keys(index) : acts.k;
+    const Tensor& value_source = segment.cache ? segment.cache->values(index) : acts.v;
+    backend_.copy(key_source.slice(0, segment.begin, segment.end), acts.keys.slice(0, next, next + count));
+    backend_.copy(value_source.slice(0, segment.begin, segment.end),
+                  acts.values.slice(0, next, next + count));
+    next += count;
+  }
+  ops::attention(backend_, acts.q, acts.keys, acts.values, ragged, params, acts.attention);
 }
 
 void TransformerModel::mlp_block(const TransformerLayerWeights& layer, const Activations& acts) {

@@ -35,6 +35,7 @@ class TransformerModel final : public Backbone {
   KeyPlan plan_keys(const ForwardBatch& batch) const;
   void attention_block(int64_t layer, const Activations& acts, const KeyPlan& plan,
                        const ForwardBatch& batch);
+  void attend(int64_t layer, const Activations& acts, const KeyPlan& plan, const AttentionParams& params);
   void mlp_block(const TransformerLayerWeights& layer, const Activations& acts);
 
   Backend& backend_;
