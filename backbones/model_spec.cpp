@@ -47,6 +47,18 @@ class SpecResolver {
   int64_t vocab_size_;
 };
 
+// Whether every special-token-like piece of a template ("<|...|>") is a token of the tokenizer: a family's
+// chat format does not apply to a model of that family trained without it (a base model, our own models).
+bool names_only_known_tokens(const std::string& chat_template, const Tokenizer& tokenizer) {
+  for (size_t open = chat_template.find("<|"); open != std::string::npos;
+       open = chat_template.find("<|", open + 2)) {
+    const size_t close = chat_template.find("|>", open + 2);
+    if (close == std::string::npos) break;
+    if (!tokenizer.token_to_id(std::string_view(chat_template).substr(open, close + 2 - open))) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 ModelSpec resolve_model_spec(const FamilyTraits& family, const HfConfig& config,
@@ -94,7 +106,11 @@ ModelSpec resolve_model_spec(const FamilyTraits& family, const HfConfig& config,
     return builtin.*member;
   };
   spec.logit_shift = pick(&ModelOverlay::logit_shift).value_or(0);
-  spec.chat_template = pick(&ModelOverlay::chat_template).value_or("");
+  if (user && user->chat_template) {
+    spec.chat_template = *user->chat_template;
+  } else if (builtin.chat_template && names_only_known_tokens(*builtin.chat_template, tokenizer)) {
+    spec.chat_template = *builtin.chat_template;
+  }
   switch (family.attention) {
     case VisibilityKind::BlockCausal: {
       std::optional<int64_t> block = user ? user->block_size : std::nullopt;

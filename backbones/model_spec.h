@@ -26,7 +26,8 @@ struct ModelSpec {
 
 // Special ids come from, highest precedence first: the user overlay, the checkpoint (config.json's
 // mask_token_id / *_token_id, generation_config.json's eos_token_id list, the tokenizer's special tokens),
-// then the family's built-in overlay. Stop tokens are the union of all these sources. Text tokens of the
+// then the family's built-in overlay. Stop tokens are the union of all these sources. The built-in chat
+// template applies only when the tokenizer has every <|...|> token it names. Text tokens of the
 // built-in overlay that the tokenizer lacks are skipped (a base model may lack a chat model's tokens); those
 // of a user overlay are errors. InputError names the overlay or file and the token for an id outside
 // [0, vocab_size), a diffusion family without a mask token, or a block-diffusion family without a block size.

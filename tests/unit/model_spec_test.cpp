@@ -61,9 +61,21 @@ class FakeTokenizer : public Tokenizer {
 
 // Every text token the built-in overlays name, at distinct ids.
 const std::map<std::string, int32_t> kAllTokens = {
-    {"<|mdm_mask|>", 900}, {"<|mask|>", 901},     {"<|MASK|>", 902},  {"|<MASK>|", 903},
-    {"<|endoftext|>", 10}, {"<|eot_id|>", 11},    {"<|im_end|>", 12}, {"<|end_of_text|>", 13},
-    {"<|my_mask|>", 950},  {"<|tok_mask|>", 951}, {"<|stop|>", 960},
+    {"<|mdm_mask|>", 900},
+    {"<|mask|>", 901},
+    {"<|MASK|>", 902},
+    {"|<MASK>|", 903},
+    {"<|endoftext|>", 10},
+    {"<|eot_id|>", 11},
+    {"<|im_end|>", 12},
+    {"<|end_of_text|>", 13},
+    {"<|my_mask|>", 950},
+    {"<|tok_mask|>", 951},
+    {"<|stop|>", 960},
+    // The chat formats' tokens, so the built-in templates apply.
+    {"<|start_header_id|>", 20},
+    {"<|end_header_id|>", 21},
+    {"<|im_start|>", 22},
 };
 
 std::vector<int32_t> sorted(std::vector<int32_t> ids) {
@@ -516,6 +528,15 @@ TEST(ModelSpec, ChatTemplatePrecedence) {
   EXPECT_EQ(resolve().chat_template, "[INST] {prompt} [/INST]") << "a user template beats the built-in";
   resolve.user = user_overlay("logit_shift: 0\n");
   EXPECT_EQ(resolve().chat_template, "<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n");
+}
+
+TEST(ModelSpec, BuiltinChatTemplateNeedsItsTokens) {
+  // A model of the family trained without its chat format (a base model, our own) gets no template.
+  Resolve resolve;
+  resolve.tokens.erase("<|start_header_id|>");
+  EXPECT_EQ(resolve().chat_template, "") << "llada's template names <|start_header_id|>";
+  resolve.user = user_overlay("chat_template: \"<|start_header_id|>{prompt}\"\n");
+  EXPECT_EQ(resolve().chat_template, "<|start_header_id|>{prompt}") << "a user template is taken as given";
 }
 
 TEST(ApplyChatTemplate, WrapsThePrompt) {

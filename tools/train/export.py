@@ -122,8 +122,7 @@ def main():
         }
     else:
         write_shards(state, out)
-        config_json = {"architectures": ["LlamaForCausalLM"], **config.to_dict(), **common}
-        config_json["model_type"] = "llama"
+        config_json = {**config.to_dict(), **common, "architectures": ["LlamaForCausalLM"], "model_type": "llama"}
     (out / "config.json").write_text(json.dumps(config_json, indent=2, sort_keys=True) + "\n")
     (out / "generation_config.json").write_text(json.dumps(
         {"bos_token_id": tokenizer.bos_id(), "eos_token_id": tokenizer.eos_id(),
