@@ -2,9 +2,7 @@
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -12,16 +10,18 @@
 #include <string>
 #include <vector>
 
+#include "tests/e2e/dlm_process.h"
+
 namespace {
 
 namespace fs = std::filesystem;
+namespace e2e = dlm::e2e;
 using nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-struct DlmRun {
-  int exit_code = -1;
-  std::string out, err;
+// A dlm run whose stdout is JSON Lines.
+struct DlmRun : e2e::DlmRun {
   std::vector<json> records() const {
     std::vector<json> parsed;
     std::istringstream lines(out);
@@ -42,12 +42,6 @@ struct DlmRun {
   }
 };
 
-std::string quote(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
 class GenerateE2e : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -66,16 +60,7 @@ class GenerateE2e : public ::testing::Test {
 
   // Runs dlm with the arguments, capturing stdout, stderr and the exit code.
   DlmRun dlm(const std::vector<std::string>& args) const {
-    std::string command = quote(DLM_BINARY);
-    for (const std::string& arg : args) command.append(" ").append(quote(arg));
-    const fs::path out = dir_ / "stdout", err = dir_ / "stderr";
-    command += fmt::format(" >{} 2>{}", quote(out.string()), quote(err.string()));
-    const int status = std::system(command.c_str());
-    DlmRun run;
-    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    run.out = read(out);
-    run.err = read(err);
-    return run;
+    return {e2e::run_program(DLM_BINARY, args, dir_)};
   }
 
   // `dlm generate` on the tiny model with a small schedule, plus the extra arguments.
@@ -85,11 +70,6 @@ class GenerateE2e : public ::testing::Test {
         "--block-length", "8"};
     args.insert(args.end(), extra.begin(), extra.end());
     return dlm(args);
-  }
-
-  static std::string read(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
   }
 
   fs::path dir_;
@@ -178,7 +158,7 @@ TEST_F(GenerateE2e, OutputFileHoldsTheSameRecords) {
   EXPECT_EQ(to_file.out, "");
   const DlmRun to_stdout = generate({"--prompts", write("prompts.txt", kPrompts)});
   DlmRun from_file;
-  from_file.out = read(out);
+  from_file.out = e2e::read_file(out);
   EXPECT_EQ(from_file.untimed_records(), to_stdout.untimed_records());
 }
 

@@ -4,9 +4,7 @@
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -17,6 +15,7 @@
 
 #include "engine/core/buffer.h"
 #include "engine/io/safetensors.h"
+#include "tests/e2e/dlm_process.h"
 
 namespace dlm {
 namespace {
@@ -37,21 +36,7 @@ constexpr int64_t kTensors = 1 + 2 * 9 + 1 + 1;          // embeddings, 9 per la
 // One cached position: K and V for 2 layers x 2 KV heads x head size 16, in f32.
 constexpr int64_t kCacheBytesPerPosition = 2 * 2 * 2 * 16 * 4;
 
-struct DlmRun {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string quote(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
-std::string read(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using e2e::DlmRun;
 
 // The text report's lines by key: "key" padded to 15 columns, a space, the value.
 std::map<std::string, std::string> report_lines(const std::string& out) {
@@ -80,16 +65,7 @@ class InfoE2e : public ::testing::Test {
   }
 
   DlmRun run(const std::string& program, const std::vector<std::string>& args) const {
-    std::string command = quote(program);
-    for (const std::string& arg : args) command.append(" ").append(quote(arg));
-    const fs::path out = dir_ / "stdout", err = dir_ / "stderr";
-    command += fmt::format(" >{} 2>{}", quote(out.string()), quote(err.string()));
-    const int status = std::system(command.c_str());
-    DlmRun result;
-    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    result.out = read(out);
-    result.err = read(err);
-    return result;
+    return e2e::run_program(program, args, dir_);
   }
 
   DlmRun info(const std::string& model, const std::vector<std::string>& extra = {}) const {
@@ -105,7 +81,7 @@ class InfoE2e : public ::testing::Test {
     return copy;
   }
 
-  static json read_json(const fs::path& path) { return json::parse(read(path)); }
+  static json read_json(const fs::path& path) { return json::parse(e2e::read_file(path)); }
   static void write_text(const fs::path& path, const std::string& text) {
     std::ofstream(path, std::ios::binary) << text;
   }

@@ -1,0 +1,47 @@
+#pragma once
+// Running the dlm binary from an end-to-end test: the command line is shell-quoted, stdout and stderr are
+// captured through files in the test's work directory, and the exit code is kept.
+#include <fmt/format.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+namespace dlm::e2e {
+
+struct DlmRun {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+inline std::string shell_quote(const std::string& text) {
+  std::string quoted = "'";
+  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+inline std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Runs `program args...` with stdout and stderr going to files in `work_dir`.
+inline DlmRun run_program(const std::string& program, const std::vector<std::string>& args,
+                          const std::filesystem::path& work_dir) {
+  std::string command = shell_quote(program);
+  for (const std::string& arg : args) command.append(" ").append(shell_quote(arg));
+  const std::filesystem::path out = work_dir / "stdout", err = work_dir / "stderr";
+  command += fmt::format(" >{} 2>{}", shell_quote(out.string()), shell_quote(err.string()));
+  const int status = std::system(command.c_str());
+  DlmRun run;
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  run.out = read_file(out);
+  run.err = read_file(err);
+  return run;
+}
+
+}  // namespace dlm::e2e
