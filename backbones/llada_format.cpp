@@ -1,5 +1,7 @@
 #include "backbones/llada_format.h"
 
+#include <algorithm>
+
 #include "engine/core/error.h"
 
 namespace dlm {
@@ -29,9 +31,14 @@ TransformerConfig read_llada_config(const HfConfig& config) {
     fail_input("{}: d_model {} is not a multiple of n_heads {}", config.source(), c.hidden_size, c.num_heads);
   }
   c.head_dim = c.num_heads > 0 ? c.hidden_size / c.num_heads : 0;
-  c.intermediate_size = config.has("mlp_hidden_size")
-                            ? config.required<int64_t>("mlp_hidden_size")
-                            : config.value_or<int64_t>("mlp_ratio", 4) * c.hidden_size;
+  if (config.has("mlp_hidden_size")) {
+    c.intermediate_size = config.required<int64_t>("mlp_hidden_size");
+  } else {
+    const int64_t ratio = config.value_or<int64_t>("mlp_ratio", 4);
+    if (ratio < 1 || ratio > 64)
+      fail_input("{}: mlp_ratio must be in [1, 64], got {}", config.source(), ratio);
+    c.intermediate_size = ratio * std::clamp<int64_t>(c.hidden_size, 0, int64_t{1} << 32);
+  }
   // The embedding table and the output layer have embedding_size rows (the vocabulary padded to a multiple
   // of 128), and the model returns logits for all of them.
   c.vocab_size = config.has("embedding_size") ? config.required<int64_t>("embedding_size")
@@ -43,8 +50,6 @@ TransformerConfig read_llada_config(const HfConfig& config) {
   c.max_positions = config.required<int64_t>("max_sequence_length");
   c.rms_norm_eps = static_cast<float>(config.value_or<double>("rms_norm_eps", 1e-5));
   c.rope.theta = config.value_or<double>("rope_theta", 10000.0);
-  if (!(c.rope.theta > 0.0))
-    fail_input("{}: rope_theta must be positive, got {}", config.source(), c.rope.theta);
   c.qkv_bias = config.value_or<bool>("include_qkv_bias", false);
   c.tie_word_embeddings = config.value_or<bool>("weight_tying", true);  // ModelConfig ties by default
 

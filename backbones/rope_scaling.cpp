@@ -129,7 +129,10 @@ RopeScaling read_rope_scaling(const HfConfig& config, double default_theta, int6
 
   rope.theta = config.value_or<double>("rope_theta", default_theta);
   if (parameters && parameters->has("rope_theta")) rope.theta = parameters->required<double>("rope_theta");
-  if (!(rope.theta > 0.0)) fail_input("{}: rope_theta must be positive, got {}", config.source(), rope.theta);
+  // The frequencies are computed in f32, which a larger base would not survive; a base of 1 or less
+  // gives no decreasing frequencies (and YaRN divides by its logarithm).
+  if (!(rope.theta > 1.0 && rope.theta <= 1e30))
+    fail_input("{}: rope_theta must be greater than 1 and at most 1e30, got {}", config.source(), rope.theta);
 
   double partial = config.value_or<double>("partial_rotary_factor", 1.0);
   if (parameters) partial = parameters->value_or<double>("partial_rotary_factor", partial);
@@ -153,8 +156,10 @@ RopeScaling read_rope_scaling(const HfConfig& config, double default_theta, int6
   if (rope.type == RopeType::Default) return rope;
 
   auto positive = [&](std::string_view key, double value) {
-    if (!(value > 0.0) || !std::isfinite(value))
-      fail_input("{}: {}.{} must be a positive number, got {}", config.source(), scaling_key, key, value);
+    // The frequencies are computed in f32: larger values would not survive the conversion.
+    if (!(value > 0.0 && value <= 1e30))
+      fail_input("{}: {}.{} must be a positive number up to 1e30, got {}", config.source(), scaling_key, key,
+                 value);
     return value;
   };
   rope.factor = positive("factor", parameters->required<double>("factor"));

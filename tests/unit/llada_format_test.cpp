@@ -224,7 +224,8 @@ TEST(LladaFormat, RejectsBadSizes) {
   EXPECT_THAT(error_of(config), AllOf(HasSubstr("config.json"), HasSubstr("head count must be positive")));
   config = llada_8b_config();
   config["rope_theta"] = 0.0;
-  EXPECT_THAT(error_of(config), AllOf(HasSubstr("config.json"), HasSubstr("rope_theta must be positive")));
+  EXPECT_THAT(error_of(config),
+              AllOf(HasSubstr("config.json"), HasSubstr("rope_theta must be greater than 1")));
 }
 
 TEST(LladaFormat, MissingKeysAreNamed) {
