@@ -10,13 +10,23 @@ Engine::Engine(const std::string& model_dir, const EngineOptions& options)
     : model_dir_(model_dir),
       backend_(options.threads),
       model_(load_model(backend_, model_dir, ModelLoadOptions{options.overlay_path})) {
-  if (!model_.spec.mask_token_id) {
+  // The engine runs LLaDA's sampler: bidirectional masked diffusion on position-aligned logits. Other
+  // families would decode, but wrongly, so they are refused until their samplers exist.
+  const ModelSpec& spec = model_.spec;
+  if (spec.family->decoding != DecodingKind::MaskedDiffusion || spec.logit_shift != 0) {
+    fail_input(
+        "{}: this {} model needs {} decoding{}, which dlm generate does not run yet (it runs LLaDA-style "
+        "masked diffusion)",
+        model_dir, spec.family->title, decoding_name(spec.family->decoding),
+        spec.logit_shift != 0 ? " with shifted logits" : "");
+  }
+  if (!spec.mask_token_id) {
     fail_input(
         "{}: this {} model has no mask token, which the masked-diffusion sampler needs; give one with "
         "mask_token in a model overlay",
-        model_dir, model_.spec.family->title);
+        model_dir, spec.family->title);
   }
-  mask_id_ = *model_.spec.mask_token_id;
+  mask_id_ = *spec.mask_token_id;
 }
 
 Engine::~Engine() = default;

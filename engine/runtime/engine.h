@@ -23,7 +23,8 @@ struct EngineOptions {
 
 class Engine {
  public:
-  // InputError naming the directory and the fault (see load_model), or no mask token for the sampler.
+  // InputError naming the directory and the fault (see load_model), a family whose decoding is not
+  // LLaDA-style masked diffusion, or no mask token.
   explicit Engine(const std::string& model_dir, const EngineOptions& options = {});
   ~Engine();
   Engine(const Engine&) = delete;

@@ -104,7 +104,7 @@ TEST_F(InfoE2e, TextReport) {
   EXPECT_EQ(run.err, "");
   std::map<std::string, std::string> lines = report_lines(run.out);
   EXPECT_EQ(lines["model"], DLM_E2E_MODEL_DIR);
-  EXPECT_EQ(lines["family"], "Llama (LlamaForCausalLM), autoregressive, causal attention");
+  EXPECT_EQ(lines["family"], "LLaDA (LLaDAModelLM), masked diffusion, bidirectional attention");
   EXPECT_EQ(lines["backbone"],
             "dense transformer: 2 layers, hidden 64, 4 heads (2 KV heads, head size 16), SwiGLU MLP 128, "
             "RoPE default theta 10000, untied embeddings, vocabulary 512, context 512");
@@ -115,11 +115,11 @@ TEST_F(InfoE2e, TextReport) {
                                            kCacheBytesPerPosition));
   EXPECT_EQ(lines["tokenizer"], "512 tokens");
   // The fixture's tokenizer is trained with bos_id 1 and eos_id 2; the mask token is its first user-defined
-  // symbol, next after them.
-  EXPECT_EQ(lines["special tokens"], R"(bos 1 "<s>", mask 3 "<|mdm_mask|>", stop 2 "</s>")");
+  // symbol, next after them. The config pads with EOS, as LLaDA's does.
+  EXPECT_EQ(lines["special tokens"], R"(bos 1 "<s>", mask 3 "<|mdm_mask|>", pad 2 "</s>", stop 2 "</s>")");
   EXPECT_EQ(lines["logit shift"], "none: row i predicts position i");
   EXPECT_EQ(lines["chat template"], "none");
-  EXPECT_EQ(lines.count("block size"), 0u) << "an autoregressive model has no block size";
+  EXPECT_EQ(lines.count("block size"), 0u) << "a masked-diffusion model has no block size";
 }
 
 TEST_F(InfoE2e, JsonReportHasTheSameNumbers) {
@@ -128,10 +128,10 @@ TEST_F(InfoE2e, JsonReportHasTheSameNumbers) {
   EXPECT_EQ(run.err, "");
   const json report = json::parse(run.out);  // throws if invalid
   EXPECT_EQ(report.at("model"), DLM_E2E_MODEL_DIR);
-  EXPECT_EQ(report.at("family"), "llama");
-  EXPECT_EQ(report.at("architecture"), "LlamaForCausalLM");
-  EXPECT_EQ(report.at("decoding"), "autoregressive");
-  EXPECT_EQ(report.at("attention"), "causal");
+  EXPECT_EQ(report.at("family"), "llada");
+  EXPECT_EQ(report.at("architecture"), "LLaDAModelLM");
+  EXPECT_EQ(report.at("decoding"), "masked diffusion");
+  EXPECT_EQ(report.at("attention"), "bidirectional");
   EXPECT_THAT(report.at("backbone").get<std::string>(),
               HasSubstr("2 layers, hidden 64, 4 heads (2 KV heads"));
   EXPECT_EQ(report.at("parameters"), kParameters);
@@ -143,6 +143,7 @@ TEST_F(InfoE2e, JsonReportHasTheSameNumbers) {
   EXPECT_EQ(report.at("tokenizer_tokens"), 512);
   EXPECT_EQ(report.at("special_tokens"), json::parse(R"([{"role": "bos", "id": 1, "text": "<s>"},
                                                          {"role": "mask", "id": 3, "text": "<|mdm_mask|>"},
+                                                         {"role": "pad", "id": 2, "text": "</s>"},
                                                          {"role": "stop", "id": 2, "text": "</s>"}])"));
   EXPECT_EQ(report.at("logit_shift"), 0);
   EXPECT_EQ(report.at("block_size"), 0);
@@ -218,8 +219,8 @@ TEST_F(InfoE2e, ShardedCheckpoint) {
     std::vector<NamedTensor> first, second;
     json weight_map = json::object();
     for (const TensorEntry& entry : single.entries()) {
-      const bool in_first =
-          entry.name.starts_with("model.layers.0.") || entry.name == "model.embed_tokens.weight";
+      const bool in_first = entry.name.starts_with("model.transformer.blocks.0.") ||
+                            entry.name == "model.transformer.wte.weight";
       (in_first ? first : second).push_back({entry.name, single.tensor(entry.name)});
       weight_map[entry.name] =
           in_first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
@@ -257,7 +258,7 @@ TEST_F(InfoE2e, NoConfigJson) {
 
 TEST_F(InfoE2e, MalformedConfigJson) {
   const fs::path model = copy_model();
-  write_text(model / "config.json", R"({"model_type": "llama", "hidden_size": 64,)");
+  write_text(model / "config.json", R"({"model_type": "llada", "d_model": 64,)");
   expect_usage_error(info(model.string()), {(model / "config.json").string()});
 }
 
@@ -287,8 +288,8 @@ TEST_F(InfoE2e, WrongShapeAndMissingTensorListedTogether) {
     const HostTensor wide = HostTensor::from(Shape{48, 64}, std::vector<float>(48 * 64, 0.0f));
     std::vector<NamedTensor> tensors;
     for (const TensorEntry& entry : original.entries()) {
-      if (entry.name == "model.layers.1.mlp.up_proj.weight") continue;
-      tensors.push_back({entry.name, entry.name == "model.layers.0.self_attn.k_proj.weight"
+      if (entry.name == "model.transformer.blocks.1.up_proj.weight") continue;
+      tensors.push_back({entry.name, entry.name == "model.transformer.blocks.0.k_proj.weight"
                                          ? wide.tensor()
                                          : original.tensor(entry.name)});
     }
@@ -296,20 +297,20 @@ TEST_F(InfoE2e, WrongShapeAndMissingTensorListedTogether) {
   }
   expect_usage_error(info(model.string()),
                      {model.string(), "2 weight problems",
-                      "model.layers.0.self_attn.k_proj.weight: expected shape [32,64], got [48,64]",
-                      "model.layers.1.mlp.up_proj.weight: missing (expected shape [128,64])"});
+                      "model.transformer.blocks.0.k_proj.weight: expected shape [32,64], got [48,64]",
+                      "model.transformer.blocks.1.up_proj.weight: missing (expected shape [128,64])"});
 }
 
 // A config.json that disagrees with every MLP tensor: all six are listed in the one message.
 TEST_F(InfoE2e, ConfigShapesDisagreeingWithTheWeights) {
   const fs::path model = copy_model();
   json config = read_json(model / "config.json");
-  config["intermediate_size"] = 96;
+  config["mlp_hidden_size"] = 96;
   write_text(model / "config.json", config.dump(2));
   const DlmRun run = info(model.string());
   expect_usage_error(run, {model.string(), "6 weight problems",
-                           "model.layers.0.mlp.gate_proj.weight: expected shape [96,64], got [128,64]",
-                           "model.layers.1.mlp.down_proj.weight: expected shape [64,96], got [64,128]"});
+                           "model.transformer.blocks.0.ff_proj.weight: expected shape [96,64], got [128,64]",
+                           "model.transformer.blocks.1.ff_out.weight: expected shape [64,96], got [64,128]"});
 }
 
 TEST_F(InfoE2e, NoTokenizerFiles) {
