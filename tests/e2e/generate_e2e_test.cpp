@@ -215,4 +215,18 @@ TEST_F(GenerateE2e, HelpDescribesTheCommand) {
   }
 }
 
+// Families whose decoding the engine does not run yet are refused, not decoded wrongly.
+TEST_F(GenerateE2e, RefusesModelsOfOtherDecodings) {
+  const std::string parity_models = std::string(DLM_GOLDEN_DIR) + "/parity/models/";
+  const DlmRun ar = dlm({"generate", "-m", parity_models + "qwen2", "-p", "A map"});
+  EXPECT_EQ(ar.exit_code, 2);
+  expect_one_line_error(ar, "this Qwen2 model needs autoregressive decoding");
+  const DlmRun dream = dlm({"generate", "-m", parity_models + "dream", "-p", "A map"});
+  EXPECT_EQ(dream.exit_code, 2);
+  expect_one_line_error(dream, "this Dream model needs masked diffusion decoding with shifted logits");
+  const DlmRun sdar = dlm({"generate", "-m", parity_models + "sdar", "-p", "A map"});
+  EXPECT_EQ(sdar.exit_code, 2);
+  expect_one_line_error(sdar, "this SDAR model needs block diffusion decoding");
+}
+
 }  // namespace
