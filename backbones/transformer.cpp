@@ -39,6 +39,8 @@ struct TransformerModel::KeyPlan {
     int64_t row, position, count;  // rows [row, row + count) go to positions [position, position + count)
   };
   bool direct = true;  // no sequence uses a cache: the keys are the rows themselves
+  // One sequence attending to its cache alone reads the cache rows in place; anything else is gathered.
+  bool gathers() const { return !direct && !(segments.size() == 1 && segments.front().cache != nullptr); }
   std::vector<Segment> segments;
   std::vector<Write> writes;
   std::vector<int32_t> key_offsets{0}, key_positions;
@@ -167,8 +169,10 @@ ForwardResult TransformerModel::forward(const ForwardBatch& batch) {
     if (!plan.direct) {
       a.key_offsets = carver.take(DType::I32, Shape{batch.sequences() + 1});
       a.key_positions = carver.take(DType::I32, Shape{keys});
-      a.keys = carver.take(DType::F32, Shape{keys, kv_heads, head_dim});
-      a.values = carver.take(DType::F32, Shape{keys, kv_heads, head_dim});
+      if (plan.gathers()) {
+        a.keys = carver.take(DType::F32, Shape{keys, kv_heads, head_dim});
+        a.values = carver.take(DType::F32, Shape{keys, kv_heads, head_dim});
+      }
     }
     a.hidden = carver.take(DType::F32, Shape{tokens, hidden});
     a.normed = carver.take(DType::F32, Shape{tokens, hidden});
@@ -268,8 +272,7 @@ void TransformerModel::attend(int64_t index, const Activations& acts, const KeyP
                   write.cache->values(index).slice(0, position, position + write.count));
   }
   const AttentionBatch ragged{acts.offsets, acts.key_offsets, acts.positions, acts.key_positions};
-  if (plan.segments.size() == 1 && plan.segments.front().cache != nullptr) {
-    // One sequence attending to its cache alone: the cache's rows are the keys, no gather needed.
+  if (!plan.gathers()) {
     const KeyPlan::Segment& only = plan.segments.front();
     ops::attention(backend_, acts.q, only.cache->keys(index).slice(0, 0, only.end),
                    only.cache->values(index).slice(0, 0, only.end), ragged, params, acts.attention);
