@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs the whole test suite: the release build (with the CUDA backend when nvcc is
-# present; GPU tests skip without a device), the same suite under AddressSanitizer + UBSan, and every
-# libFuzzer target for a bounded time. Exits non-zero on any failure.
+# present; GPU tests skip without a device), the dataset tools' Python tests, the same suite under
+# AddressSanitizer + UBSan, and every libFuzzer target for a bounded time. Exits non-zero on any failure.
 #   scripts/test.sh [--fuzz-seconds N] [--skip-sanitizers] [--skip-fuzz]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +47,14 @@ echo "== build (release)" >&2
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs"
 run_ctest build release
+
+# The dataset tools' own tests: the task checker scores the default models.
+echo "== python (tools/data)" >&2
+if python3 tools/data/test_tasks.py; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+fi
 
 if ((run_sanitizers)); then
   echo "== build (AddressSanitizer + UBSan)" >&2
