@@ -70,11 +70,7 @@ bool valid_reversal(const std::string& prompt, const std::string& answer) {
 
 class DefaultModelE2e : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::path(DLM_E2E_WORK_DIR) / ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
+  void SetUp() override { dir_ = e2e::fresh_work_dir(DLM_E2E_WORK_DIR); }
 
   std::vector<json> generate(const std::string& prompts, int gen_length, int steps,
                              const std::vector<std::string>& extra = {}) const {

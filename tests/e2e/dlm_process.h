@@ -2,6 +2,7 @@
 // Running the dlm binary from an end-to-end test: the command line is shell-quoted, stdout and stderr are
 // captured through files in the test's work directory, and the exit code is kept.
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <cstdlib>
@@ -42,6 +43,14 @@ inline DlmRun run_program(const std::string& program, const std::vector<std::str
   run.out = read_file(out);
   run.err = read_file(err);
   return run;
+}
+
+// An empty directory for the running test case: ROOT/<test name>.
+inline std::filesystem::path fresh_work_dir(const std::filesystem::path& root) {
+  const std::filesystem::path dir = root / ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
 }
 
 }  // namespace dlm::e2e

@@ -57,9 +57,7 @@ std::map<std::string, std::string> report_lines(const std::string& out) {
 class InfoE2e : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::path(DLM_E2E_WORK_DIR) / ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = e2e::fresh_work_dir(DLM_E2E_WORK_DIR);
     ASSERT_TRUE(fs::exists(fs::path(DLM_E2E_MODEL_DIR) / "model.safetensors"))
         << "the e2e_make_tiny_model fixture has not run";
   }

