@@ -2,7 +2,6 @@
 
 #include <filesystem>
 
-#include "backbones/hf_format.h"
 #include "backbones/llada_format.h"
 #include "backbones/transformer.h"
 #include "engine/core/error.h"
@@ -10,20 +9,6 @@
 namespace dlm {
 
 namespace {
-
-TransformerConfig read_transformer_config(const FamilyTraits& family, const HfConfig& config) {
-  switch (family.format) {
-    case CheckpointFormat::HfLlama:
-      return read_hf_transformer_config(config, HfAttentionStyle::Llama);
-    case CheckpointFormat::HfQwen2:
-      return read_hf_transformer_config(config, HfAttentionStyle::Qwen2);
-    case CheckpointFormat::HfQwen3:
-      return read_hf_transformer_config(config, HfAttentionStyle::Qwen3);
-    case CheckpointFormat::Llada:
-      return read_llada_config(config);
-  }
-  fail("unknown checkpoint format");
-}
 
 TransformerTensorNames tensor_names(const FamilyTraits& family) {
   return family.format == CheckpointFormat::Llada ? llada_tensor_names()

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "backbones/hf_format.h"
+#include "backbones/llada_format.h"
 #include "engine/core/error.h"
 
 namespace dlm {
@@ -34,6 +36,20 @@ const FamilyTraits& identify_family(const HfConfig& config) {
   for (const FamilyTraits& family : kFamilies) supported.push_back(family.model_type);
   fail_input("{}: model_type '{}' is not supported (supported: {})", config.source(), model_type,
              fmt::join(supported, ", "));
+}
+
+TransformerConfig read_transformer_config(const FamilyTraits& family, const HfConfig& config) {
+  switch (family.format) {
+    case CheckpointFormat::HfLlama:
+      return read_hf_transformer_config(config, HfAttentionStyle::Llama);
+    case CheckpointFormat::HfQwen2:
+      return read_hf_transformer_config(config, HfAttentionStyle::Qwen2);
+    case CheckpointFormat::HfQwen3:
+      return read_hf_transformer_config(config, HfAttentionStyle::Qwen3);
+    case CheckpointFormat::Llada:
+      return read_llada_config(config);
+  }
+  fail("unknown checkpoint format");
 }
 
 std::string_view decoding_name(DecodingKind kind) {

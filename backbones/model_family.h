@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "backbones/transformer_config.h"
 #include "engine/io/hf_config.h"
 #include "engine/ops/op_types.h"
 
@@ -38,6 +39,8 @@ struct FamilyTraits {
 
 // The family of a config.json; InputError naming the file, its model_type and the supported ones.
 const FamilyTraits& identify_family(const HfConfig& config);
+// The family's config.json read by its format's reader (hf_format.h or llada_format.h).
+TransformerConfig read_transformer_config(const FamilyTraits& family, const HfConfig& config);
 std::string_view decoding_name(DecodingKind kind);
 std::string_view visibility_name(VisibilityKind kind);
 

@@ -26,27 +26,6 @@ struct TransformerModel::Activations {
   VocabStats stats;                      // [N]
 };
 
-// Where each sequence's keys come from in one call: the same for every layer, so it is worked out once.
-// Keys are gathered per sequence into one ragged tensor: cached positions first, then (Read) the
-// sequence's own rows. Commit and Replace write the rows into the cache first and attend to the cache.
-struct TransformerModel::KeyPlan {
-  struct Segment {
-    KvCache* cache;  // null: rows [begin, end) of this call; else cached positions [begin, end)
-    int64_t begin, end;
-  };
-  struct Write {
-    KvCache* cache;
-    int64_t row, position, count;  // rows [row, row + count) go to positions [position, position + count)
-  };
-  bool direct = true;  // no sequence uses a cache: the keys are the rows themselves
-  // One sequence attending to its cache alone reads the cache rows in place; anything else is gathered.
-  bool gathers() const { return !direct && !(segments.size() == 1 && segments.front().cache != nullptr); }
-  std::vector<Segment> segments;
-  std::vector<Write> writes;
-  std::vector<int32_t> key_offsets{0}, key_positions;
-  std::vector<std::pair<KvCache*, int64_t>> new_lengths;
-};
-
 namespace {
 
 Tensor host_view(const std::vector<int32_t>& values) {
@@ -106,9 +85,18 @@ BackboneSummary TransformerModel::summary() const {
   return summary;
 }
 
-TransformerModel::KeyPlan TransformerModel::plan_keys(const ForwardBatch& batch) const {
-  KeyPlan plan;
-  if (batch.caches.empty()) return plan;
+void TransformerModel::KeyPlan::clear() {
+  direct = true;
+  segments.clear();
+  writes.clear();
+  key_offsets.assign(1, 0);
+  key_positions.clear();
+  new_lengths.clear();
+}
+
+void TransformerModel::plan_keys(const ForwardBatch& batch, KeyPlan& plan) const {
+  plan.clear();
+  if (batch.caches.empty()) return;
   plan.direct = false;
   for (int64_t b = 0; b < batch.sequences(); ++b) {
     const CacheUse& use = batch.caches[static_cast<size_t>(b)];
@@ -143,12 +131,12 @@ TransformerModel::KeyPlan TransformerModel::plan_keys(const ForwardBatch& batch)
     }
     plan.key_offsets.push_back(static_cast<int32_t>(plan.key_positions.size()));
   }
-  return plan;
 }
 
 ForwardResult TransformerModel::forward(const ForwardBatch& batch) {
   validate_forward_batch(batch, config_.vocab_size, config_.max_positions);
-  const KeyPlan plan = plan_keys(batch);
+  plan_keys(batch, plan_);
+  const KeyPlan& plan = plan_;
   const int64_t tokens = batch.tokens();
   const int64_t keys = plan.direct ? tokens : static_cast<int64_t>(plan.key_positions.size());
   const int64_t rows = static_cast<int64_t>(batch.logit_rows.size());

@@ -30,9 +30,30 @@ class TransformerModel final : public Backbone {
 
  private:
   struct Activations;
-  struct KeyPlan;
+  // Where each sequence's keys come from in one call: the same for every layer, so it is worked out once.
+  // Keys are gathered per sequence into one ragged tensor: cached positions first, then (Read) the
+  // sequence's own rows. Commit and Replace write the rows into the cache first and attend to the cache.
+  struct KeyPlan {
+    struct Segment {
+      KvCache* cache;  // null: rows [begin, end) of this call; else cached positions [begin, end)
+      int64_t begin, end;
+    };
+    struct Write {
+      KvCache* cache;
+      int64_t row, position, count;  // rows [row, row + count) go to positions [position, position + count)
+    };
+    bool direct = true;  // no sequence uses a cache: the keys are the rows themselves
+    // One sequence attending to its cache alone reads the cache rows in place; anything else is gathered.
+    bool gathers() const { return !direct && !(segments.size() == 1 && segments.front().cache != nullptr); }
+    std::vector<Segment> segments;
+    std::vector<Write> writes;
+    std::vector<int32_t> key_offsets{0}, key_positions;
+    std::vector<std::pair<KvCache*, int64_t>> new_lengths;
 
-  KeyPlan plan_keys(const ForwardBatch& batch) const;
+    void clear();  // keeps the capacity: a decoding loop plans without allocating once warmed up
+  };
+
+  void plan_keys(const ForwardBatch& batch, KeyPlan& plan) const;
   void attention_block(int64_t layer, const Activations& acts, const KeyPlan& plan,
                        const ForwardBatch& batch);
   void attend(int64_t layer, const Activations& acts, const KeyPlan& plan, const AttentionParams& params);
@@ -45,6 +66,7 @@ class TransformerModel final : public Backbone {
   HostTensor inv_freq_;  // [rotary_dim / 2]
   RopeParams rope_;
   Arena arena_;
+  KeyPlan plan_;  // reused across calls
 };
 
 }  // namespace dlm

@@ -6,26 +6,10 @@
 #include <cstdint>
 #include <string_view>
 
-#include "backbones/hf_format.h"
-#include "backbones/llada_format.h"
 #include "backbones/model_family.h"
 #include "engine/core/error.h"
 
 namespace {
-
-dlm::TransformerConfig read(const dlm::FamilyTraits& family, const dlm::HfConfig& config) {
-  switch (family.format) {
-    case dlm::CheckpointFormat::HfLlama:
-      return dlm::read_hf_transformer_config(config, dlm::HfAttentionStyle::Llama);
-    case dlm::CheckpointFormat::HfQwen2:
-      return dlm::read_hf_transformer_config(config, dlm::HfAttentionStyle::Qwen2);
-    case dlm::CheckpointFormat::HfQwen3:
-      return dlm::read_hf_transformer_config(config, dlm::HfAttentionStyle::Qwen3);
-    case dlm::CheckpointFormat::Llada:
-      return dlm::read_llada_config(config);
-  }
-  __builtin_trap();
-}
 
 void check_accepted(const dlm::TransformerConfig& c) {
   const bool sane = c.vocab_size > 0 && c.hidden_size > 0 && c.intermediate_size > 0 && c.num_layers > 0 &&
@@ -52,7 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     const dlm::HfConfig config =
         dlm::HfConfig::parse(std::string_view(reinterpret_cast<const char*>(data), size), "config.json");
-    check_accepted(read(dlm::identify_family(config), config));
+    check_accepted(dlm::read_transformer_config(dlm::identify_family(config), config));
   } catch (const dlm::Error&) {
     // Rejected input: the expected outcome for most inputs.
   }
