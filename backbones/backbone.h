@@ -4,6 +4,7 @@
 // rule, the rows, and what each sequence does with its cache.
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -76,12 +77,18 @@ struct ForwardResult {
 // positions each cache policy allows).
 void validate_forward_batch(const ForwardBatch& batch, int64_t vocab_size, int64_t max_positions);
 
+struct DTypeBytes {
+  int64_t tensors = 0;
+  int64_t bytes = 0;
+};
+
 // For people: `dlm info` and logs.
 struct BackboneSummary {
   std::string architecture;  // one line: kind, sizes, attention, MLP, positions
   int64_t parameters = 0;
-  int64_t cache_bytes_per_position = 0;     // what one cached position of one request costs
-  std::vector<std::string> unused_tensors;  // checkpoint tensors the model does not use
+  int64_t cache_bytes_per_position = 0;                 // what one cached position of one request costs
+  std::vector<std::string> unused_tensors;              // checkpoint tensors the model does not use
+  std::map<std::string, DTypeBytes> checkpoint_dtypes;  // every checkpoint tensor, by dtype name
 };
 
 class Backbone {

@@ -82,6 +82,12 @@ BackboneSummary TransformerModel::summary() const {
   summary.parameters = weights_.parameter_count();
   summary.cache_bytes_per_position = KvCache::bytes_per_position(c.num_layers, c.num_kv_heads, c.head_dim);
   summary.unused_tensors = weights_.unused_tensors;
+  for (const std::string& name : checkpoint_.names()) {
+    const TensorEntry& entry = checkpoint_.entry(name);
+    DTypeBytes& dtype = summary.checkpoint_dtypes[std::string(dtype_name(entry.dtype))];
+    ++dtype.tensors;
+    dtype.bytes += static_cast<int64_t>(entry.end - entry.begin);
+  }
   return summary;
 }
 

@@ -32,7 +32,7 @@ std::string human_count(int64_t count) {
 
 nlohmann::ordered_json to_json(const ModelReport& report) {
   nlohmann::ordered_json weights = nlohmann::ordered_json::object();
-  for (const auto& [dtype, entry] : report.weights)
+  for (const auto& [dtype, entry] : report.backbone.checkpoint_dtypes)
     weights[dtype] = {{"tensors", entry.tensors}, {"bytes", entry.bytes}};
   nlohmann::ordered_json tokens = nlohmann::ordered_json::array();
   for (const TokenReport& token : report.tokens)
@@ -67,7 +67,7 @@ void print_text(const ModelReport& r) {
   line("backbone", r.backbone.architecture);
   line("parameters", fmt::format("{} ({})", r.backbone.parameters, human_count(r.backbone.parameters)));
   std::vector<std::string> dtypes;
-  for (const auto& [dtype, entry] : r.weights)
+  for (const auto& [dtype, entry] : r.backbone.checkpoint_dtypes)
     dtypes.push_back(fmt::format("{} {} ({} tensor{})", dtype, human_bytes(entry.bytes), entry.tensors,
                                  entry.tensors == 1 ? "" : "s"));
   line("weights", fmt::format("{} in all: {}", human_bytes(r.weight_bytes), fmt::join(dtypes, ", ")));

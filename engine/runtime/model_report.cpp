@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include "engine/backend/cpu/cpu_backend.h"
-#include "engine/io/safetensors.h"
 
 namespace dlm {
 
@@ -23,14 +22,7 @@ ModelReport describe_model(const std::string& dir, const ModelLoadOptions& optio
   report.backbone = model.backbone->summary();
   report.max_positions = model.backbone->max_positions();
 
-  const Checkpoint checkpoint = Checkpoint::open(dir);
-  for (const std::string& name : checkpoint.names()) {
-    const TensorEntry& entry = checkpoint.entry(name);
-    DTypeReport& dtype = report.weights[std::string(dtype_name(entry.dtype))];
-    ++dtype.tensors;
-    dtype.bytes += static_cast<int64_t>(entry.end - entry.begin);
-    report.weight_bytes += static_cast<int64_t>(entry.end - entry.begin);
-  }
+  for (const auto& [dtype, entry] : report.backbone.checkpoint_dtypes) report.weight_bytes += entry.bytes;
 
   const Tokenizer& tokenizer = *model.tokenizer;
   report.tokenizer_tokens = tokenizer.vocab_size();

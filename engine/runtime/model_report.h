@@ -2,7 +2,6 @@
 // What `dlm info` reports about a model directory: family, backbone, parameters, weight dtypes and memory,
 // cache cost, special tokens and decoding defaults. Loading maps the weights but reads none of them.
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,11 +16,6 @@ struct TokenReport {
   std::string text;
 };
 
-struct DTypeReport {
-  int64_t tensors = 0;
-  int64_t bytes = 0;
-};
-
 struct ModelReport {
   std::string dir;
   std::string family;        // "LLaDA"
@@ -30,8 +24,7 @@ struct ModelReport {
   std::string decoding;      // "masked diffusion"
   std::string attention;     // "bidirectional", "block-causal (block 4)"
   BackboneSummary backbone;
-  std::map<std::string, DTypeReport> weights;  // by dtype name, every tensor in the checkpoint
-  int64_t weight_bytes = 0;
+  int64_t weight_bytes = 0;  // every tensor in the checkpoint; by dtype in backbone.checkpoint_dtypes
   int64_t max_positions = 0;
   int64_t tokenizer_tokens = 0;
   std::vector<TokenReport> tokens;
