@@ -2,55 +2,106 @@
 
 #include <algorithm>
 
-#include "samplers/llada.h"
-
 namespace dlm {
+
+namespace {
+
+Method family_method(const ModelSpec& spec) {
+  switch (spec.family->decoding) {
+    case DecodingKind::Autoregressive:
+      return Method::Autoregressive;
+    case DecodingKind::BlockDiffusion:
+      return Method::BlockDiffusion;
+    case DecodingKind::MaskedDiffusion:
+      break;
+  }
+  return spec.logit_shift != 0 ? Method::Dream : Method::Llada;
+}
+
+// The decoding kind a method needs the model to have been trained for.
+DecodingKind method_decoding(Method method) {
+  switch (method) {
+    case Method::Autoregressive:
+      return DecodingKind::Autoregressive;
+    case Method::BlockDiffusion:
+      return DecodingKind::BlockDiffusion;
+    default:
+      return DecodingKind::MaskedDiffusion;
+  }
+}
+
+}  // namespace
 
 Engine::Engine(const std::string& model_dir, const EngineOptions& options)
     : model_dir_(model_dir),
       backend_(options.threads),
       model_(load_model(backend_, model_dir, ModelLoadOptions{options.overlay_path})) {
-  // The engine runs LLaDA's sampler: bidirectional masked diffusion on position-aligned logits. Other
-  // families would decode, but wrongly, so they are refused until their samplers exist.
   const ModelSpec& spec = model_.spec;
-  if (spec.family->decoding != DecodingKind::MaskedDiffusion || spec.logit_shift != 0) {
-    fail_input(
-        "{}: this {} model needs {} decoding{}, which dlm generate does not run yet (it runs LLaDA-style "
-        "masked diffusion)",
-        model_dir, spec.family->title, decoding_name(spec.family->decoding),
-        spec.logit_shift != 0 ? " with shifted logits" : "");
-  }
-  if (!spec.mask_token_id) {
-    fail_input(
-        "{}: this {} model has no mask token, which the masked-diffusion sampler needs; give one with "
-        "mask_token in a model overlay",
-        model_dir, spec.family->title);
-  }
-  mask_id_ = *spec.mask_token_id;
+  context_.mask_id = spec.mask_token_id.value_or(-1);
+  context_.stop_ids = spec.stop_token_ids;
+  context_.logit_shift = spec.logit_shift;
+  const Tokenizer* tokenizer = model_.tokenizer.get();
+  context_.detokenize = [tokenizer](std::span<const int32_t> tokens) {
+    return tokenizer->decode(std::vector<int32_t>(tokens.begin(), tokens.end()));
+  };
 }
 
 Engine::~Engine() = default;
 
-GenerationRequest Engine::make_request(std::string_view prompt, const SamplingConfig& sampling,
+SamplingConfig Engine::resolve(const SamplingConfig& sampling) const {
+  const ModelSpec& spec = model_.spec;
+  const Method own = family_method(spec);
+  const Method method = sampling.method == Method::Auto ? own : sampling.method;
+  if (method_decoding(method) != spec.family->decoding) {
+    fail_input(
+        "{}: method {} needs a model trained for {} decoding; this {} model decodes by {} (method {}){}",
+        model_dir_, enum_name(method, kMethodNames), decoding_name(method_decoding(method)),
+        spec.family->title, decoding_name(spec.family->decoding), enum_name(own, kMethodNames),
+        method == Method::Autoregressive && spec.family->decoding == DecodingKind::BlockDiffusion
+            ? "; block_diffusion with block_length 1 decodes it one token at a time"
+            : "");
+  }
+  if (method != Method::Autoregressive && !spec.mask_token_id) {
+    fail_input(
+        "{}: this {} model has no mask token, which diffusion decoding needs; give one with mask_token "
+        "in a model overlay",
+        model_dir_, spec.family->title);
+  }
+  return resolve_sampling(sampling, ModelDefaults{own, spec.block_size}, context_,
+                          model_.backbone->vocab_size());
+}
+
+GenerationRequest Engine::make_request(std::string_view prompt, const SamplingConfig& resolved,
                                        uint64_t seed) const {
   GenerationRequest request;
   request.seed = seed;
   if (model_.spec.bos_token_id) request.prompt.push_back(*model_.spec.bos_token_id);
   const std::vector<int32_t> ids = model_.tokenizer->encode(prompt, SpecialText::Parse);
   request.prompt.insert(request.prompt.end(), ids.begin(), ids.end());
-  LladaSampler::check_fits(*model_.backbone, sampling, request);
+  check_request(*model_.backbone, resolved, request);
   return request;
 }
 
-std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest> requests,
-                                               const SamplingConfig& sampling) {
-  return LladaSampler(*model_.backbone, backend_, mask_id_, sampling).generate(requests);
+void Engine::generate(std::span<const GenerationRequest> requests, const SamplingConfig& resolved,
+                      int64_t max_rows, const ResultSink& sink) {
+  Sampler(*model_.backbone, backend_, context_, resolved).generate(requests, max_rows, sink);
 }
 
-std::string Engine::decode_generation(const std::vector<int32_t>& tokens) const {
+std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest> requests,
+                                               const SamplingConfig& resolved, int64_t max_rows) {
+  return Sampler(*model_.backbone, backend_, context_, resolved).generate(requests, max_rows);
+}
+
+std::string Engine::decode_generation(const std::vector<int32_t>& tokens,
+                                      const std::vector<std::string>& stop_strings) const {
   const std::vector<int32_t>& stops = model_.spec.stop_token_ids;
   const auto end = std::find_first_of(tokens.begin(), tokens.end(), stops.begin(), stops.end());
-  return model_.tokenizer->decode(std::vector<int32_t>(tokens.begin(), end));
+  std::string text = model_.tokenizer->decode(std::vector<int32_t>(tokens.begin(), end));
+  for (const std::string& stop : stop_strings) {
+    const size_t at = text.find(stop);
+    if (at != std::string::npos) text.resize(at);
+  }
+  return text;
 }
 
 }  // namespace dlm

@@ -1,6 +1,7 @@
 #pragma once
 // The Engine: opens a model directory (config.json, *.safetensors, tokenizer), owns the backend, the
-// backbone and the tokenizer, and runs batches of generation requests through the sampler.
+// backbone and the tokenizer, and runs batches of generation requests through the sampler of the chosen
+// decoding method.
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -12,7 +13,7 @@
 #include "engine/backend/cpu/cpu_backend.h"
 #include "engine/io/generation_config.h"
 #include "engine/tokenizer/tokenizer.h"
-#include "samplers/generation.h"
+#include "samplers/sampler.h"
 
 namespace dlm {
 
@@ -23,8 +24,7 @@ struct EngineOptions {
 
 class Engine {
  public:
-  // InputError naming the directory and the fault (see load_model), a family whose decoding is not
-  // LLaDA-style masked diffusion, or no mask token.
+  // InputError naming the directory and the fault (see load_model).
   explicit Engine(const std::string& model_dir, const EngineOptions& options = {});
   ~Engine();
   Engine(const Engine&) = delete;
@@ -33,24 +33,31 @@ class Engine {
   const std::string& model_dir() const { return model_dir_; }
   const Tokenizer& tokenizer() const { return *model_.tokenizer; }
   const ModelSpec& spec() const { return model_.spec; }
-  int32_t mask_id() const { return mask_id_; }
+  const DecodeContext& context() const { return context_; }
+
+  // The settings with the model's defaults filled in (method, block size); InputError when this model
+  // cannot decode with them (a method its family was not trained for, no mask token for diffusion).
+  SamplingConfig resolve(const SamplingConfig& sampling) const;
 
   // A prompt's request: BOS (when the tokenizer has one), then the prompt's tokens, with special-token text
   // such as "<|mdm_mask|>" parsed as those tokens. InputError when it does not fit the model's context
-  // together with sampling.gen_length.
-  GenerationRequest make_request(std::string_view prompt, const SamplingConfig& sampling,
+  // under the resolved settings.
+  GenerationRequest make_request(std::string_view prompt, const SamplingConfig& resolved,
                                  uint64_t seed) const;
-  // Runs the requests together (one ragged forward per step); results in request order.
+  // Runs the requests with up to max_rows decoding at once; `sink` gets each result as it finishes.
+  void generate(std::span<const GenerationRequest> requests, const SamplingConfig& resolved, int64_t max_rows,
+                const ResultSink& sink);
   std::vector<GenerationResult> generate(std::span<const GenerationRequest> requests,
-                                         const SamplingConfig& sampling);
-  // The text of generated tokens, which ends before the first stop token.
-  std::string decode_generation(const std::vector<int32_t>& tokens) const;
+                                         const SamplingConfig& resolved, int64_t max_rows);
+  // The text of generated tokens, which ends before the first stop token (or stop string).
+  std::string decode_generation(const std::vector<int32_t>& tokens,
+                                const std::vector<std::string>& stop_strings = {}) const;
 
  private:
   std::string model_dir_;
   CpuBackend backend_;
   LoadedModel model_;
-  int32_t mask_id_ = -1;
+  DecodeContext context_;
 };
 
 }  // namespace dlm

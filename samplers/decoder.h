@@ -1,0 +1,45 @@
+#pragma once
+// The decoding loop shared by every method: continuous batching over DecodeTasks. Up to `max_rows` requests
+// are active at once; each step runs one ragged forward holding every active request's sequences, hands
+// each its logit rows, retires the requests that finished (their rows leave the batch) and refills the free
+// rows from the queue, in request order.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "backbones/backbone.h"
+#include "engine/backend/backend.h"
+#include "engine/core/buffer.h"
+#include "samplers/decode_task.h"
+
+namespace dlm {
+
+// Makes request i's task when a row frees up for it (requests are checked before the run starts).
+using TaskFactory = std::function<std::unique_ptr<DecodeTask>(size_t request)>;
+
+// Called once per finished request, in finishing order, with its index and result.
+using ResultSink = std::function<void(size_t request, GenerationResult result)>;
+
+class Decoder {
+ public:
+  Decoder(Backbone& backbone, Backend& backend, Visibility visibility, int64_t max_rows);
+
+  // Decodes requests [0, count) and reports each to `sink` as soon as it finishes.
+  void run(size_t count, const TaskFactory& make_task, const ResultSink& sink);
+
+ private:
+  struct Active;
+
+  LogitRows host_rows(const Tensor& logits, int64_t first, int64_t count);
+
+  Backbone& backbone_;
+  Backend& backend_;
+  Visibility visibility_;
+  int64_t max_rows_;
+  ForwardBatch batch_;  // reused across steps
+  HostTensor staging_;  // logits copied off a device backend
+};
+
+}  // namespace dlm

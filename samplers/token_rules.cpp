@@ -1,0 +1,163 @@
+#include "samplers/token_rules.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "engine/core/error.h"
+
+namespace dlm {
+
+namespace {
+
+constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
+
+float row_max(std::span<const float> row) {
+  float max = kMinusInf;
+  for (float v : row) max = std::max(max, v);
+  return max;
+}
+
+}  // namespace
+
+void suppress(std::span<float> row, int32_t id) {
+  DLM_CHECK(id >= 0 && static_cast<size_t>(id) < row.size(), "suppress: id {} outside a row of {}", id,
+            row.size());
+  row[static_cast<size_t>(id)] = kMinusInf;
+}
+
+void apply_repetition_penalty(std::span<float> row, std::span<const int32_t> history, double penalty) {
+  if (penalty == 1.0) return;
+  std::vector<int32_t> ids(history.begin(), history.end());
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  for (int32_t id : ids) {
+    if (id < 0 || static_cast<size_t>(id) >= row.size()) continue;
+    float& l = row[static_cast<size_t>(id)];
+    l = l < 0 ? static_cast<float>(l * penalty) : static_cast<float>(l / penalty);
+  }
+}
+
+void filter_top_k(std::span<float> row, int64_t k) {
+  if (k <= 0 || static_cast<size_t>(k) >= row.size()) return;
+  std::vector<float> sorted(row.begin(), row.end());
+  std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<float>());
+  const float kth = sorted[static_cast<size_t>(k - 1)];
+  for (float& v : row) {
+    if (v < kth) v = kMinusInf;
+  }
+}
+
+void filter_top_p(std::span<float> row, double p) {
+  if (p >= 1.0) return;
+  std::vector<int32_t> order(row.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return row[a] > row[b]; });
+  std::vector<double> probabilities;
+  softmax(row, probabilities);
+  double mass = 0.0;
+  for (size_t i = 0; i < order.size(); ++i) {
+    const size_t id = static_cast<size_t>(order[i]);
+    const bool drop = i > 0 && mass > p;
+    mass += probabilities[id];
+    if (drop) row[id] = kMinusInf;
+  }
+}
+
+void filter_min_p(std::span<float> row, double min_p) {
+  if (min_p <= 0.0) return;
+  std::vector<double> probabilities;
+  softmax(row, probabilities);
+  const double floor = min_p * *std::max_element(probabilities.begin(), probabilities.end());
+  for (size_t v = 0; v < row.size(); ++v) {
+    if (probabilities[v] < floor) row[v] = kMinusInf;
+  }
+}
+
+void apply_temperature(std::span<float> row, double temperature) {
+  DLM_CHECK(temperature > 0.0, "apply_temperature: temperature {}", temperature);
+  for (float& v : row) v = static_cast<float>(v / temperature);
+}
+
+void softmax(std::span<const float> row, std::vector<double>& probabilities) {
+  probabilities.resize(row.size());
+  const double max = row_max(row);
+  double sum = 0.0;
+  for (size_t v = 0; v < row.size(); ++v) {
+    probabilities[v] = std::exp(static_cast<double>(row[v]) - max);
+    sum += probabilities[v];
+  }
+  for (double& p : probabilities) p /= sum;
+}
+
+int32_t argmax(std::span<const float> row) {
+  return static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
+}
+
+int32_t gumbel_argmax(std::span<const float> row, double temperature, const RngStream& rng, uint64_t step,
+                      uint64_t base) {
+  const uint64_t counter = draw_step(DrawPurpose::Gumbel, step);
+  int32_t best = 0;
+  double best_score = -std::numeric_limits<double>::infinity();
+  for (size_t v = 0; v < row.size(); ++v) {
+    const double u = rng.uniform_double_open(counter, base + v);
+    const double score = std::exp(static_cast<double>(row[v])) / std::pow(-std::log(u), temperature);
+    if (score > best_score) {
+      best_score = score;
+      best = static_cast<int32_t>(v);
+    }
+  }
+  return best;
+}
+
+int32_t sample_categorical(std::span<const double> probabilities, double u) {
+  double mass = 0.0;
+  int32_t last_possible = 0;
+  for (size_t v = 0; v < probabilities.size(); ++v) {
+    if (probabilities[v] <= 0.0) continue;
+    last_possible = static_cast<int32_t>(v);
+    mass += probabilities[v];
+    if (u < mass) return last_possible;
+  }
+  return last_possible;  // u beyond the rounded total mass
+}
+
+double confidence(std::span<const double> probabilities, int32_t token, Remasking remasking) {
+  switch (remasking) {
+    case Remasking::LowConfidence:
+      return probabilities[static_cast<size_t>(token)];
+    case Remasking::Margin: {
+      double first = 0.0, second = 0.0;
+      for (double p : probabilities) {
+        if (p > first) {
+          second = first;
+          first = p;
+        } else if (p > second) {
+          second = p;
+        }
+      }
+      return first - second;
+    }
+    case Remasking::Entropy: {
+      double sum = 0.0;
+      for (double p : probabilities) sum += p * std::log(p + 1e-10);
+      return sum;
+    }
+    case Remasking::Random:
+    case Remasking::Origin:
+      break;
+  }
+  DLM_CHECK(false, "confidence: remasking {} draws its own", static_cast<int>(remasking));
+  return 0.0;
+}
+
+double entropy(std::span<const double> probabilities) {
+  double sum = 0.0;
+  for (double p : probabilities) {
+    if (p > 0.0) sum -= p * std::log(p);
+  }
+  return sum;
+}
+
+}  // namespace dlm
