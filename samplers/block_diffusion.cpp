@@ -81,7 +81,7 @@ void BlockDiffusionTask::take_first_token(std::span<const float> row, int64_t po
   row_.assign(row.begin(), row.end());
   canvas_[static_cast<size_t>(position)] =
       predictor_.predict(row_, rng_, static_cast<uint64_t>(step_), position).token;
-  ++committed_;
+  if (position < generated_end_) ++committed_;  // the padding past gen_length is not generated
 }
 
 void BlockDiffusionTask::consume(const LogitRows& logits) {
@@ -110,9 +110,9 @@ void BlockDiffusionTask::denoise(const LogitRows& logits) {
       step_in_sub_ < static_cast<int64_t>(counts_.size()) ? counts_[static_cast<size_t>(step_in_sub_)] : 1;
   const CommitParams params{config_.commit, count, config_.threshold, config_.factor, config_.entropy_bound};
   for (int64_t chosen : select_commits(scores, params)) {
-    canvas_[static_cast<size_t>(candidates_[static_cast<size_t>(chosen)])] =
-        predictions[static_cast<size_t>(chosen)].token;
-    ++committed_;
+    const int64_t position = candidates_[static_cast<size_t>(chosen)];
+    canvas_[static_cast<size_t>(position)] = predictions[static_cast<size_t>(chosen)].token;
+    if (position < generated_end_) ++committed_;  // the padding past gen_length is not generated
   }
   ++step_in_sub_;
   if (masked(sub_begin(), sub_end()) || next_sub_block()) return;
