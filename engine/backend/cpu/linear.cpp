@@ -1,7 +1,9 @@
 #include <cblas.h>
 
+#include <algorithm>
 #include <climits>
 #include <optional>
+#include <vector>
 
 #include "engine/backend/cpu/cpu_backend.h"
 #include "engine/backend/cpu/cpu_helpers.h"
@@ -13,7 +15,7 @@ namespace {
 // Output tiles are at most kMaxTile x kMaxTile: each sgemm call repacks its slice of x once per panel and
 // its panel once per slice, so tiles stay large when there is enough work. A bf16/f16 panel widened to f32
 // stays under kPanelBytes per thread, or under kCachedPanelBytes when x has so few rows that the panel is
-// streamed through rather than reused, so it should still be in L2 when sgemv reads it.
+// streamed through rather than reused, so it should still be in L2 when sgemm reads it.
 constexpr int64_t kMaxTile = 512;
 constexpr int64_t kMinPanel = 16;
 constexpr int64_t kMinTileRows = 32;
@@ -21,6 +23,9 @@ constexpr int64_t kPanelBytes = int64_t{4} << 20;
 constexpr int64_t kCachedPanelBytes = int64_t{512} << 10;
 constexpr int64_t kFewRows = 16;
 constexpr int64_t kMinParallelFlops = int64_t{1} << 18;
+// Rows per sgemm group: a multiple of the row unroll of OpenBLAS's sgemm kernels (2 on Skylake-X, 8 on
+// Haswell and Zen), so that no row is ever computed by an edge kernel.
+constexpr int64_t kRowGroup = 8;
 
 struct Tiling {
   int64_t rows = 0;   // output rows per tile (slices of x)
@@ -110,12 +115,30 @@ void CpuBackend::linear(const Tensor& x, const Tensor& weight, const std::option
         }
       }
       if (k == 0) continue;
-      if (mm == 1) {
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(nn), static_cast<int>(k), 1.0f, w, lda,
-                    xs + m0 * k, 1, 1.0f, c, 1);
-      } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(mm), static_cast<int>(nn),
+      // BLAS kernels round a row differently when it falls in a partial group of rows (or goes through
+      // gemv), which would make a row's result depend on the batch around it. Whole groups of kRowGroup go
+      // straight to sgemm; the leftover rows go through a zero-padded full group, so every row takes the
+      // same path whatever the batch.
+      const int64_t whole = mm / kRowGroup * kRowGroup;
+      if (whole > 0) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(whole), static_cast<int>(nn),
                     static_cast<int>(k), 1.0f, xs + m0 * k, lda, w, lda, 1.0f, c, static_cast<int>(n));
+      }
+      if (whole < mm) {
+        thread_local std::vector<float> x_group, c_group;
+        const int64_t left = mm - whole;
+        x_group.assign(static_cast<size_t>(kRowGroup * k), 0.0f);
+        c_group.assign(static_cast<size_t>(kRowGroup * nn), 0.0f);
+        std::copy(xs + (m0 + whole) * k, xs + (m0 + mm) * k, x_group.begin());
+        for (int64_t r = 0; r < left; ++r) {
+          std::copy(c + (whole + r) * n, c + (whole + r) * n + nn, c_group.begin() + r * nn);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(kRowGroup),
+                    static_cast<int>(nn), static_cast<int>(k), 1.0f, x_group.data(), lda, w, lda, 1.0f,
+                    c_group.data(), static_cast<int>(nn));
+        for (int64_t r = 0; r < left; ++r) {
+          std::copy(c_group.begin() + r * nn, c_group.begin() + (r + 1) * nn, c + (whole + r) * n);
+        }
       }
     }
   });
