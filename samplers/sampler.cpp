@@ -1,5 +1,7 @@
 #include "samplers/sampler.h"
 
+#include <fmt/format.h>
+
 #include "engine/core/error.h"
 #include "samplers/autoregressive.h"
 #include "samplers/block_diffusion.h"
@@ -32,7 +34,7 @@ SamplingConfig resolve_sampling(const SamplingConfig& config, const ModelDefault
       out.block_length = out.gen_length % kLladaBlockLength == 0 ? kLladaBlockLength : out.gen_length;
     }
   }
-  validate(out, "resolved settings");
+  validate(out, fmt::format("the settings for this model (method {})", enum_name(out.method, kMethodNames)));
   if (diffusion(out.method) && (context.mask_id < 0 || context.mask_id >= vocab_size)) {
     fail_input("method {}: the model has no mask token in its vocabulary of {} (got id {})",
                enum_name(out.method, kMethodNames), vocab_size, context.mask_id);

@@ -1,5 +1,7 @@
 #include "samplers/schedule.h"
 
+#include <cmath>
+
 #include "engine/core/error.h"
 
 namespace dlm {
@@ -20,8 +22,9 @@ std::vector<float> dream_timesteps(int64_t steps, double eps) {
   const int64_t halfway = count / 2;
   std::vector<float> values(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) {
-    values[static_cast<size_t>(i)] =
-        i < halfway ? start + step * static_cast<float>(i) : end - step * static_cast<float>(count - i - 1);
+    // Fused multiply-adds, as nvcc compiles torch's CUDA linspace kernel (Dream decodes on the GPU).
+    values[static_cast<size_t>(i)] = i < halfway ? std::fma(step, static_cast<float>(i), start)
+                                                 : std::fma(-step, static_cast<float>(count - i - 1), end);
   }
   return values;
 }

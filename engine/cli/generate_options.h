@@ -17,9 +17,21 @@ struct GenerateFlags {
   std::optional<std::string> prompts_file;
   std::vector<std::string> prompts;  // -p, in order, after the file's prompts
   std::optional<std::string> output;
-  std::optional<int64_t> gen_length, steps, block_length;
+  // The sampler's keys, by their names in the YAML "sampler" section; unset: the config's value.
+  std::optional<std::string> method;
+  std::optional<int64_t> gen_length, steps, block_length, sub_block_length;
   std::optional<double> temperature;
-  std::optional<std::string> remasking;
+  std::optional<std::string> remasking, commit;
+  std::optional<double> threshold, factor, entropy_bound;
+  std::optional<std::string> cache;
+  std::optional<double> cfg_scale;
+  bool suppress_eos = false;             // given: on; absent: the config's value
+  bool suppress_eos_confidence = false;  // given: on; absent: the config's value
+  std::optional<double> eps, alg_temp, top_p;
+  std::optional<int64_t> top_k;
+  std::optional<double> min_p, repetition_penalty;
+  std::vector<std::string> stop_strings;  // --stop, repeatable; given: replaces the config's list
+  bool no_stop_early = false;             // given: stop_early off; absent: the config's value
   std::optional<uint64_t> seed;
   int64_t batch_size = 8;
   bool verbose = false;

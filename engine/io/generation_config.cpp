@@ -9,29 +9,187 @@
 
 namespace dlm {
 
+namespace {
+
+// Llada's block for block_length 0 when it divides gen_length (as samplers/sampler.cpp resolves it).
+constexpr int64_t kLladaBlockLength = 32;
+
+std::string_view method_name(Method method) {
+  return enum_name(method, kMethodNames);
+}
+
+// Range checks, written so that NaN fails every one of them. (0, 1], (0, 1), [0, 1):
+bool in_unit_open_closed(double x) {
+  return x > 0.0 && x <= 1.0;
+}
+bool in_unit_open(double x) {
+  return x > 0.0 && x < 1.0;
+}
+bool in_unit_closed_open(double x) {
+  return x >= 0.0 && x < 1.0;
+}
+bool positive(double x) {
+  return std::isfinite(x) && x > 0.0;
+}
+bool non_negative(double x) {
+  return std::isfinite(x) && x >= 0.0;
+}
+
+}  // namespace
+
 std::optional<SamplingProblem> find_problem(const SamplingConfig& sampler) {
   auto problem = [](std::string_view key, std::string message) {
     return std::optional<SamplingProblem>(SamplingProblem{key, std::move(message)});
   };
+  const Method method = sampler.method;
+  // Auto accepts every method's options: which apply is known once the model's method is, and
+  // resolve_sampling checks the resolved settings again.
+  auto allows = [&](Method m) { return method == Method::Auto || method == m; };
+  const bool autoregressive = method == Method::Autoregressive;
+
+  // The schedule.
   if (sampler.gen_length < 1)
     return problem("gen_length", fmt::format("must be at least 1, got {}", sampler.gen_length));
-  if (sampler.block_length < 1) {
-    return problem("block_length", fmt::format("must be at least 1, got {}", sampler.block_length));
+  if (sampler.block_length < 0) {
+    std::string_view zero = method == Method::Llada ? " (0: 32 when that divides gen_length, else gen_length)"
+                            : method == Method::BlockDiffusion ? " (0: the model's block size)"
+                            : method == Method::Auto           ? " (0: the method's default)"
+                                                               : "";
+    return problem("block_length", fmt::format("must be at least 0{}, got {}", zero, sampler.block_length));
   }
   if (sampler.steps < 1) return problem("steps", fmt::format("must be at least 1, got {}", sampler.steps));
-  if (sampler.gen_length % sampler.block_length != 0) {
-    return problem("block_length", fmt::format("must divide gen_length ({}), got {}", sampler.gen_length,
-                                               sampler.block_length));
+  // Llada's blocks split gen_length and its steps split over the blocks.
+  if (method == Method::Llada) {
+    const int64_t block = sampler.block_length > 0                      ? sampler.block_length
+                          : sampler.gen_length % kLladaBlockLength == 0 ? kLladaBlockLength
+                                                                        : sampler.gen_length;
+    if (sampler.gen_length % block != 0) {
+      return problem("block_length", fmt::format("must divide gen_length ({}), got {}", sampler.gen_length,
+                                                 sampler.block_length));
+    }
+    int64_t blocks = sampler.gen_length / block;
+    if (sampler.steps % blocks != 0) {
+      return problem(
+          "steps",
+          fmt::format("must be a multiple of the number of blocks (gen_length / block_length "
+                      "= {}{}), got {}",
+                      blocks,
+                      sampler.block_length == 0 ? fmt::format(", block_length 0 being {}", block) : "",
+                      sampler.steps));
+    }
   }
-  int64_t blocks = sampler.gen_length / sampler.block_length;
-  if (sampler.steps % blocks != 0) {
-    return problem("steps",
-                   fmt::format("must be a multiple of the number of blocks (gen_length / block_length "
-                               "= {}), got {}",
-                               blocks, sampler.steps));
+  if (sampler.sub_block_length < 0) {
+    return problem("sub_block_length",
+                   fmt::format("must be at least 0 (0: no sub-blocks), got {}", sampler.sub_block_length));
   }
-  if (!std::isfinite(sampler.temperature) || sampler.temperature < 0) {
+  if (sampler.sub_block_length > 0) {
+    if (!allows(Method::BlockDiffusion)) {
+      return problem("sub_block_length",
+                     fmt::format("needs method block_diffusion, got method {}", method_name(method)));
+    }
+    if (sampler.block_length > 0 && sampler.block_length % sampler.sub_block_length != 0) {
+      return problem("sub_block_length", fmt::format("must divide block_length ({}), got {}",
+                                                     sampler.block_length, sampler.sub_block_length));
+    }
+  }
+
+  // The token sampler.
+  if (!non_negative(sampler.temperature)) {
     return problem("temperature", fmt::format("must be a finite number >= 0, got {}", sampler.temperature));
+  }
+  if (!in_unit_open_closed(sampler.top_p)) {
+    return problem("top_p", fmt::format("must be a number in (0, 1] (1: off), got {}", sampler.top_p));
+  }
+  if (sampler.top_k < 0)
+    return problem("top_k", fmt::format("must be at least 0 (0: off), got {}", sampler.top_k));
+  if (!in_unit_closed_open(sampler.min_p)) {
+    return problem("min_p", fmt::format("must be a number in [0, 1) (0: off), got {}", sampler.min_p));
+  }
+  if (!positive(sampler.repetition_penalty)) {
+    return problem("repetition_penalty",
+                   fmt::format("must be a finite number > 0 (1: off), got {}", sampler.repetition_penalty));
+  }
+
+  // Which positions a diffusion step commits.
+  if (sampler.remasking == Remasking::Origin && !allows(Method::Dream)) {
+    return problem("remasking", fmt::format("origin needs method dream, got method {}", method_name(method)));
+  }
+  if (autoregressive && sampler.remasking != Remasking::LowConfidence) {
+    return problem("remasking", fmt::format("has no effect with method autoregressive, got {}",
+                                            enum_name(sampler.remasking, kRemaskingNames)));
+  }
+  if (autoregressive && sampler.commit != CommitRule::Schedule) {
+    return problem("commit", fmt::format("has no effect with method autoregressive, got {}",
+                                         enum_name(sampler.commit, kCommitRuleNames)));
+  }
+  if (sampler.commit == CommitRule::Dynamic && !allows(Method::BlockDiffusion)) {
+    return problem("commit",
+                   fmt::format("dynamic needs method block_diffusion, got method {}", method_name(method)));
+  }
+  if (!in_unit_open_closed(sampler.threshold)) {
+    return problem("threshold", fmt::format("must be a number in (0, 1], got {}", sampler.threshold));
+  }
+  if (!positive(sampler.factor)) {
+    return problem("factor", fmt::format("must be a finite number > 0, got {}", sampler.factor));
+  }
+  if (!positive(sampler.entropy_bound)) {
+    return problem("entropy_bound",
+                   fmt::format("must be a finite number > 0, got {}", sampler.entropy_bound));
+  }
+
+  // Dream's schedule.
+  if (!in_unit_open(sampler.eps)) {
+    return problem("eps", fmt::format("must be a number in (0, 1), got {}", sampler.eps));
+  }
+  if (!non_negative(sampler.alg_temp)) {
+    return problem("alg_temp",
+                   fmt::format("must be a finite number >= 0 (0: off), got {}", sampler.alg_temp));
+  }
+
+  // LLaDA's options and Fast-dLLM's caches.
+  if (!non_negative(sampler.cfg_scale)) {
+    return problem("cfg_scale",
+                   fmt::format("must be a finite number >= 0 (0: off), got {}", sampler.cfg_scale));
+  }
+  if (sampler.cfg_scale > 0.0 && !allows(Method::Llada)) {
+    return problem("cfg_scale", fmt::format("needs method llada, got method {}", method_name(method)));
+  }
+  if (sampler.suppress_eos && !allows(Method::Llada)) {
+    return problem("suppress_eos", fmt::format("needs method llada, got method {}", method_name(method)));
+  }
+  if (sampler.suppress_eos_confidence && !allows(Method::Llada)) {
+    return problem("suppress_eos_confidence",
+                   fmt::format("needs method llada, got method {}", method_name(method)));
+  }
+  if (sampler.cache != CacheMode::None) {
+    std::string_view cache = enum_name(sampler.cache, kCacheModeNames);
+    if (!allows(Method::Llada) && method != Method::Dream) {
+      return problem(
+          "cache", fmt::format("{} needs method llada or dream, got method {}", cache, method_name(method)));
+    }
+    if (sampler.cfg_scale > 0.0) {
+      return problem("cache", fmt::format("{} cannot be used with classifier-free guidance (cfg_scale {}); "
+                                          "set cache none or cfg_scale 0",
+                                          cache, sampler.cfg_scale));
+    }
+  }
+
+  // Autoregressive decoding's options.
+  if (sampler.min_p > 0.0 && !allows(Method::Autoregressive)) {
+    return problem("min_p", fmt::format("needs method autoregressive, got method {}", method_name(method)));
+  }
+  if (sampler.repetition_penalty != 1.0 && !allows(Method::Autoregressive)) {
+    return problem("repetition_penalty",
+                   fmt::format("needs method autoregressive, got method {}", method_name(method)));
+  }
+  if (!sampler.stop_strings.empty() && !allows(Method::Autoregressive)) {
+    return problem("stop_strings",
+                   fmt::format("needs method autoregressive, got method {}", method_name(method)));
+  }
+  for (size_t i = 0; i < sampler.stop_strings.size(); ++i) {
+    if (sampler.stop_strings[i].empty()) {
+      return problem("stop_strings", fmt::format("must not hold an empty string, got one at [{}]", i));
+    }
   }
   return std::nullopt;
 }
@@ -45,11 +203,30 @@ GenerationConfig read_generation_config(const YamlMap& root) {
   std::optional<YamlMap> section = root.optional_map("sampler");
   if (section) {
     SamplingConfig& sampler = config.sampler;
+    sampler.method = section->enum_or("method", sampler.method, kMethodNames);
     sampler.gen_length = section->value_or("gen_length", sampler.gen_length);
     sampler.steps = section->value_or("steps", sampler.steps);
     sampler.block_length = section->value_or("block_length", sampler.block_length);
+    sampler.sub_block_length = section->value_or("sub_block_length", sampler.sub_block_length);
     sampler.temperature = section->value_or("temperature", sampler.temperature);
     sampler.remasking = section->enum_or("remasking", sampler.remasking, kRemaskingNames);
+    sampler.commit = section->enum_or("commit", sampler.commit, kCommitRuleNames);
+    sampler.threshold = section->value_or("threshold", sampler.threshold);
+    sampler.factor = section->value_or("factor", sampler.factor);
+    sampler.entropy_bound = section->value_or("entropy_bound", sampler.entropy_bound);
+    sampler.cache = section->enum_or("cache", sampler.cache, kCacheModeNames);
+    sampler.cfg_scale = section->value_or("cfg_scale", sampler.cfg_scale);
+    sampler.suppress_eos = section->value_or("suppress_eos", sampler.suppress_eos);
+    sampler.suppress_eos_confidence =
+        section->value_or("suppress_eos_confidence", sampler.suppress_eos_confidence);
+    sampler.eps = section->value_or("eps", sampler.eps);
+    sampler.alg_temp = section->value_or("alg_temp", sampler.alg_temp);
+    sampler.top_p = section->value_or("top_p", sampler.top_p);
+    sampler.top_k = section->value_or("top_k", sampler.top_k);
+    sampler.min_p = section->value_or("min_p", sampler.min_p);
+    sampler.repetition_penalty = section->value_or("repetition_penalty", sampler.repetition_penalty);
+    sampler.stop_strings = section->value_or("stop_strings", sampler.stop_strings);
+    sampler.stop_early = section->value_or("stop_early", sampler.stop_early);
     if (std::optional<SamplingProblem> problem = find_problem(sampler)) {
       section->fail_at(problem->key, problem->message);
     }
@@ -87,13 +264,38 @@ std::string to_yaml(const GenerationConfig& config) {
   out << YAML::Key << "seed" << YAML::Value << config.seed;
   out << YAML::Key << "sampler" << YAML::Value << YAML::BeginMap;
   const SamplingConfig& sampler = config.sampler;
+  // fmt writes the shortest text that reads back as the same double.
+  auto number = [&](const char* key, double value) {
+    out << YAML::Key << key << YAML::Value << fmt::format("{}", value);
+  };
+  auto name = [&](const char* key, std::string_view value) {
+    out << YAML::Key << key << YAML::Value << std::string(value);
+  };
+  name("method", enum_name(sampler.method, kMethodNames));
   out << YAML::Key << "gen_length" << YAML::Value << sampler.gen_length;
   out << YAML::Key << "steps" << YAML::Value << sampler.steps;
   out << YAML::Key << "block_length" << YAML::Value << sampler.block_length;
-  // fmt writes the shortest text that reads back as the same double.
-  out << YAML::Key << "temperature" << YAML::Value << fmt::format("{}", sampler.temperature);
-  out << YAML::Key << "remasking" << YAML::Value
-      << std::string(enum_name(sampler.remasking, kRemaskingNames));
+  out << YAML::Key << "sub_block_length" << YAML::Value << sampler.sub_block_length;
+  number("temperature", sampler.temperature);
+  name("remasking", enum_name(sampler.remasking, kRemaskingNames));
+  name("commit", enum_name(sampler.commit, kCommitRuleNames));
+  number("threshold", sampler.threshold);
+  number("factor", sampler.factor);
+  number("entropy_bound", sampler.entropy_bound);
+  name("cache", enum_name(sampler.cache, kCacheModeNames));
+  number("cfg_scale", sampler.cfg_scale);
+  out << YAML::Key << "suppress_eos" << YAML::Value << sampler.suppress_eos;
+  out << YAML::Key << "suppress_eos_confidence" << YAML::Value << sampler.suppress_eos_confidence;
+  number("eps", sampler.eps);
+  number("alg_temp", sampler.alg_temp);
+  number("top_p", sampler.top_p);
+  out << YAML::Key << "top_k" << YAML::Value << sampler.top_k;
+  number("min_p", sampler.min_p);
+  number("repetition_penalty", sampler.repetition_penalty);
+  out << YAML::Key << "stop_strings" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (const std::string& stop : sampler.stop_strings) out << YAML::DoubleQuoted << stop;
+  out << YAML::EndSeq;
+  out << YAML::Key << "stop_early" << YAML::Value << sampler.stop_early;
   out << YAML::EndMap << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }

@@ -1,7 +1,7 @@
 #pragma once
 // The settings of a generation run (the CLI's `generate` command): which model, which prompts, where the
-// output goes, and the masked-diffusion sampling schedule. Read from YAML (configs/README.md documents the
-// keys; configs/generate.yaml is the preset); the CLI's flags override what the file sets.
+// output goes, and how to decode (the method and its settings). Read from YAML (configs/README.md documents
+// the keys; configs/generate.yaml is the preset); the CLI's flags override what the file sets.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -52,8 +52,10 @@ inline constexpr EnumName<Remasking> kRemaskingNames[] = {
 //                 one (SDAR entropy_bounded, DiffusionGemma)
 enum class CommitRule { Schedule, Threshold, Factor, Dynamic, EntropyBound };
 inline constexpr EnumName<CommitRule> kCommitRuleNames[] = {
-    {CommitRule::Schedule, "schedule"},         {CommitRule::Threshold, "threshold"},
-    {CommitRule::Factor, "factor"},             {CommitRule::Dynamic, "dynamic"},
+    {CommitRule::Schedule, "schedule"},
+    {CommitRule::Threshold, "threshold"},
+    {CommitRule::Factor, "factor"},
+    {CommitRule::Dynamic, "dynamic"},
     {CommitRule::EntropyBound, "entropy_bound"},
 };
 
@@ -70,29 +72,33 @@ inline constexpr EnumName<CacheMode> kCacheModeNames[] = {
 // Defaults are LLaDA's reference generation settings; samplers/README.md lists which keys each method reads.
 struct SamplingConfig {
   Method method = Method::Auto;
-  int64_t gen_length = 128;   // tokens generated after the prompt (at most, with a stop)
-  int64_t steps = 128;        // Llada: steps in total, split over the blocks; Dream: steps;
-                              // BlockDiffusion: steps per block; unused by Autoregressive
-  int64_t block_length = 0;  // Llada: semi-autoregressive block (0: 32 when it divides gen_length, else gen_length); BlockDiffusion: block (0: the model's)
-  int64_t sub_block_length = 0;  // BlockDiffusion: sub-blocks decoded in order inside a block (Fast-dLLM v2); 0: none
-  double temperature = 0.0;      // 0: greedy
+  int64_t gen_length = 128;  // tokens generated after the prompt (at most, with a stop)
+  int64_t steps = 128;       // Llada: steps in total, split over the blocks; Dream: steps;
+                             // BlockDiffusion: steps per block; unused by Autoregressive
+  // Llada: semi-autoregressive block (0: 32 when it divides gen_length, else gen_length); BlockDiffusion:
+  // block (0: the model's); unused by Dream and Autoregressive
+  int64_t block_length = 0;
+  // BlockDiffusion: sub-blocks decoded in order inside a block (Fast-dLLM v2); 0: none
+  int64_t sub_block_length = 0;
+  double temperature = 0.0;  // 0: greedy
   Remasking remasking = Remasking::LowConfidence;
   CommitRule commit = CommitRule::Schedule;
-  double threshold = 0.9;      // Threshold and Dynamic
-  double factor = 1.0;         // Factor
-  double entropy_bound = 0.1;  // EntropyBound
-  CacheMode cache = CacheMode::None;  // Llada and Dream
-  double cfg_scale = 0.0;             // Llada: classifier-free guidance against the prompt-masked canvas
-  bool suppress_eos = false;          // Llada logits_eos_inf: EOS never predicted
+  double threshold = 0.9;                // Threshold and Dynamic
+  double factor = 1.0;                   // Factor
+  double entropy_bound = 0.1;            // EntropyBound
+  CacheMode cache = CacheMode::None;     // Llada and Dream
+  double cfg_scale = 0.0;                // Llada: classifier-free guidance against the prompt-masked canvas
+  bool suppress_eos = false;             // Llada logits_eos_inf: EOS never predicted
   bool suppress_eos_confidence = false;  // Llada confidence_eos_eot_inf: EOS/EoT predictions ranked last
   double eps = 1e-3;                     // Dream: the schedule's last timestep
-  double alg_temp = 0.0;                 // Dream: > 0 draws the committed positions from softmax(conf / alg_temp)
-  double top_p = 1.0;                    // 1: off
-  int64_t top_k = 0;                     // 0: off
-  double min_p = 0.0;                    // Autoregressive; 0: off
-  double repetition_penalty = 1.0;       // Autoregressive; 1: off
+  double alg_temp = 0.0;            // Dream: > 0 draws the committed positions from softmax(conf / alg_temp)
+  double top_p = 1.0;               // 1: off
+  int64_t top_k = 0;                // 0: off
+  double min_p = 0.0;               // Autoregressive; 0: off
+  double repetition_penalty = 1.0;  // Autoregressive; 1: off
   std::vector<std::string> stop_strings;  // Autoregressive: generation ends once the text contains one
-  bool stop_early = true;  // end a request after the block (Llada, BlockDiffusion) or token that holds a stop id
+  // End a request after the block (Llada, BlockDiffusion) or token (Autoregressive) that holds a stop id.
+  bool stop_early = true;
   bool operator==(const SamplingConfig&) const = default;
 };
 
@@ -105,8 +111,8 @@ struct GenerationConfig {
   bool operator==(const GenerationConfig&) const = default;
 };
 
-// A sampling value outside its range or inconsistent with another, named by its key in the "sampler"
-// section.
+// A sampling value outside its range or inconsistent with another or with the method (configs/README.md
+// lists the rules), named by its key in the "sampler" section.
 struct SamplingProblem {
   std::string_view key;
   std::string message;
@@ -119,7 +125,7 @@ GenerationConfig read_generation_config(const YamlMap& root);
 GenerationConfig load_generation_config(const std::string& path);  // a whole file: unknown keys are errors
 GenerationConfig parse_generation_config(std::string_view text, std::string source);
 
-// Throws InputError "<source>: sampler.steps: <problem>" if find_problem reports one (for settings assembled
+// Throws InputError "<source>: sampler.<key>: <problem>" if find_problem reports one (for settings assembled
 // from a file and flags, or handed to a sampler).
 void validate(const SamplingConfig& sampler, std::string_view source);
 

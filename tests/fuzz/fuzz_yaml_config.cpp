@@ -1,5 +1,6 @@
-// Fuzzes YAML configs: the generation run reader (typed keys, enums, range checks, unknown keys), then the
-// generic YamlMap getters on a fixed set of key names, descending into sections and lists of sections.
+// Fuzzes YAML configs: the generation run reader (typed keys, enums and their alias spellings, lists of
+// strings, range checks, the consistency of the settings with the method, unknown keys), then the generic
+// YamlMap getters on a fixed set of key names, descending into sections and lists of sections.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -58,7 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   try {
     dlm::GenerationConfig config = dlm::parse_generation_config(text, "run.yaml");
-    // Accepted configs are consistent and survive the round trip through YAML.
+    // Accepted configs are consistent and survive the round trip through YAML (every sampler key, the stop
+    // strings included).
     if (dlm::find_problem(config.sampler)) __builtin_trap();
     if (!(dlm::parse_generation_config(dlm::to_yaml(config), "resolved.yaml") == config)) __builtin_trap();
   } catch (const dlm::Error&) {
