@@ -96,7 +96,17 @@ std::string Engine::decode_generation(const std::vector<int32_t>& tokens,
                                       const std::vector<std::string>& stop_strings) const {
   const std::vector<int32_t>& stops = model_.spec.stop_token_ids;
   const auto end = std::find_first_of(tokens.begin(), tokens.end(), stops.begin(), stops.end());
-  std::string text = model_.tokenizer->decode(std::vector<int32_t>(tokens.begin(), end));
+  // A model's embedding is often larger than its tokenizer; an id past the tokenizer has no text and shows
+  // as U+FFFD (token_ids keep it).
+  const Tokenizer& tokenizer = *model_.tokenizer;
+  std::string text;
+  for (auto run = tokens.begin(); run != end;) {
+    const auto known_end = std::find_if(run, end, [&](int32_t id) { return id >= tokenizer.vocab_size(); });
+    text += tokenizer.decode(std::vector<int32_t>(run, known_end));
+    if (known_end == end) break;
+    text += "\uFFFD";
+    run = known_end + 1;
+  }
   for (const std::string& stop : stop_strings) {
     const size_t at = text.find(stop);
     if (at != std::string::npos) text.resize(at);

@@ -49,7 +49,8 @@ class Engine {
                 const ResultSink& sink);
   std::vector<GenerationResult> generate(std::span<const GenerationRequest> requests,
                                          const SamplingConfig& resolved, int64_t max_rows);
-  // The text of generated tokens, which ends before the first stop token (or stop string).
+  // The text of generated tokens, which ends before the first stop token (or stop string); ids the tokenizer
+  // lacks (an embedding larger than the tokenizer) read as U+FFFD.
   std::string decode_generation(const std::vector<int32_t>& tokens,
                                 const std::vector<std::string>& stop_strings = {}) const;
 

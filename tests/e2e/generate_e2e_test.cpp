@@ -32,7 +32,10 @@ struct DlmRun : e2e::DlmRun {
   // The records without their timings, which differ from run to run.
   std::vector<json> untimed_records() const {
     std::vector<json> parsed = records();
-    for (json& record : parsed) record.erase("seconds");
+    for (json& record : parsed) {
+      record.erase("seconds");
+      record.erase("timings");
+    }
     return parsed;
   }
   std::vector<std::vector<int>> token_ids() const {
@@ -96,12 +99,23 @@ TEST_F(GenerateE2e, WritesOneValidRecordPerPrompt) {
     EXPECT_EQ(r.at("id"), i);
     EXPECT_EQ(r.at("prompt"), prompts[i]);
     EXPECT_TRUE(r.at("text").is_string());
-    EXPECT_EQ(r.at("token_ids").size(), 16u);
-    for (const json& id : r.at("token_ids")) EXPECT_TRUE(id.is_number_integer() && id >= 0 && id < 512);
-    EXPECT_EQ(r.at("nfe"), 8);  // one forward per step: 16 masks over 8 steps commits 2 at every step
+    // All 16 tokens, or up to the first stop token when a block held one (which ends the request).
+    const auto& ids = r.at("token_ids");
+    EXPECT_EQ(r.at("finish"), ids.size() == 16u ? "length" : "stop_token");
+    EXPECT_TRUE(ids.size() == 16u || ids.size() <= 8u) << "a stop ends the request after its block";
+    for (const json& id : ids) EXPECT_TRUE(id.is_number_integer() && id >= 0 && id < 512);
+    // One forward per step: 16 masks over 8 steps commits 2 at every step (4 per block of 8).
+    EXPECT_EQ(r.at("nfe"), ids.size() == 16u ? 8 : 4);
+    EXPECT_EQ(r.at("tokens_per_nfe"), 2.0);
     EXPECT_GE(r.at("seconds").get<double>(), 0.0);
-    EXPECT_EQ(r.at("settings"), json::parse(R"({"gen_length": 16, "steps": 8, "block_length": 8,
-                                              "temperature": 0.0, "remasking": "low_confidence", "seed": 5})"));
+    for (const char* phase : {"queued", "prefill", "denoise", "commit"}) {
+      EXPECT_GE(r.at("timings").at(phase).get<double>(), 0.0) << phase;
+    }
+    EXPECT_GT(r.at("timings").at("denoise").get<double>(), 0.0);
+    EXPECT_EQ(r.at("settings"), json::parse(R"({"method": "llada", "gen_length": 16, "steps": 8,
+                                              "block_length": 8, "temperature": 0.0,
+                                              "remasking": "low_confidence", "commit": "schedule",
+                                              "cache": "none", "seed": 5})"));
   }
 }
 
@@ -168,8 +182,9 @@ TEST_F(GenerateE2e, FlagsOverrideTheRunConfig) {
   const DlmRun run = dlm({"generate", "--config", config, "-p", "A map", "--steps", "8"});
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(run.records()[0].at("settings"),
-            json::parse(R"({"gen_length": 8, "steps": 8, "block_length": 4, "temperature": 0.0,
-                            "remasking": "random", "seed": 3})"));
+            json::parse(R"({"method": "llada", "gen_length": 8, "steps": 8, "block_length": 4,
+                            "temperature": 0.0, "remasking": "random", "commit": "schedule",
+                            "cache": "none", "seed": 3})"));
   const DlmRun bad = dlm({"generate", "--config", write("bad.yaml", "sampler:\n  stepz: 4\n"), "-p", "x"});
   EXPECT_EQ(bad.exit_code, 2);
   expect_one_line_error(bad, "stepz");
@@ -213,18 +228,29 @@ TEST_F(GenerateE2e, HelpDescribesTheCommand) {
   }
 }
 
-// Families whose decoding the engine does not run yet are refused, not decoded wrongly.
-TEST_F(GenerateE2e, RefusesModelsOfOtherDecodings) {
+// Every family decodes with its own method by default; a method the model was not trained for is refused.
+TEST_F(GenerateE2e, EveryFamilyDecodesWithItsOwnMethod) {
   const std::string parity_models = std::string(DLM_GOLDEN_DIR) + "/parity/models/";
-  const DlmRun ar = dlm({"generate", "-m", parity_models + "qwen2", "-p", "A map"});
-  EXPECT_EQ(ar.exit_code, 2);
-  expect_one_line_error(ar, "this Qwen2 model needs autoregressive decoding");
-  const DlmRun dream = dlm({"generate", "-m", parity_models + "dream", "-p", "A map"});
-  EXPECT_EQ(dream.exit_code, 2);
-  expect_one_line_error(dream, "this Dream model needs masked diffusion decoding with shifted logits");
-  const DlmRun sdar = dlm({"generate", "-m", parity_models + "sdar", "-p", "A map"});
-  EXPECT_EQ(sdar.exit_code, 2);
-  expect_one_line_error(sdar, "this SDAR model needs block diffusion decoding");
+  for (auto [model, method] : {std::pair{"qwen2", "autoregressive"}, std::pair{"dream", "dream"},
+                               std::pair{"sdar", "block_diffusion"},
+                               std::pair{"fast_dllm_v2", "block_diffusion"}, std::pair{"llada", "llada"}}) {
+    const DlmRun run =
+        dlm({"generate", "-m", parity_models + model, "-p", "A map", "--gen-length", "16", "--steps", "16"});
+    ASSERT_EQ(run.exit_code, 0) << model << ": " << run.err;
+    const json record = run.records().at(0);
+    EXPECT_EQ(record.at("settings").at("method"), method) << model;
+    EXPECT_FALSE(record.at("token_ids").empty()) << model;
+  }
+  const DlmRun llada_on_ar =
+      dlm({"generate", "-m", parity_models + "qwen2", "-p", "A map", "--method", "llada"});
+  EXPECT_EQ(llada_on_ar.exit_code, 2);
+  expect_one_line_error(llada_on_ar,
+                        "method llada needs a model trained for masked diffusion decoding; this Qwen2 model "
+                        "decodes by autoregressive (method autoregressive)");
+  const DlmRun ar_on_sdar =
+      dlm({"generate", "-m", parity_models + "sdar", "-p", "A map", "--method", "autoregressive"});
+  EXPECT_EQ(ar_on_sdar.exit_code, 2);
+  expect_one_line_error(ar_on_sdar, "block_diffusion with block_length 1 decodes it one token at a time");
 }
 
 }  // namespace
