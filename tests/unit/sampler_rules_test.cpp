@@ -266,19 +266,18 @@ TEST(Schedule, NumTransferTokensGivesTheRemainderToTheFirstSteps) {
 }
 
 TEST(Schedule, DreamTimestepsAreTorchLinspaceInFloat32) {
-  // torch.linspace(1, 1e-3, 9), float32 (9 values: torch's scalar path). end = float(1e-3) =
-  // 0.0010000000474974513; step = (end - 1) / 8 = -0.9990000128746033 / 8 = -0.12487500160932541; halfway =
-  // 9 / 2 = 4. Values 0..3 are 1 + step * i, values 4..8 are end - step * (8 - i), each op rounded to float:
-  //   1 + step     = 0.875124990940094      end - 4 step = 0.5005000233650208 (1 + 4 step: 0.500499963760376)
-  //   1 + 2 step   = 0.750249981880188      end - 3 step = 0.37562498450279236 (1 + 5 step: 0.375625014...)
-  //   1 + 3 step   = 0.6253750324249268     end - 2 step = 0.25075000524520874
-  //                                         end - step   = 0.12587499618530273
-  //                                         end          = 0.0010000000474974513 (1 + 8 step:
-  //                                         0.00099998712...)
-  EXPECT_THAT(
-      dream_timesteps(8, 1e-3),
-      ElementsAre(1.0f, 0.875124990940094f, 0.750249981880188f, 0.6253750324249268f, 0.5005000233650208f,
-                  0.37562498450279236f, 0.25075000524520874f, 0.12587499618530273f, 0.0010000000474974513f));
+  // torch.linspace(1, 1e-3, 9), float32. end = float(1e-3) = 0.0010000000474974513; step = (end - 1) / 8 =
+  // -0.12487500160932541; halfway = 9 / 2 = 4. Values 0..3 are fma(step, i, 1), values 4..8 are
+  // fma(-step, 8 - i, end), each rounded once to float (torch's kernels compile to fused multiply-adds):
+  //   fma(step, 1, 1) = 0.87512499094009399   fma(-step, 4, end) = 0.50050002336502075
+  //   fma(step, 2, 1) = 0.75024998188018799   fma(-step, 3, end) = 0.37562501430511475
+  //   fma(step, 3, 1) = 0.62537497282028198   fma(-step, 2, end) = 0.25075000524520874
+  //                                           fma(-step, 1, end) = 0.12587499618530273
+  // Unfused, 1 + 3 step rounds twice to 0.6253750324249268 and end - 3 step to 0.37562498450279236.
+  EXPECT_THAT(dream_timesteps(8, 1e-3),
+              ElementsAre(1.0f, 0.87512499094009399f, 0.75024998188018799f, 0.62537497282028198f,
+                          0.50050002336502075f, 0.37562501430511475f, 0.25075000524520874f,
+                          0.12587499618530273f, 0.0010000000474974513f));
   EXPECT_THROW(dream_timesteps(0, 1e-3), Error);
 }
 
