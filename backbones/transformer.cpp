@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "engine/ops/attention.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/embedding.h"
@@ -102,7 +104,9 @@ void TransformerModel::KeyPlan::clear() {
 
 void TransformerModel::plan_keys(const ForwardBatch& batch, KeyPlan& plan) const {
   plan.clear();
-  if (batch.caches.empty()) return;
+  const bool cached = std::any_of(batch.caches.begin(), batch.caches.end(),
+                                  [](const CacheUse& use) { return use.policy != CachePolicy::None; });
+  if (!cached) return;  // every sequence attends to its own rows
   plan.direct = false;
   for (int64_t b = 0; b < batch.sequences(); ++b) {
     const CacheUse& use = batch.caches[static_cast<size_t>(b)];

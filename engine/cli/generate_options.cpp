@@ -153,7 +153,10 @@ CLI::App* add_generate_command(CLI::App& app, GenerateFlags& flags) {
       ->add_option("--seed", flags.seed,
                    fmt::format("seed of every prompt's random stream [{}]", defaults.seed))
       ->check(kUnsigned);
-  command->add_option("--batch-size", flags.batch_size, "prompts decoded together in one batch")
+  command
+      ->add_option(
+          "--batch-size", flags.batch_size,
+          "prompts decoding at once; a finished one's row goes to the next prompt (continuous batching)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   command->add_flag("-v,--verbose", flags.verbose, "print the resolved settings and a summary on stderr");
