@@ -1,0 +1,146 @@
+// CudaBackend: the device, its stream, cuBLASLt handle and workspace (the Context), memory and transfers.
+// Host C++ (C++20): the op files' kernels are in <stem>.cu, reached through cuda_kernels.h.
+#include <cstring>
+
+#include "engine/backend/cuda/cuda_context.h"
+
+namespace dlm {
+
+namespace {
+
+constexpr size_t kWorkspaceBytes = size_t{32} << 20;  // cuBLASLt workspace
+
+// Throws Error naming the device when a setup call fails.
+void check_setup(cudaError_t status, int device, const char* what) {
+  DLM_CHECK(status == cudaSuccess, "CUDA device {} cannot be used: {} failed: {}", device, what,
+            cudaGetErrorString(status));
+}
+
+bool ranges_overlap(const void* a, const void* b, size_t bytes) {
+  const auto* pa = static_cast<const char*>(a);
+  const auto* pb = static_cast<const char*>(b);
+  return pa < pb + bytes && pb < pa + bytes;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------- Context
+
+CudaBackend::Context::~Context() {
+  // Nothing here may throw; errors (a device already lost) are ignored. Pending work is waited for first, so
+  // no kernel still uses what is freed.
+  if (stream != nullptr) cudaStreamSynchronize(stream);
+  if (scratch != nullptr) cudaFree(scratch);
+  if (status != nullptr) cudaFree(status);
+  if (workspace != nullptr) cudaFree(workspace);
+  if (lt != nullptr) cublasLtDestroy(lt);
+  if (stream != nullptr) cudaStreamDestroy(stream);
+}
+
+void CudaBackend::Context::make_current() const {
+  DLM_CUDA_CHECK(cudaSetDevice(device));
+}
+
+void* CudaBackend::Context::reserve_scratch(size_t bytes) {
+  if (bytes <= scratch_bytes) return scratch;
+  DLM_CUDA_CHECK(cudaStreamSynchronize(stream));  // queued work may still use the old block
+  if (scratch != nullptr) DLM_CUDA_CHECK(cudaFree(scratch));
+  scratch = nullptr;
+  scratch_bytes = 0;
+  const cudaError_t status_of_malloc = cudaMalloc(&scratch, bytes);
+  if (status_of_malloc != cudaSuccess) {
+    scratch = nullptr;
+    cudaGetLastError();  // an allocation failure is not sticky; clear it so later launches start clean
+    fail("CUDA device {}: cannot allocate {} bytes of scratch: {}", device, bytes,
+         cudaGetErrorString(status_of_malloc));
+  }
+  scratch_bytes = bytes;
+  return scratch;
+}
+
+// --------------------------------------------------------------------------------------------- CudaBackend
+
+CudaBackend::CudaBackend(int device) : context_(std::make_unique<Context>()) {
+  Context& ctx = *context_;
+  ctx.device = device;
+  int count = 0;
+  check_setup(cudaGetDeviceCount(&count), device, "cudaGetDeviceCount");
+  DLM_CHECK(device >= 0 && device < count, "CUDA device {} cannot be used: {} device(s) present", device,
+            count);
+  check_setup(cudaSetDevice(device), device, "cudaSetDevice");
+  check_setup(cudaDeviceGetAttribute(&ctx.sm_count, cudaDevAttrMultiProcessorCount, device), device,
+              "cudaDeviceGetAttribute(multiprocessor count)");
+  check_setup(cudaStreamCreateWithFlags(&ctx.stream, cudaStreamNonBlocking), device, "cudaStreamCreate");
+  const cublasStatus_t lt_status = cublasLtCreate(&ctx.lt);
+  DLM_CHECK(lt_status == CUBLAS_STATUS_SUCCESS,
+            "CUDA device {} cannot be used: cublasLtCreate failed: status {}", device,
+            static_cast<int>(lt_status));
+  check_setup(cudaMalloc(&ctx.workspace, kWorkspaceBytes), device, "cudaMalloc(cuBLASLt workspace)");
+  ctx.workspace_bytes = kWorkspaceBytes;
+  void* status = nullptr;
+  check_setup(cudaMalloc(&status, sizeof(unsigned long long)), device, "cudaMalloc(status word)");
+  ctx.status = static_cast<unsigned long long*>(status);
+}
+
+CudaBackend::~CudaBackend() = default;  // the Context releases its handles
+
+Device CudaBackend::device() const {
+  return Device{DeviceKind::Cuda, context_->device};
+}
+
+Buffer CudaBackend::allocate(size_t bytes) {
+  if (bytes == 0) return Buffer(nullptr, 0, device(), nullptr);
+  context_->make_current();
+  void* data = nullptr;
+  const cudaError_t status = cudaMalloc(&data, bytes);
+  if (status != cudaSuccess) {
+    cudaGetLastError();  // not sticky; keep later launches clean
+    fail("CUDA device {}: cannot allocate {} bytes: {}", context_->device, bytes, cudaGetErrorString(status));
+  }
+  // cudaFree waits for work that may still use the block; it cannot throw from a destructor, so its status
+  // is dropped.
+  return Buffer(data, bytes, device(), [](void* p) { cudaFree(p); });
+}
+
+void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
+  DLM_CHECK(src.dtype() == dst.dtype() && src.shape() == dst.shape(), "copy from {} to {}", src.describe(),
+            dst.describe());
+  DLM_CHECK(src.is_contiguous() && dst.is_contiguous(), "copy needs contiguous tensors, got {} -> {}",
+            src.describe(), dst.describe());
+  const Device here = device();
+  const auto usable = [&](const Tensor& t) {
+    return t.device().kind == DeviceKind::Cpu || t.device() == here;
+  };
+  DLM_CHECK(usable(src) && usable(dst),
+            "the CUDA backend on {} copies between the host and its device, got {} -> {}", device_name(here),
+            src.describe(), dst.describe());
+  const size_t bytes = src.nbytes();
+  if (bytes == 0) return;
+  const bool src_host = src.device().kind == DeviceKind::Cpu;
+  const bool dst_host = dst.device().kind == DeviceKind::Cpu;
+  if (src_host && dst_host) {  // nothing queued writes host memory, so this needs no wait
+    std::memmove(dst.data(), src.data(), bytes);
+    return;
+  }
+  Context& ctx = *context_;
+  ctx.make_current();
+  if (!src_host && !dst_host) {
+    if (src.data() == dst.data()) return;
+    // cudaMemcpy is undefined for overlapping ranges; the CPU's memmove semantics would need a staging copy.
+    DLM_CHECK(!ranges_overlap(src.data(), dst.data(), bytes), "copy from {} to {}: the ranges overlap",
+              src.describe(), dst.describe());
+    DLM_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyDeviceToDevice, ctx.stream));
+    return;
+  }
+  const cudaMemcpyKind kind = src_host ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost;
+  DLM_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, kind, ctx.stream));
+  // The host side is valid (read or written) on return; this also surfaces a fault of earlier kernels.
+  DLM_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+}
+
+void CudaBackend::synchronize() {
+  context_->make_current();
+  DLM_CUDA_CHECK(cudaStreamSynchronize(context_->stream));
+}
+
+}  // namespace dlm

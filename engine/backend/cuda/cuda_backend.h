@@ -1,0 +1,56 @@
+#pragma once
+// The CUDA backend: every op of the Backend interface on one device and one stream. Storage is f32 or bf16
+// (f16 weights read as well) with f32 accumulation; matrix products through cuBLASLt. Each op lives in the
+// .cu file of the CPU backend's stem (engine/backend/cpu), and the CPU backend is its reference.
+#include <memory>
+
+#include "engine/backend/backend.h"
+
+namespace dlm {
+
+class CudaBackend final : public Backend {
+ public:
+  // Error naming the device and the CUDA error when it cannot be used.
+  explicit CudaBackend(int device = 0);
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  Device device() const override;
+  Buffer allocate(size_t bytes) override;
+  void copy(const Tensor& src, const Tensor& dst) override;
+  void synchronize() override;
+
+  void cast(const Tensor& x, const Tensor& out) override;
+  void linear(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias,
+              const Tensor& out) override;
+  void embedding(const Tensor& table, const Tensor& ids, const Tensor& out) override;
+  void rms_norm(const Tensor& x, const Tensor& weight, float eps, NormWeight mode,
+                const Tensor& out) override;
+  void layer_norm(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias, float eps,
+                  const Tensor& out) override;
+  void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, const RopeParams& params,
+            const Tensor& out) override;
+  void add(const Tensor& a, const Tensor& b, const Tensor& out) override;
+  void silu(const Tensor& x, const Tensor& out) override;
+  void gelu(const Tensor& x, GeluApproximation approximation, const Tensor& out) override;
+  void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) override;
+  void geglu(const Tensor& gate, const Tensor& up, GeluApproximation approximation,
+             const Tensor& out) override;
+  void softmax(const Tensor& x, const Tensor& out) override;
+  void log_softmax(const Tensor& x, const Tensor& out) override;
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionBatch& batch,
+                 const AttentionParams& params, const Tensor& out) override;
+  void argmax(const Tensor& logits, const Tensor& out) override;
+  void top_k(const Tensor& logits, int64_t k, const Tensor& values, const Tensor& indices) override;
+  void vocab_stats(const Tensor& logits, const VocabStats& out) override;
+
+  // The state the op files share (stream, cuBLASLt handle and workspace, algorithm cache); cuda_context.h.
+  struct Context;
+  Context& context() { return *context_; }
+
+ private:
+  std::unique_ptr<Context> context_;
+};
+
+}  // namespace dlm

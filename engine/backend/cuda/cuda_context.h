@@ -1,0 +1,91 @@
+#pragma once
+// What the CUDA op files share: the device, the stream every op is queued on, the cuBLASLt handle with its
+// workspace, and error checks that name the call.
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <tuple>
+
+#include "engine/backend/cuda/cuda_backend.h"
+#include "engine/core/error.h"
+
+// Throws Error "<call> failed: <CUDA error>" with the file and line.
+#define DLM_CUDA_CHECK(call)                                                                        \
+  do {                                                                                              \
+    const cudaError_t dlm_status_ = (call);                                                         \
+    DLM_CHECK(dlm_status_ == cudaSuccess, "{} failed: {}", #call, cudaGetErrorString(dlm_status_)); \
+  } while (0)
+#define DLM_CUBLAS_CHECK(call)                                                            \
+  do {                                                                                    \
+    const cublasStatus_t dlm_status_ = (call);                                            \
+    DLM_CHECK(dlm_status_ == CUBLAS_STATUS_SUCCESS, "{} failed: cuBLAS status {}", #call, \
+              static_cast<int>(dlm_status_));                                             \
+  } while (0)
+
+namespace dlm {
+
+// A linear problem as cuBLASLt sees it (linear.cpp): shapes, the cudaDataType_t of the inputs (A and B) and
+// of the output D, whether the bias epilogue is on, and the byte alignment (a power of two up to 256) of A, B
+// and D.
+struct LinearAlgoKey {
+  int64_t m = 0, n = 0, k = 0;
+  int ab_type = 0, d_type = 0;
+  bool bias = false;
+  int align_a = 0, align_b = 0, align_d = 0;
+
+  bool operator<(const LinearAlgoKey& o) const {
+    return std::tie(m, n, k, ab_type, d_type, bias, align_a, align_b, align_d) <
+           std::tie(o.m, o.n, o.k, o.ab_type, o.d_type, o.bias, o.align_a, o.align_b, o.align_d);
+  }
+};
+
+// The heuristic's first choice for a LinearAlgoKey, or found == false where it offered none.
+struct LinearAlgo {
+  bool found = false;
+  cublasLtMatmulAlgo_t algo{};
+};
+
+struct CudaBackend::Context {
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  cublasLtHandle_t lt = nullptr;
+  void* workspace = nullptr;  // cuBLASLt workspace on the device
+  size_t workspace_bytes = 0;
+
+  int sm_count = 0;  // streaming multiprocessors of the device, for sizing grids
+  // 8 bytes of device memory through which a kernel reports a condition to the host (embedding: the first
+  // index whose id is outside the table); whoever uses it sets it before the launch and reads it after.
+  unsigned long long* status = nullptr;
+  // Device scratch shared by the ops (top_k's sort space for large k), grown by reserve_scratch.
+  void* scratch = nullptr;
+  size_t scratch_bytes = 0;
+  // linear.cpp: cublasLtMatmulAlgoGetHeuristic is asked once per problem, its answer kept here.
+  std::map<LinearAlgoKey, LinearAlgo> linear_algos;
+
+  Context() = default;
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+  ~Context();  // releases whatever the members hold (a constructor that throws half-way leaks nothing)
+
+  // Makes `device` current for the calling thread.
+  void make_current() const;
+  // Scratch of at least `bytes` bytes; growing it first waits for the stream (queued work may still use the
+  // old block), so it is meant to be called rarely, with sizes that settle.
+  void* reserve_scratch(size_t bytes);
+};
+
+// Kernel launches check the launch itself; an asynchronous fault shows at the next synchronize.
+inline void check_launch(const char* kernel) {
+  const cudaError_t status = cudaGetLastError();
+  DLM_CHECK(status == cudaSuccess, "launching {} failed: {}", kernel, cudaGetErrorString(status));
+}
+
+// For the launchers of cuda_kernels.h, which return the launch status themselves.
+inline void check_launch(cudaError_t status, const char* kernel) {
+  DLM_CHECK(status == cudaSuccess, "launching {} failed: {}", kernel, cudaGetErrorString(status));
+}
+
+}  // namespace dlm

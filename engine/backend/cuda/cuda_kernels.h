@@ -1,0 +1,69 @@
+#pragma once
+// The launchers of the CUDA kernels, the bridge between the CudaBackend op files (C++20, <stem>.cpp) and the
+// kernels (<stem>.cu). The .cu files are compiled as C++17 and cannot include tensor.h (C++20), so this
+// header speaks in plain pointers, sizes and the C++17-clean enums of dtype.h and op_types.h only.
+//
+// Every launcher queues its work on `stream` and returns without waiting, with the launch status (or
+// cudaErrorInvalidValue for a dtype it does not handle). Arguments are those the op front-ends validated:
+// contiguous, in range, with the aliasing the front-end allows; sizes may be zero (nothing is launched).
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/core/dtype.h"
+#include "engine/ops/op_types.h"
+
+namespace dlm::cuda {
+
+// out[i] = x[i] converted between f32, bf16 and f16, rounding to nearest even exactly as half.h does; the
+// same dtype copies the bits. x and out do not overlap.
+cudaError_t launch_cast(cudaStream_t stream, const void* x, DType from, void* out, DType to, int64_t n);
+
+// out[r, :] = table[ids[r], :] widened to f32 (table f32/bf16/f16 [vocab, width], ids i32/i64 [rows]). A row
+// whose id is outside [0, vocab) is zeroed and its index lowered into *first_bad (atomicMin), which the
+// launcher first sets to ~0.
+cudaError_t launch_embedding(cudaStream_t stream, const void* table, DType table_dtype, int64_t vocab,
+                             int64_t width, const void* ids, DType id_dtype, int64_t rows, float* out,
+                             unsigned long long* first_bad);
+
+// Over rows of `width` elements; weight/bias f32/bf16/f16 [width]; out may be x.
+cudaError_t launch_rms_norm(cudaStream_t stream, const float* x, const void* weight, DType weight_dtype,
+                            float eps, NormWeight mode, int64_t rows, int64_t width, float* out);
+// bias may be null (then bias_dtype is ignored).
+cudaError_t launch_layer_norm(cudaStream_t stream, const float* x, const void* weight, DType weight_dtype,
+                              const void* bias, DType bias_dtype, float eps, int64_t rows, int64_t width,
+                              float* out);
+
+// x [tokens, heads, head_dim]; positions i32 [tokens]; inv_freq f32 [rotary_dim / 2]; out may be x.
+cudaError_t launch_rope(cudaStream_t stream, const float* x, const int32_t* positions, const float* inv_freq,
+                        RopeLayout layout, int64_t rotary_dim, float attention_factor, int64_t tokens,
+                        int64_t heads, int64_t head_dim, float* out);
+
+// out[i] = a[i] + b[i % b_count] over n elements (b_count == n, or b_count the width of a's rows); out may be
+// a or b.
+cudaError_t launch_add(cudaStream_t stream, const float* a, const float* b, int64_t n, int64_t b_count,
+                       float* out);
+
+enum class Activation : uint8_t { Silu, GeluExact, GeluTanh };
+// out[i] = f(x[i]), or f(x[i]) * up[i] when up is not null; out may be x or up.
+cudaError_t launch_activation(cudaStream_t stream, Activation activation, const float* x, const float* up,
+                              int64_t n, float* out);
+
+enum class SoftmaxKind : uint8_t { Probabilities, Log };
+// Over rows of `width` elements; out may be x.
+cudaError_t launch_softmax(cudaStream_t stream, SoftmaxKind kind, const float* x, int64_t rows, int64_t width,
+                           float* out);
+
+// logits f32 [rows, vocab] with 1 <= vocab < 2^31.
+cudaError_t launch_argmax(cudaStream_t stream, const float* logits, int64_t rows, int64_t vocab,
+                          int32_t* out);
+// Device scratch top_k needs for these sizes (0 when it sorts in shared memory).
+size_t top_k_scratch_bytes(int64_t rows, int64_t k);
+// values f32 / indices i32 [rows, k], 1 <= k <= vocab; scratch of top_k_scratch_bytes(rows, k) bytes.
+cudaError_t launch_top_k(cudaStream_t stream, const float* logits, int64_t rows, int64_t vocab, int64_t k,
+                         float* values, int32_t* indices, void* scratch);
+cudaError_t launch_vocab_stats(cudaStream_t stream, const float* logits, int64_t rows, int64_t vocab,
+                               int32_t* argmax, float* max_prob, float* entropy, float* margin);
+
+}  // namespace dlm::cuda

@@ -1,0 +1,31 @@
+// CudaBackend::rms_norm and layer_norm: dispatch to the kernels of norm.cu.
+#include "engine/backend/cuda/cuda_context.h"
+#include "engine/backend/cuda/cuda_kernels.h"
+
+namespace dlm {
+
+void CudaBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps, NormWeight mode,
+                           const Tensor& out) {
+  const int64_t width = weight.numel();
+  const int64_t rows = width == 0 ? 0 : x.numel() / width;
+  if (rows == 0) return;
+  context_->make_current();
+  check_launch(cuda::launch_rms_norm(context_->stream, static_cast<const float*>(x.data()), weight.data(),
+                                     weight.dtype(), eps, mode, rows, width, static_cast<float*>(out.data())),
+               "rms_norm");
+}
+
+void CudaBackend::layer_norm(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias,
+                             float eps, const Tensor& out) {
+  const int64_t width = weight.numel();
+  const int64_t rows = width == 0 ? 0 : x.numel() / width;
+  if (rows == 0) return;
+  context_->make_current();
+  check_launch(cuda::launch_layer_norm(context_->stream, static_cast<const float*>(x.data()), weight.data(),
+                                       weight.dtype(), bias ? bias->data() : nullptr,
+                                       bias ? bias->dtype() : DType::F32, eps, rows, width,
+                                       static_cast<float*>(out.data())),
+               "layer_norm");
+}
+
+}  // namespace dlm

@@ -1,0 +1,19 @@
+// CudaBackend::rope: dispatch to the kernels of rope.cu.
+#include "engine/backend/cuda/cuda_context.h"
+#include "engine/backend/cuda/cuda_kernels.h"
+
+namespace dlm {
+
+void CudaBackend::rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
+                       const RopeParams& params, const Tensor& out) {
+  if (x.numel() == 0) return;
+  context_->make_current();
+  check_launch(cuda::launch_rope(context_->stream, static_cast<const float*>(x.data()),
+                                 static_cast<const int32_t*>(positions.data()),
+                                 static_cast<const float*>(inv_freq.data()), params.layout, params.rotary_dim,
+                                 params.attention_factor, x.dim(0), x.dim(1), x.dim(2),
+                                 static_cast<float*>(out.data())),
+               "rope");
+}
+
+}  // namespace dlm

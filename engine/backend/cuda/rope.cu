@@ -1,0 +1,75 @@
+// rope: one block per token (kernels; the op is in rope.cpp). The block first puts cos and sin of the token's
+// angles in shared memory, computed as the CPU does (the angle rounded to f32 as HF computes
+// position * inv_freq, then cos and sin in double, times attention_factor, rounded to f32), then rotates
+// every head's pairs. Each pair is read and written by one thread, so out may be x.
+#include "engine/backend/cuda/cuda_helpers.cuh"
+#include "engine/backend/cuda/cuda_kernels.h"
+
+namespace dlm::cuda {
+namespace {
+
+// Frequencies handled per round of the shared cos/sin table (16 KiB); larger rotary dims take several rounds.
+constexpr int kTableFrequencies = 2048;
+
+template <RopeLayout kLayout>
+__global__ void rope_kernel(const float* x, const int32_t* positions, const float* inv_freq, int64_t half,
+                            double factor, int64_t tokens, int64_t heads, int64_t head_dim, float* out) {
+  __shared__ float cos_table[kTableFrequencies];
+  __shared__ float sin_table[kTableFrequencies];
+  for (int64_t t = blockIdx.x; t < tokens; t += gridDim.x) {
+    const int64_t base = t * heads * head_dim;
+    const float position = static_cast<float>(positions[t]);
+    for (int64_t first = 0; first < half; first += kTableFrequencies) {
+      const int64_t count = half - first < kTableFrequencies ? half - first : kTableFrequencies;
+      __syncthreads();  // the previous round's table is no longer read
+      for (int64_t i = threadIdx.x; i < count; i += blockDim.x) {
+        const double angle = __fmul_rn(position, inv_freq[first + i]);
+        cos_table[i] = static_cast<float>(cos(angle) * factor);
+        sin_table[i] = static_cast<float>(sin(angle) * factor);
+      }
+      __syncthreads();
+      for (int64_t p = threadIdx.x; p < heads * count; p += blockDim.x) {
+        const int64_t h = p / count;
+        const int64_t j = p - h * count;
+        const int64_t i = first + j;
+        const int64_t a_at = base + h * head_dim + (kLayout == RopeLayout::Interleaved ? 2 * i : i);
+        const int64_t b_at = a_at + (kLayout == RopeLayout::Interleaved ? 1 : half);
+        const float a = x[a_at];
+        const float b = x[b_at];
+        const float c = cos_table[j];
+        const float s = sin_table[j];
+        out[a_at] = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
+        out[b_at] = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s));
+      }
+    }
+    const int64_t rest = head_dim - 2 * half;  // features past rotary_dim pass through
+    if (out != x && rest > 0) {
+      for (int64_t p = threadIdx.x; p < heads * rest; p += blockDim.x) {
+        const int64_t h = p / rest;
+        const int64_t at = base + h * head_dim + 2 * half + (p - h * rest);
+        out[at] = x[at];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+cudaError_t launch_rope(cudaStream_t stream, const float* x, const int32_t* positions, const float* inv_freq,
+                        RopeLayout layout, int64_t rotary_dim, float attention_factor, int64_t tokens,
+                        int64_t heads, int64_t head_dim, float* out) {
+  if (tokens == 0 || heads == 0 || head_dim == 0) return cudaSuccess;
+  const int64_t half = rotary_dim / 2;
+  const int threads = row_threads(heads * head_dim / 2);
+  const double factor = attention_factor;
+  if (layout == RopeLayout::Interleaved) {
+    rope_kernel<RopeLayout::Interleaved><<<row_blocks(tokens), threads, 0, stream>>>(
+        x, positions, inv_freq, half, factor, tokens, heads, head_dim, out);
+  } else {
+    rope_kernel<RopeLayout::HalfSplit><<<row_blocks(tokens), threads, 0, stream>>>(
+        x, positions, inv_freq, half, factor, tokens, heads, head_dim, out);
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace dlm::cuda

@@ -1,0 +1,38 @@
+// CudaBackend::argmax, top_k and vocab_stats: dispatch to the kernels of vocab.cu.
+#include "engine/backend/cuda/cuda_context.h"
+#include "engine/backend/cuda/cuda_kernels.h"
+
+namespace dlm {
+
+void CudaBackend::argmax(const Tensor& logits, const Tensor& out) {
+  const int64_t rows = logits.dim(0);
+  if (rows == 0) return;
+  context_->make_current();
+  check_launch(cuda::launch_argmax(context_->stream, logits.data_as<float>(), rows, logits.dim(1),
+                                   out.data_as<int32_t>()),
+               "argmax");
+}
+
+void CudaBackend::top_k(const Tensor& logits, int64_t k, const Tensor& values, const Tensor& indices) {
+  const int64_t rows = logits.dim(0);
+  if (rows == 0) return;
+  Context& ctx = *context_;
+  ctx.make_current();
+  const size_t scratch_bytes = cuda::top_k_scratch_bytes(rows, k);
+  void* scratch = scratch_bytes == 0 ? nullptr : ctx.reserve_scratch(scratch_bytes);
+  check_launch(cuda::launch_top_k(ctx.stream, logits.data_as<float>(), rows, logits.dim(1), k,
+                                  values.data_as<float>(), indices.data_as<int32_t>(), scratch),
+               "top_k");
+}
+
+void CudaBackend::vocab_stats(const Tensor& logits, const VocabStats& out) {
+  const int64_t rows = logits.dim(0);
+  if (rows == 0) return;
+  context_->make_current();
+  check_launch(cuda::launch_vocab_stats(context_->stream, logits.data_as<float>(), rows, logits.dim(1),
+                                        out.argmax.data_as<int32_t>(), out.max_prob.data_as<float>(),
+                                        out.entropy.data_as<float>(), out.margin.data_as<float>()),
+               "vocab_stats");
+}
+
+}  // namespace dlm
