@@ -1,7 +1,8 @@
 #pragma once
 // The CUDA backend: every op of the Backend interface on one device and one stream. Storage is f32 or bf16
-// (f16 weights read as well) with f32 accumulation; matrix products through cuBLASLt. Each op lives in the
-// .cu file of the CPU backend's stem (engine/backend/cpu), and the CPU backend is its reference.
+// (f16 weights read as well) with f32 accumulation; matrix products through cuBLASLt. Each op has the CPU
+// backend's stem (engine/backend/cpu), which is its reference: <stem>.cpp unpacks the tensors (C++20) and
+// calls the launchers of <stem>.cu (C++17 kernels) declared in cuda_kernels.h.
 #include <memory>
 
 #include "engine/backend/backend.h"
