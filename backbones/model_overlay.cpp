@@ -1,11 +1,28 @@
 #include "backbones/model_overlay.h"
 
 #include "backbones/builtin_overlays.h"
+#include "engine/io/generation_config.h"
 #include "engine/io/yaml_config.h"
 
 namespace dlm {
 
 namespace {
+
+ChatTemplate read_chat(const YamlMap& chat) {
+  ChatTemplate out;
+  auto turn = [&](std::string_view role) {
+    std::string text = chat.required<std::string>(role);
+    if (text.find("{content}") == std::string::npos)
+      chat.fail_at(role, "must contain {content}, where the message's text goes");
+    return text;
+  };
+  out.system = turn("system");
+  out.user = turn("user");
+  out.assistant = turn("assistant");
+  out.generation = chat.required<std::string>("generation");
+  out.default_system = chat.optional<std::string>("default_system");
+  return out;
+}
 
 ModelOverlay read_overlay(const YamlMap& root) {
   ModelOverlay overlay;
@@ -26,9 +43,14 @@ ModelOverlay read_overlay(const YamlMap& root) {
     root.fail_at("logit_shift", "must be 0 or 1");
   overlay.block_size = root.optional<int64_t>("block_size");
   if (overlay.block_size && *overlay.block_size < 1) root.fail_at("block_size", "must be at least 1");
-  overlay.chat_template = root.optional<std::string>("chat_template");
-  if (overlay.chat_template && overlay.chat_template->find("{prompt}") == std::string::npos)
-    root.fail_at("chat_template", "must contain {prompt}, where the prompt's text goes");
+  if (std::optional<YamlMap> chat = root.optional_map("chat")) overlay.chat = read_chat(*chat);
+  overlay.sampler = root.optional_map("sampler");
+  if (overlay.sampler) {
+    SamplingConfig defaults;
+    read_sampler_keys(*overlay.sampler, defaults);
+    if (std::optional<SamplingProblem> problem = find_problem(defaults))
+      overlay.sampler->fail_at(problem->key, problem->message);
+  }
   root.finish();
   return overlay;
 }

@@ -6,12 +6,17 @@
 //   stop_tokens: ["<|eot_id|>"]     tokens that end a sequence   stop_token_ids: [126081] or by id
 //   logit_shift: 1                  position i is predicted from output row i - 1 (Dream, Fast-dLLM v2)
 //   block_size: 32                  block diffusion's default block
-//   chat_template: "...{prompt}..." a user turn; {prompt} stands for the prompt's text
+//   chat: {system, user, assistant, generation, default_system}   the chat template, one per role
+//   sampler: {steps: 64, ...}       the model's sampling defaults (the keys of a run config's sampler
+//   section)
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "backbones/chat_template.h"
+#include "engine/io/yaml_config.h"
 
 namespace dlm {
 
@@ -23,11 +28,12 @@ struct ModelOverlay {
   std::vector<int64_t> stop_token_ids;
   std::optional<int64_t> logit_shift;
   std::optional<int64_t> block_size;
-  std::optional<std::string> chat_template;
+  std::optional<ChatTemplate> chat;
+  std::optional<YamlMap> sampler;  // checked when read; applied by Engine::default_sampling
 };
 
 // InputError naming the file, key and line for an unknown key, a mistyped or out-of-range value, a chat
-// template without {prompt}, or both spellings of the mask token.
+// turn without {content}, or both spellings of the mask token.
 ModelOverlay load_model_overlay(const std::string& path);
 ModelOverlay parse_model_overlay(std::string_view text, std::string source);
 

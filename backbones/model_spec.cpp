@@ -47,9 +47,14 @@ class SpecResolver {
   int64_t vocab_size_;
 };
 
+// Every text of a chat template, for the token check.
+std::string chat_text(const ChatTemplate& chat) {
+  return chat.system + chat.user + chat.assistant + chat.generation;
+}
+
 // Whether every special-token-like piece of a template ("<|...|>") is a token of the tokenizer: a family's
 // chat format does not apply to a model of that family trained without it (a base model, our own models).
-bool names_only_known_tokens(const std::string& chat_template, const Tokenizer& tokenizer) {
+bool names_only_known_tokens(std::string_view chat_template, const Tokenizer& tokenizer) {
   for (size_t open = chat_template.find("<|"); open != std::string::npos;
        open = chat_template.find("<|", open + 2)) {
     const size_t close = chat_template.find("|>", open + 2);
@@ -106,10 +111,13 @@ ModelSpec resolve_model_spec(const FamilyTraits& family, const HfConfig& config,
     return builtin.*member;
   };
   spec.logit_shift = pick(&ModelOverlay::logit_shift).value_or(0);
-  if (user && user->chat_template) {
-    spec.chat_template = *user->chat_template;
-  } else if (builtin.chat_template && names_only_known_tokens(*builtin.chat_template, tokenizer)) {
-    spec.chat_template = *builtin.chat_template;
+  if (user && user->chat) {
+    spec.chat = *user->chat;
+  } else if (builtin.chat && names_only_known_tokens(chat_text(*builtin.chat), tokenizer)) {
+    spec.chat = *builtin.chat;
+  }
+  for (const ModelOverlay* overlay : {&builtin, user}) {
+    if (overlay && overlay->sampler) spec.sampler_layers.push_back(*overlay->sampler);
   }
   switch (family.attention) {
     case VisibilityKind::BlockCausal: {
@@ -137,15 +145,6 @@ ModelSpec resolve_model_spec(const FamilyTraits& family, const HfConfig& config,
       break;
   }
   return spec;
-}
-
-std::string apply_chat_template(const ModelSpec& spec, std::string_view prompt) {
-  if (spec.chat_template.empty()) return std::string(prompt);
-  std::string text = spec.chat_template;
-  const size_t slot = text.find("{prompt}");
-  DLM_CHECK(slot != std::string::npos, "chat template without {{prompt}}");
-  text.replace(slot, std::string_view("{prompt}").size(), prompt);
-  return text;
 }
 
 }  // namespace dlm

@@ -23,6 +23,7 @@ class AutoregressiveTask final : public DecodeTask {
   void consume(const LogitRows& logits) override;
   bool finished() const override { return finished_; }
   TaskOutput output() const override { return output_; }
+  std::span<const int32_t> generated() const override { return std::span(sequence_).subspan(prompt_); }
 
  private:
   int32_t next_token(std::span<const float> logits);

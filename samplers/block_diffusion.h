@@ -27,6 +27,9 @@ class BlockDiffusionTask final : public DecodeTask {
   void consume(const LogitRows& logits) override;
   bool finished() const override { return finished_; }
   TaskOutput output() const override { return output_; }
+  std::span<const int32_t> generated() const override {
+    return std::span(canvas_).subspan(prompt_, generated_end_ - prompt_);
+  }
 
  private:
   enum class Stage { Prefill, Denoise, Commit };

@@ -37,6 +37,9 @@ class DecodeTask {
   virtual void consume(const LogitRows& logits) = 0;
   virtual bool finished() const = 0;
   virtual TaskOutput output() const = 0;
+  // The generated positions as they stand now: committed tokens, and the mask id where a position is still
+  // masked (for watching a canvas fill in; AR: the tokens so far).
+  virtual std::span<const int32_t> generated() const = 0;
 };
 
 // Appends positions [begin, end) of `tokens` as one sequence of `batch` with the given cache use.

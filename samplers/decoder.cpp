@@ -38,7 +38,8 @@ LogitRows Decoder::host_rows(const Tensor& logits, int64_t first, int64_t count)
   return LogitRows{staging_.data<float>() + first * vocab, count, vocab};
 }
 
-void Decoder::run(size_t count, const TaskFactory& make_task, const ResultSink& sink) {
+void Decoder::run(size_t count, const TaskFactory& make_task, const ResultSink& sink,
+                  const StepObserver& observer) {
   const Clock::time_point start = Clock::now();
   std::vector<Active> active;
   size_t next = 0;
@@ -74,6 +75,7 @@ void Decoder::run(size_t count, const TaskFactory& make_task, const ResultSink& 
 
     for (Active& a : active) {
       a.task->consume(host_rows(logits, a.first_row, a.row_count));
+      if (observer) observer(a.request, a.task->generated());
       ++a.result.nfe;
       PhaseSeconds& phases = a.result.phases;
       (a.phase == StepPhase::Prefill  ? phases.prefill

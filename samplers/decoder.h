@@ -22,12 +22,18 @@ using TaskFactory = std::function<std::unique_ptr<DecodeTask>(size_t request)>;
 // Called once per finished request, in finishing order, with its index and result.
 using ResultSink = std::function<void(size_t request, GenerationResult result)>;
 
+// Called after every step for each request that took part, with its generated positions as they stand
+// (DecodeTask::generated); for showing decoding as it happens.
+using StepObserver = std::function<void(size_t request, std::span<const int32_t> generated)>;
+
 class Decoder {
  public:
   Decoder(Backbone& backbone, Backend& backend, Visibility visibility, int64_t max_rows);
 
-  // Decodes requests [0, count) and reports each to `sink` as soon as it finishes.
-  void run(size_t count, const TaskFactory& make_task, const ResultSink& sink);
+  // Decodes requests [0, count) and reports each to `sink` as soon as it finishes; `observer` (when set)
+  // sees every step.
+  void run(size_t count, const TaskFactory& make_task, const ResultSink& sink,
+           const StepObserver& observer = {});
 
  private:
   struct Active;

@@ -22,6 +22,9 @@ class MaskedDiffusionTask final : public DecodeTask {
   void consume(const LogitRows& logits) override;
   bool finished() const override { return finished_; }
   TaskOutput output() const override { return output_; }
+  std::span<const int32_t> generated() const override {
+    return std::span(canvas_).subspan(prompt_, total_ - prompt_);
+  }
 
  private:
   int64_t block_begin() const { return prompt_ + block_ * block_length_; }

@@ -87,12 +87,12 @@ std::unique_ptr<DecodeTask> Sampler::make_task(const GenerationRequest& request)
   }
 }
 
-void Sampler::generate(std::span<const GenerationRequest> requests, int64_t max_rows,
-                       const ResultSink& sink) {
+void Sampler::generate(std::span<const GenerationRequest> requests, int64_t max_rows, const ResultSink& sink,
+                       const StepObserver& observer) {
   for (const GenerationRequest& request : requests) check_request(backbone_, config_, request);
   Decoder decoder(backbone_, backend_, method_visibility(config_), max_rows);
   decoder.run(
-      requests.size(), [&](size_t i) { return make_task(requests[i]); }, sink);
+      requests.size(), [&](size_t i) { return make_task(requests[i]); }, sink, observer);
 }
 
 std::vector<GenerationResult> Sampler::generate(std::span<const GenerationRequest> requests,

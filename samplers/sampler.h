@@ -39,7 +39,8 @@ class Sampler {
 
   const SamplingConfig& config() const { return config_; }
   // Decodes the requests with up to max_rows at a time; `sink` gets each result as it finishes.
-  void generate(std::span<const GenerationRequest> requests, int64_t max_rows, const ResultSink& sink);
+  void generate(std::span<const GenerationRequest> requests, int64_t max_rows, const ResultSink& sink,
+                const StepObserver& observer = {});
   // The same, results in request order.
   std::vector<GenerationResult> generate(std::span<const GenerationRequest> requests, int64_t max_rows);
 

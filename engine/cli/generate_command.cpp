@@ -4,15 +4,23 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
 
+#include "engine/cli/canvas_view.h"
 #include "engine/cli/exit_codes.h"
 #include "engine/cli/jsonl_writer.h"
-#include "engine/cli/prompts_file.h"
+#include "engine/cli/model_path.h"
+#include "engine/cli/progress_bar.h"
+#include "engine/cli/prompt_items.h"
+#include "engine/cli/resume.h"
 #include "engine/runtime/engine.h"
 
 namespace dlm::cli {
 
 namespace {
+
+using Json = nlohmann::ordered_json;
 
 std::string_view finish_name(FinishReason reason) {
   switch (reason) {
@@ -27,16 +35,16 @@ std::string_view finish_name(FinishReason reason) {
 }
 
 // The settings a record was decoded with: the resolved config, as the YAML sampler section spells it.
-nlohmann::ordered_json settings_record(const SamplingConfig& s, uint64_t seed) {
-  nlohmann::ordered_json out = {{"method", std::string(enum_name(s.method, kMethodNames))},
-                                {"gen_length", s.gen_length},
-                                {"steps", s.steps},
-                                {"block_length", s.block_length},
-                                {"temperature", s.temperature},
-                                {"remasking", std::string(enum_name(s.remasking, kRemaskingNames))},
-                                {"commit", std::string(enum_name(s.commit, kCommitRuleNames))},
-                                {"cache", std::string(enum_name(s.cache, kCacheModeNames))},
-                                {"seed", seed}};
+Json settings_record(const SamplingConfig& s, uint64_t seed) {
+  Json out = {{"method", std::string(enum_name(s.method, kMethodNames))},
+              {"gen_length", s.gen_length},
+              {"steps", s.steps},
+              {"block_length", s.block_length},
+              {"temperature", s.temperature},
+              {"remasking", std::string(enum_name(s.remasking, kRemaskingNames))},
+              {"commit", std::string(enum_name(s.commit, kCommitRuleNames))},
+              {"cache", std::string(enum_name(s.cache, kCacheModeNames))},
+              {"seed", seed}};
   if (s.method == Method::BlockDiffusion) out["sub_block_length"] = s.sub_block_length;
   if (s.commit == CommitRule::Threshold || s.commit == CommitRule::Dynamic) out["threshold"] = s.threshold;
   if (s.commit == CommitRule::Factor) out["factor"] = s.factor;
@@ -44,36 +52,56 @@ nlohmann::ordered_json settings_record(const SamplingConfig& s, uint64_t seed) {
   return out;
 }
 
-nlohmann::ordered_json error_record(size_t id, const Error& error) {
-  return {{"id", id}, {"error", error.what()}};
+Json error_record(const PromptItem& item, std::string_view message) {
+  return {{"id", item.id}, {"error", message}};
 }
 
-nlohmann::ordered_json result_record(const Engine& engine, size_t id, const std::string& prompt,
-                                     const GenerationResult& result, const SamplingConfig& sampling,
-                                     const nlohmann::ordered_json& settings) {
-  return {{"id", id},
-          {"prompt", prompt},
-          {"text", engine.decode_generation(result.tokens, sampling.stop_strings)},
-          {"token_ids", result.tokens},
-          {"finish", std::string(finish_name(result.finish))},
-          {"nfe", result.nfe},
-          {"tokens_per_nfe", result.tokens_per_nfe()},
-          {"seconds", result.seconds},
-          {"timings",
-           {{"queued", result.queued_seconds},
-            {"prefill", result.phases.prefill},
-            {"denoise", result.phases.denoise},
-            {"commit", result.phases.commit}}},
-          {"settings", settings}};
+// The item's input as given: its prompt, or its messages.
+void put_input(const PromptItem& item, Json& record) {
+  if (!item.prompt_ids.empty()) {
+    record["prompt_ids"] = item.prompt_ids;
+    return;
+  }
+  if (item.messages.empty()) {
+    record["prompt"] = item.prompt;
+    return;
+  }
+  Json messages = Json::array();
+  for (const ChatMessage& message : item.messages) {
+    const char* role = message.role == ChatRole::System ? "system"
+                       : message.role == ChatRole::User ? "user"
+                                                        : "assistant";
+    messages.push_back({{"role", role}, {"content", message.content}});
+  }
+  record["messages"] = std::move(messages);
 }
 
-// Writes records in prompt order as they become ready, so every finished prefix is on disk.
+Json result_record(const Engine& engine, const PromptItem& item, const GenerationResult& result,
+                   const ItemSettings& settings) {
+  Json record = {{"id", item.id}};
+  put_input(item, record);
+  if (item.expected) record["expected"] = *item.expected;
+  record["text"] = engine.decode_generation(result.tokens, settings.sampling.stop_strings);
+  record["token_ids"] = result.tokens;
+  record["finish"] = std::string(finish_name(result.finish));
+  record["nfe"] = result.nfe;
+  record["tokens_per_nfe"] = result.tokens_per_nfe();
+  record["seconds"] = result.seconds;
+  record["timings"] = {{"queued", result.queued_seconds},
+                       {"prefill", result.phases.prefill},
+                       {"denoise", result.phases.denoise},
+                       {"commit", result.phases.commit}};
+  record["settings"] = settings_record(settings.sampling, settings.seed);
+  return record;
+}
+
+// Writes records in item order as they become ready, so every finished prefix is on disk.
 class OrderedOutput {
  public:
   explicit OrderedOutput(JsonlWriter& writer) : writer_(writer) {}
-  void put(size_t id, nlohmann::ordered_json record) {
+  void put(size_t slot, Json record) {
     failed_ += record.contains("error") ? 1 : 0;
-    pending_.emplace(id, std::move(record));
+    pending_.emplace(slot, std::move(record));
     for (auto it = pending_.begin(); it != pending_.end() && it->first == next_; it = pending_.erase(it)) {
       writer_.write(it->second);
       ++next_;
@@ -83,54 +111,115 @@ class OrderedOutput {
 
  private:
   JsonlWriter& writer_;
-  std::map<size_t, nlohmann::ordered_json> pending_;
+  std::map<size_t, Json> pending_;
   size_t next_ = 0, failed_ = 0;
 };
+
+// Requests that decode with the same settings run together, in one continuously batched run.
+struct RequestGroup {
+  ItemSettings settings;
+  std::vector<GenerationRequest> requests;
+  std::vector<size_t> slots;  // each request's place in the output
+};
+
+void add_request(std::vector<RequestGroup>& groups, const ItemSettings& settings, GenerationRequest request,
+                 size_t slot) {
+  auto group = std::find_if(groups.begin(), groups.end(),
+                            [&](const RequestGroup& g) { return g.settings.sampling == settings.sampling; });
+  if (group == groups.end()) group = groups.insert(groups.end(), RequestGroup{settings, {}, {}});
+  group->requests.push_back(std::move(request));
+  group->slots.push_back(slot);
+}
+
+void print_resolved(const GenerateOptions& options, const Engine& engine, std::ostream& out) {
+  GenerationConfig resolved = options.config;
+  resolved.model = engine.model_dir();
+  resolved.sampler = item_settings(engine, options.layers, nullptr).sampling;
+  out << to_yaml(resolved);
+}
 
 }  // namespace
 
 int run_generate(const GenerateOptions& options) {
   const GenerationConfig& config = options.config;
-  std::vector<std::string> prompts;
-  if (!config.prompts.empty()) prompts = read_prompts_file(config.prompts);
-  prompts.insert(prompts.end(), options.prompts.begin(), options.prompts.end());
-  if (prompts.empty()) fail_input("{}: no prompts (every line is blank)", config.prompts);
-
   const auto start = std::chrono::steady_clock::now();
-  Engine engine(config.model, EngineOptions{0, options.model_config});
-  const SamplingConfig sampling = engine.resolve(config.sampler);
-  if (options.verbose) {
-    GenerationConfig resolved = config;
-    resolved.sampler = sampling;
-    std::cerr << to_yaml(resolved);
+  std::vector<PromptItem> items;
+  if (!options.print_config) items = collect_prompt_items(config.prompts, options.prompts);
+  Engine engine(resolve_model_dir(config.model), EngineOptions{0, options.model_config});
+  // The run's own settings must be good, whatever the items add.
+  item_settings(engine, options.layers, nullptr);
+  if (options.chat && engine.spec().chat.empty()) {
+    fail_input("--chat: {} has no chat template (give one in the 'chat' section of a --model-config overlay)",
+               engine.model_dir());
   }
-  const nlohmann::ordered_json settings = settings_record(sampling, config.seed);
+  if (options.print_config) {
+    print_resolved(options, engine, std::cout);
+    return kExitOk;
+  }
+  if (options.verbose) print_resolved(options, engine, std::cerr);
 
-  JsonlWriter writer(config.output);  // opened once everything else is known to be good
+  std::set<std::string> done;
+  if (options.resume) done = recorded_ids(config.output);
+  // Opened once everything else is known to be good.
+  JsonlWriter writer(config.output, options.resume ? JsonlWriter::Mode::Append : JsonlWriter::Mode::Truncate);
   OrderedOutput output(writer);
-  // A prompt that cannot be decoded (too long, empty) gets its error record; the others decode together.
-  std::vector<GenerationRequest> requests;
-  std::vector<size_t> request_ids;
-  for (size_t id = 0; id < prompts.size(); ++id) {
+
+  // An item that cannot be decoded (a malformed line, too long, bad settings) gets its error record; the
+  // others decode.
+  std::vector<const PromptItem*> slot_items;
+  std::vector<RequestGroup> groups;
+  for (const PromptItem& item : items) {
+    if (done.contains(item.id.dump())) continue;
+    const size_t slot = slot_items.size();
+    slot_items.push_back(&item);
+    if (!item.ok()) {
+      output.put(slot, error_record(item, item.error));
+      continue;
+    }
     try {
-      requests.push_back(engine.make_request(prompts[id], sampling, config.seed));
-      request_ids.push_back(id);
+      const ItemSettings settings = item_settings(engine, options.layers, &item);
+      add_request(groups, settings, item_request(engine, item, settings, options.chat), slot);
     } catch (const InputError& error) {
-      output.put(id, error_record(id, error));
+      const std::string message = error.what();
+      output.put(slot, error_record(item, message.starts_with(item.source)
+                                              ? message
+                                              : fmt::format("{}: {}", item.source, message)));
     }
   }
-  engine.generate(requests, sampling, options.batch_size, [&](size_t r, GenerationResult result) {
-    const size_t id = request_ids[r];
-    try {
-      output.put(id, result_record(engine, id, prompts[id], result, sampling, settings));
-    } catch (const InputError& error) {
-      output.put(id, error_record(id, error));
+  if (options.resume && options.verbose) {
+    std::cerr << fmt::format("dlm generate: resuming: {} of {} items already in {}\n",
+                             items.size() - slot_items.size(), items.size(), config.output);
+  }
+
+  {  // the bar is cleared before the summary
+    ProgressBar progress(stderr, slot_items.size() - output.failed(), options.progress && !options.visual);
+    std::optional<CanvasView> canvas;
+    if (options.visual) canvas.emplace(engine.tokenizer(), engine.context().mask_id, stderr);
+    for (const RequestGroup& group : groups) {
+      auto label = [&](size_t r) { return slot_items[group.slots[r]]->id.dump(); };
+      StepObserver observer;
+      if (canvas)
+        observer = [&](size_t r, std::span<const int32_t> generated) { canvas->update(label(r), generated); };
+      engine.generate(
+          group.requests, group.settings.sampling, options.batch_size,
+          [&](size_t r, GenerationResult result) {
+            if (canvas) canvas->retire(label(r));
+            progress.add(1, result.committed);
+            const PromptItem& item = *slot_items[group.slots[r]];
+            try {
+              output.put(group.slots[r], result_record(engine, item, result, group.settings));
+            } catch (const InputError& error) {
+              output.put(group.slots[r],
+                         error_record(item, fmt::format("{}: {}", item.source, error.what())));
+            }
+          },
+          observer);
     }
-  });
+  }
   if (options.verbose) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::cerr << fmt::format("dlm generate: {} prompts, {} ok, {} failed, {:.2f} s\n", prompts.size(),
-                             prompts.size() - output.failed(), output.failed(), seconds);
+    std::cerr << fmt::format("dlm generate: {} items, {} ok, {} failed, {:.2f} s\n", slot_items.size(),
+                             slot_items.size() - output.failed(), output.failed(), seconds);
   }
   return output.failed() == 0 ? kExitOk : kExitItemsFailed;
 }

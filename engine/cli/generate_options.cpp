@@ -6,50 +6,36 @@
 
 namespace dlm::cli {
 
-namespace {
-
-// Every spelling of a closed choice, for the flag's IsMember check (and its help).
-template <class E, size_t N>
-std::vector<std::string> spellings(const EnumName<E> (&names)[N]) {
-  std::vector<std::string> out;
-  for (const auto& entry : names) out.emplace_back(entry.name);
-  return out;
-}
-
-// CLI11 converts "-1" to an unsigned value by wrapping around; a seed must be written as it is meant.
-const CLI::Validator kUnsigned(
-    [](std::string& text) {
-      return text.find_first_not_of("0123456789") == std::string::npos ? std::string()
-                                                                       : "must be a non-negative integer";
-    },
-    "");
-
-template <class E, size_t N>
-E parse_enum(std::string_view flag, const std::string& name, const EnumName<E> (&names)[N]) {
-  for (const auto& entry : names) {
-    if (entry.name == name) return entry.value;
-  }
-  fail_input("{}: unknown value '{}'", flag, name);  // unreachable after the flag's IsMember check
-}
-
-}  // namespace
-
 CLI::App* add_generate_command(CLI::App& app, GenerateFlags& flags) {
   CLI::App* command = app.add_subcommand("generate",
                                          "Generate a completion for every prompt (masked diffusion, block "
                                          "diffusion or autoregressive decoding) and write one JSON record "
                                          "per prompt.");
   command->footer(
+      "Prompts: -p TEXT, a text file (one prompt per line, blank lines skipped) or a .jsonl file, one\n"
+      "object per line:\n"
+      "  {\"id\": \"q1\", \"prompt\": \"...\"}\n"
+      "  {\"id\": 7, \"messages\": [{\"role\": \"user\", \"content\": \"...\"}], \"steps\": 64, \"seed\": "
+      "3}\n"
+      "  \"expected\" (an answer, kept for scoring) and any sampler key or \"seed\" may be added per item.\n"
+      "Settings, each over the one before: defaults < the model's (its method, block size, overlay) <\n"
+      "--config file < flags < the item's own keys.\n"
+      "\n"
       "Records (JSON Lines, written and flushed one by one, in prompt order):\n"
-      "  {\"id\", \"prompt\", \"text\", \"token_ids\", \"finish\", \"nfe\", \"tokens_per_nfe\", "
-      "\"seconds\", \"timings\",\n"
-      "   \"settings\"}\n"
-      "  {\"id\", \"error\"} for a prompt that failed (e.g. longer than the model's context); the others "
-      "go on.\n"
+      "  {\"id\", \"prompt\" | \"messages\", \"text\", \"token_ids\", \"finish\", \"nfe\", "
+      "\"tokens_per_nfe\",\n"
+      "   \"seconds\", \"timings\", \"settings\"}\n"
+      "  {\"id\", \"error\"} for an item that failed (a malformed line, a prompt longer than the context);\n"
+      "  the others go on, and the exit code is 1.\n"
       "'text' ends before the first stop token and is cut at the first stop string; 'token_ids' holds\n"
       "all gen_length generated tokens, or those up to and including the stop token when stop_early\n"
       "ends the request ('finish': length, stop_token or stop_string). A BOS token is put before each\n"
-      "prompt when the tokenizer has one. samplers/README.md lists the settings of each published method.\n");
+      "prompt when the tokenizer has one. samplers/README.md lists the settings of each published method.\n"
+      "\n"
+      "Examples:\n"
+      "  dlm generate -m diffusion-11m -p 'The king said' --gen-length 64 --steps 64\n"
+      "  dlm generate -m models/diffusion-11m --prompts tasks.jsonl -o out.jsonl --commit threshold\n"
+      "  dlm generate -m models/diffusion-11m --prompts tasks.jsonl -o out.jsonl --resume\n");
   const GenerationConfig defaults;
   // A flag given twice takes its last value, so a script can append overrides.
   command->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
@@ -57,108 +43,45 @@ CLI::App* add_generate_command(CLI::App& app, GenerateFlags& flags) {
       ->add_option("--config", flags.config_file,
                    "YAML run config (see configs/README.md); flags override it")
       ->check(CLI::ExistingFile);
-  command->add_option("-m,--model", flags.model, "model directory: config.json, *.safetensors, tokenizer");
+  command->add_option(
+      "-m,--model", flags.model,
+      "model directory (config.json, *.safetensors, tokenizer), or the name of a shipped model "
+      "(models/NAME)");
   command
       ->add_option("--model-config", flags.model_config,
                    "model overlay (YAML): mask and stop tokens, logit shift, block size, chat template; "
                    "overrides the model's own files (see configs/README.md)")
       ->check(CLI::ExistingFile);
   command->add_option("--prompts", flags.prompts_file,
-                      "prompts file: one prompt per line, blank lines skipped");
+                      "prompts file: one prompt per line, or JSON Lines when the name ends in .jsonl");
   command->add_option("-p,--prompt", flags.prompts, "a prompt (repeatable), after those of --prompts")
       ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   command->add_option("-o,--out", flags.output, "output file (JSON Lines); default: standard output");
-  const SamplingConfig& d = defaults.sampler;
-  command
-      ->add_option(
-          "--method", flags.method,
-          fmt::format("decoding method; auto: the model's own [{}]", enum_name(d.method, kMethodNames)))
-      ->check(CLI::IsMember(spellings(kMethodNames)));
-  command->add_option("--gen-length", flags.gen_length,
-                      fmt::format("tokens to generate per prompt (at most, with a stop) [{}]", d.gen_length));
-  command->add_option(
-      "--steps", flags.steps,
-      fmt::format("denoising steps: llada in total, split evenly over the blocks; dream in all; "
-                  "block_diffusion per block [{}]",
-                  d.steps));
-  command->add_option(
-      "--block-length", flags.block_length,
-      fmt::format("llada: semi-autoregressive block, divides --gen-length (0: 32 when that "
-                  "divides it, else --gen-length); block_diffusion: block (0: the model's) [{}]",
-                  d.block_length));
-  command->add_option("--sub-block-length", flags.sub_block_length,
-                      fmt::format("block_diffusion: sub-blocks decoded in order inside a block, divides "
-                                  "--block-length; 0: none [{}]",
-                                  d.sub_block_length));
-  command->add_option("--temperature", flags.temperature,
-                      fmt::format("0: greedy; > 0: sampling at that temperature [{}]", d.temperature));
-  command
-      ->add_option("--remasking", flags.remasking,
-                   fmt::format("the confidence a diffusion step ranks masked positions by; origin: dream "
-                               "only [{}]",
-                               enum_name(d.remasking, kRemaskingNames)))
-      ->check(CLI::IsMember(spellings(kRemaskingNames)));
-  command
-      ->add_option("--commit", flags.commit,
-                   fmt::format("how many ranked positions a diffusion step commits; dynamic: block_diffusion "
-                               "only [{}]",
-                               enum_name(d.commit, kCommitRuleNames)))
-      ->check(CLI::IsMember(spellings(kCommitRuleNames)));
-  command->add_option(
-      "--threshold", flags.threshold,
-      fmt::format("confidence threshold of --commit threshold and dynamic, in (0, 1] [{}]", d.threshold));
-  command->add_option("--factor", flags.factor, fmt::format("factor of --commit factor, > 0 [{}]", d.factor));
-  command->add_option(
-      "--entropy-bound", flags.entropy_bound,
-      fmt::format("bound on a step's summed entropy for --commit entropy_bound, > 0 [{}]", d.entropy_bound));
-  command
-      ->add_option("--cache", flags.cache,
-                   fmt::format("llada, dream: Fast-dLLM's approximate K/V cache [{}]",
-                               enum_name(d.cache, kCacheModeNames)))
-      ->check(CLI::IsMember(spellings(kCacheModeNames)));
-  command->add_option("--cfg-scale", flags.cfg_scale,
-                      fmt::format("llada: classifier-free guidance scale; 0: off [{}]", d.cfg_scale));
-  command->add_flag("--suppress-eos", flags.suppress_eos, "llada: EOS is never predicted (logits_eos_inf)");
-  command->add_flag("--suppress-eos-confidence", flags.suppress_eos_confidence,
-                    "llada: EOS and EoT predictions are ranked last (confidence_eos_eot_inf)");
-  command->add_option("--eps", flags.eps,
-                      fmt::format("dream: the timestep schedule's last time, in (0, 1) [{}]", d.eps));
-  command->add_option("--alg-temp", flags.alg_temp,
-                      fmt::format("dream: > 0 draws the committed positions from softmax(confidence / "
-                                  "alg-temp); 0: off [{}]",
-                                  d.alg_temp));
-  command->add_option(
-      "--top-p", flags.top_p,
-      fmt::format("keep the most likely tokens holding this probability mass; 1: off [{}]", d.top_p));
-  command->add_option("--top-k", flags.top_k,
-                      fmt::format("keep the k most likely tokens; 0: off [{}]", d.top_k));
-  command->add_option("--min-p", flags.min_p,
-                      fmt::format("autoregressive: drop tokens less likely than min-p times the most likely; "
-                                  "0: off [{}]",
-                                  d.min_p));
-  command->add_option(
-      "--repetition-penalty", flags.repetition_penalty,
-      fmt::format("autoregressive: penalty on the tokens already in the sequence; 1: off [{}]",
-                  d.repetition_penalty));
-  command
-      ->add_option("--stop", flags.stop_strings,
-                   "autoregressive: a stop string (repeatable): generation ends once the text holds one; "
-                   "replaces the config's stop_strings [none]")
-      ->allow_extra_args(false)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  command->add_flag("--no-stop-early", flags.no_stop_early,
-                    "decode all gen_length tokens even after a stop token (stop_early: false)");
+  add_sampler_flags(*command, flags.sampler);
   command
       ->add_option("--seed", flags.seed,
                    fmt::format("seed of every prompt's random stream [{}]", defaults.seed))
-      ->check(kUnsigned);
+      ->check(kUnsignedFlag);
   command
       ->add_option(
           "--batch-size", flags.batch_size,
           "prompts decoding at once; a finished one's row goes to the next prompt (continuous batching)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  command->add_flag("--chat", flags.chat,
+                    "wrap each plain prompt in the model's chat template as one user turn (JSONL items with "
+                    "\"messages\" always use the template)");
+  command->add_flag("--print-config", flags.print_config,
+                    "print the resolved run settings as YAML (a valid --config file) and exit");
+  command->add_flag("--visual", flags.visual,
+                    "show each prompt's canvas filling in, step by step, on stderr (redrawn in place on a "
+                    "terminal, one line per step otherwise)");
+  command->add_flag("--resume", flags.resume,
+                    "append to --out, skipping items whose ids it already holds (a killed run's output is "
+                    "kept; a partly written last line is dropped and redone)");
+  command->add_flag("--no-progress", flags.no_progress,
+                    "no progress bar (it is drawn on stderr only when stderr is a terminal)");
   command->add_flag("-v,--verbose", flags.verbose, "print the resolved settings and a summary on stderr");
   return command;
 }
@@ -166,44 +89,39 @@ CLI::App* add_generate_command(CLI::App& app, GenerateFlags& flags) {
 GenerateOptions resolve_generate_options(const GenerateFlags& flags) {
   GenerateOptions options;
   GenerationConfig& config = options.config;
-  if (flags.config_file) config = load_generation_config(*flags.config_file);
+  if (flags.config_file) {
+    const YamlMap root = YamlMap::load(*flags.config_file);
+    config = read_generation_config(root);
+    root.finish();
+    options.layers.config_sampler = root.optional_map("sampler");
+  }
   if (flags.model) config.model = *flags.model;
   if (flags.prompts_file) config.prompts = *flags.prompts_file;
   if (flags.output) config.output = *flags.output;
   if (flags.seed) config.seed = *flags.seed;
-  SamplingConfig& sampler = config.sampler;
-  if (flags.method) sampler.method = parse_enum("--method", *flags.method, kMethodNames);
-  if (flags.gen_length) sampler.gen_length = *flags.gen_length;
-  if (flags.steps) sampler.steps = *flags.steps;
-  if (flags.block_length) sampler.block_length = *flags.block_length;
-  if (flags.sub_block_length) sampler.sub_block_length = *flags.sub_block_length;
-  if (flags.temperature) sampler.temperature = *flags.temperature;
-  if (flags.remasking) sampler.remasking = parse_enum("--remasking", *flags.remasking, kRemaskingNames);
-  if (flags.commit) sampler.commit = parse_enum("--commit", *flags.commit, kCommitRuleNames);
-  if (flags.threshold) sampler.threshold = *flags.threshold;
-  if (flags.factor) sampler.factor = *flags.factor;
-  if (flags.entropy_bound) sampler.entropy_bound = *flags.entropy_bound;
-  if (flags.cache) sampler.cache = parse_enum("--cache", *flags.cache, kCacheModeNames);
-  if (flags.cfg_scale) sampler.cfg_scale = *flags.cfg_scale;
-  if (flags.suppress_eos) sampler.suppress_eos = true;
-  if (flags.suppress_eos_confidence) sampler.suppress_eos_confidence = true;
-  if (flags.eps) sampler.eps = *flags.eps;
-  if (flags.alg_temp) sampler.alg_temp = *flags.alg_temp;
-  if (flags.top_p) sampler.top_p = *flags.top_p;
-  if (flags.top_k) sampler.top_k = *flags.top_k;
-  if (flags.min_p) sampler.min_p = *flags.min_p;
-  if (flags.repetition_penalty) sampler.repetition_penalty = *flags.repetition_penalty;
-  if (!flags.stop_strings.empty()) sampler.stop_strings = flags.stop_strings;
-  if (flags.no_stop_early) sampler.stop_early = false;
-  validate(sampler, flags.config_file ? *flags.config_file + " with the command-line flags" : "command line");
+  options.layers.flags = flags.sampler;
+  options.layers.seed = config.seed;
+  // The flags over the file, checked before the model loads; the model's defaults join them later.
+  apply_sampler_flags(flags.sampler, config.sampler);
+  validate(config.sampler,
+           flags.config_file ? *flags.config_file + " with the command-line flags" : "command line");
 
-  if (config.model.empty()) fail_input("no model: pass --model DIR (or set 'model' in the --config file)");
-  if (config.prompts.empty() && flags.prompts.empty()) {
+  if (config.model.empty())
+    fail_input("no model: pass --model DIR|NAME (or set 'model' in the --config file)");
+  if (config.prompts.empty() && flags.prompts.empty() && !flags.print_config) {
     fail_input("no prompts: pass --prompts FILE or -p TEXT (or set 'prompts' in the --config file)");
+  }
+  if (flags.resume && config.output.empty()) {
+    fail_input("--resume needs --out FILE (or 'output' in the --config file): the file whose ids are done");
   }
   options.model_config = flags.model_config.value_or("");
   options.prompts = flags.prompts;
   options.batch_size = flags.batch_size;
+  options.chat = flags.chat;
+  options.print_config = flags.print_config;
+  options.visual = flags.visual;
+  options.resume = flags.resume;
+  options.progress = !flags.no_progress;
   options.verbose = flags.verbose;
   return options;
 }

@@ -7,12 +7,13 @@
 
 namespace dlm::cli {
 
-JsonlWriter::JsonlWriter(const std::string& path) : name_(path.empty() ? "standard output" : path) {
+JsonlWriter::JsonlWriter(const std::string& path, Mode mode)
+    : name_(path.empty() ? "standard output" : path) {
   if (path.empty()) {
     file_ = stdout;
     return;
   }
-  file_ = std::fopen(path.c_str(), "wb");
+  file_ = std::fopen(path.c_str(), mode == Mode::Append ? "ab" : "wb");
   if (file_ == nullptr) fail_input("{}: cannot open for writing: {}", path, std::strerror(errno));
   owned_ = true;
 }

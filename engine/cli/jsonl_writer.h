@@ -9,9 +9,10 @@ namespace dlm::cli {
 
 class JsonlWriter {
  public:
-  // An empty path writes to standard output; otherwise the file is created or truncated. InputError naming
-  // the file when it cannot be opened.
-  explicit JsonlWriter(const std::string& path);
+  enum class Mode { Truncate, Append };
+  // An empty path writes to standard output; otherwise the file is created, then truncated or appended to.
+  // InputError naming the file when it cannot be opened.
+  explicit JsonlWriter(const std::string& path, Mode mode = Mode::Truncate);
   ~JsonlWriter();
   JsonlWriter(const JsonlWriter&) = delete;
   JsonlWriter& operator=(const JsonlWriter&) = delete;

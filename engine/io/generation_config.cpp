@@ -194,40 +194,42 @@ std::optional<SamplingProblem> find_problem(const SamplingConfig& sampler) {
   return std::nullopt;
 }
 
+void read_sampler_keys(const YamlMap& section, SamplingConfig& sampler) {
+  sampler.method = section.enum_or("method", sampler.method, kMethodNames);
+  sampler.gen_length = section.value_or("gen_length", sampler.gen_length);
+  sampler.steps = section.value_or("steps", sampler.steps);
+  sampler.block_length = section.value_or("block_length", sampler.block_length);
+  sampler.sub_block_length = section.value_or("sub_block_length", sampler.sub_block_length);
+  sampler.temperature = section.value_or("temperature", sampler.temperature);
+  sampler.remasking = section.enum_or("remasking", sampler.remasking, kRemaskingNames);
+  sampler.commit = section.enum_or("commit", sampler.commit, kCommitRuleNames);
+  sampler.threshold = section.value_or("threshold", sampler.threshold);
+  sampler.factor = section.value_or("factor", sampler.factor);
+  sampler.entropy_bound = section.value_or("entropy_bound", sampler.entropy_bound);
+  sampler.cache = section.enum_or("cache", sampler.cache, kCacheModeNames);
+  sampler.cfg_scale = section.value_or("cfg_scale", sampler.cfg_scale);
+  sampler.suppress_eos = section.value_or("suppress_eos", sampler.suppress_eos);
+  sampler.suppress_eos_confidence =
+      section.value_or("suppress_eos_confidence", sampler.suppress_eos_confidence);
+  sampler.eps = section.value_or("eps", sampler.eps);
+  sampler.alg_temp = section.value_or("alg_temp", sampler.alg_temp);
+  sampler.top_p = section.value_or("top_p", sampler.top_p);
+  sampler.top_k = section.value_or("top_k", sampler.top_k);
+  sampler.min_p = section.value_or("min_p", sampler.min_p);
+  sampler.repetition_penalty = section.value_or("repetition_penalty", sampler.repetition_penalty);
+  sampler.stop_strings = section.value_or("stop_strings", sampler.stop_strings);
+  sampler.stop_early = section.value_or("stop_early", sampler.stop_early);
+}
+
 GenerationConfig read_generation_config(const YamlMap& root) {
   GenerationConfig config;
   config.model = root.value_or("model", config.model);
   config.prompts = root.value_or("prompts", config.prompts);
   config.output = root.value_or("output", config.output);
   config.seed = root.value_or("seed", config.seed);
-  std::optional<YamlMap> section = root.optional_map("sampler");
-  if (section) {
-    SamplingConfig& sampler = config.sampler;
-    sampler.method = section->enum_or("method", sampler.method, kMethodNames);
-    sampler.gen_length = section->value_or("gen_length", sampler.gen_length);
-    sampler.steps = section->value_or("steps", sampler.steps);
-    sampler.block_length = section->value_or("block_length", sampler.block_length);
-    sampler.sub_block_length = section->value_or("sub_block_length", sampler.sub_block_length);
-    sampler.temperature = section->value_or("temperature", sampler.temperature);
-    sampler.remasking = section->enum_or("remasking", sampler.remasking, kRemaskingNames);
-    sampler.commit = section->enum_or("commit", sampler.commit, kCommitRuleNames);
-    sampler.threshold = section->value_or("threshold", sampler.threshold);
-    sampler.factor = section->value_or("factor", sampler.factor);
-    sampler.entropy_bound = section->value_or("entropy_bound", sampler.entropy_bound);
-    sampler.cache = section->enum_or("cache", sampler.cache, kCacheModeNames);
-    sampler.cfg_scale = section->value_or("cfg_scale", sampler.cfg_scale);
-    sampler.suppress_eos = section->value_or("suppress_eos", sampler.suppress_eos);
-    sampler.suppress_eos_confidence =
-        section->value_or("suppress_eos_confidence", sampler.suppress_eos_confidence);
-    sampler.eps = section->value_or("eps", sampler.eps);
-    sampler.alg_temp = section->value_or("alg_temp", sampler.alg_temp);
-    sampler.top_p = section->value_or("top_p", sampler.top_p);
-    sampler.top_k = section->value_or("top_k", sampler.top_k);
-    sampler.min_p = section->value_or("min_p", sampler.min_p);
-    sampler.repetition_penalty = section->value_or("repetition_penalty", sampler.repetition_penalty);
-    sampler.stop_strings = section->value_or("stop_strings", sampler.stop_strings);
-    sampler.stop_early = section->value_or("stop_early", sampler.stop_early);
-    if (std::optional<SamplingProblem> problem = find_problem(sampler)) {
+  if (std::optional<YamlMap> section = root.optional_map("sampler")) {
+    read_sampler_keys(*section, config.sampler);
+    if (std::optional<SamplingProblem> problem = find_problem(config.sampler)) {
       section->fail_at(problem->key, problem->message);
     }
   }

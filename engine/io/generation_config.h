@@ -119,6 +119,10 @@ struct SamplingProblem {
 };
 std::optional<SamplingProblem> find_problem(const SamplingConfig& sampler);
 
+// Sets the sampler keys `section` holds over the values already in `sampler`, checking each key's type but
+// not the combination (the caller validates once every layer is applied).
+void read_sampler_keys(const YamlMap& section, SamplingConfig& sampler);
+
 // Reads the generation keys of `root` over the defaults and checks them; leaves finish() to the caller, so
 // the keys can share a file with others.
 GenerationConfig read_generation_config(const YamlMap& root);

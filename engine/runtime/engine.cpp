@@ -48,6 +48,12 @@ Engine::Engine(const std::string& model_dir, const EngineOptions& options)
 
 Engine::~Engine() = default;
 
+SamplingConfig Engine::default_sampling() const {
+  SamplingConfig sampling;
+  for (const YamlMap& layer : model_.spec.sampler_layers) read_sampler_keys(layer, sampling);
+  return sampling;
+}
+
 SamplingConfig Engine::resolve(const SamplingConfig& sampling) const {
   const ModelSpec& spec = model_.spec;
   const Method own = family_method(spec);
@@ -82,9 +88,22 @@ GenerationRequest Engine::make_request(std::string_view prompt, const SamplingCo
   return request;
 }
 
+GenerationRequest Engine::make_request(std::vector<int32_t> prompt_ids, const SamplingConfig& resolved,
+                                       uint64_t seed) const {
+  const int64_t vocab = model_.backbone->vocab_size();
+  for (size_t i = 0; i < prompt_ids.size(); ++i) {
+    if (prompt_ids[i] < 0 || prompt_ids[i] >= vocab)
+      fail_input("prompt_ids[{}]: token id {} is outside the model's vocabulary of {}", i, prompt_ids[i],
+                 vocab);
+  }
+  GenerationRequest request{std::move(prompt_ids), seed};
+  check_request(*model_.backbone, resolved, request);
+  return request;
+}
+
 void Engine::generate(std::span<const GenerationRequest> requests, const SamplingConfig& resolved,
-                      int64_t max_rows, const ResultSink& sink) {
-  Sampler(*model_.backbone, backend_, context_, resolved).generate(requests, max_rows, sink);
+                      int64_t max_rows, const ResultSink& sink, const StepObserver& observer) {
+  Sampler(*model_.backbone, backend_, context_, resolved).generate(requests, max_rows, sink, observer);
 }
 
 std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest> requests,

@@ -34,6 +34,12 @@ class Engine {
   const Tokenizer& tokenizer() const { return *model_.tokenizer; }
   const ModelSpec& spec() const { return model_.spec; }
   const DecodeContext& context() const { return context_; }
+  Backbone& backbone() { return *model_.backbone; }
+  Backend& backend() { return backend_; }
+
+  // The model's own sampling defaults: the built-in defaults with its overlays' `sampler` sections applied
+  // (unresolved: Method::Auto stays until resolve()).
+  SamplingConfig default_sampling() const;
 
   // The settings with the model's defaults filled in (method, block size); InputError when this model
   // cannot decode with them (a method its family was not trained for, no mask token for diffusion).
@@ -44,9 +50,13 @@ class Engine {
   // under the resolved settings.
   GenerationRequest make_request(std::string_view prompt, const SamplingConfig& resolved,
                                  uint64_t seed) const;
+  // A request of token ids taken as they are (no BOS is added); InputError for an id outside the model's
+  // vocabulary or a prompt that does not fit.
+  GenerationRequest make_request(std::vector<int32_t> prompt_ids, const SamplingConfig& resolved,
+                                 uint64_t seed) const;
   // Runs the requests with up to max_rows decoding at once; `sink` gets each result as it finishes.
   void generate(std::span<const GenerationRequest> requests, const SamplingConfig& resolved, int64_t max_rows,
-                const ResultSink& sink);
+                const ResultSink& sink, const StepObserver& observer = {});
   std::vector<GenerationResult> generate(std::span<const GenerationRequest> requests,
                                          const SamplingConfig& resolved, int64_t max_rows);
   // The text of generated tokens, which ends before the first stop token (or stop string); ids the tokenizer

@@ -38,7 +38,7 @@ ModelReport describe_model(const std::string& dir, const ModelLoadOptions& optio
   for (int32_t id : spec.stop_token_ids) add("stop", id);
   report.logit_shift = spec.logit_shift;
   report.block_size = spec.block_size;
-  report.chat_template = !spec.chat_template.empty();
+  report.chat_template = !spec.chat.empty();
   return report;
 }
 

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -43,6 +45,27 @@ inline DlmRun run_program(const std::string& program, const std::vector<std::str
   run.out = read_file(out);
   run.err = read_file(err);
   return run;
+}
+
+// The records of JSON Lines text; a line that is not JSON fails the calling test.
+inline std::vector<nlohmann::json> parse_jsonl(const std::string& text) {
+  std::vector<nlohmann::json> records;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    const nlohmann::json record = nlohmann::json::parse(line, nullptr, false);
+    EXPECT_FALSE(record.is_discarded()) << "not JSON: " << line;
+    records.push_back(record);
+  }
+  return records;
+}
+
+// The records without their timings, which differ from run to run.
+inline std::vector<nlohmann::json> untimed(std::vector<nlohmann::json> records) {
+  for (nlohmann::json& record : records) {
+    record.erase("seconds");
+    record.erase("timings");
+  }
+  return records;
 }
 
 // An empty directory for the running test case: ROOT/<test name>.

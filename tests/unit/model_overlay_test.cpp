@@ -1,4 +1,5 @@
 #include "backbones/model_overlay.h"
+#include "engine/io/generation_config.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -42,7 +43,15 @@ stop_tokens: ["<|eot_id|>", "<|endoftext|>"]
 stop_token_ids: [126081, 7]
 logit_shift: 1
 block_size: 32
-chat_template: "<user>{prompt}</user>\n"
+chat:
+  system: "<s>{content}</s>"
+  user: "<u>{content}</u>"
+  assistant: "<a>{content}</a>"
+  generation: "<a>"
+  default_system: "Be brief."
+sampler:
+  steps: 64
+  commit: threshold
 )");
   EXPECT_EQ(overlay.source, "overlay.yaml");
   EXPECT_THAT(overlay.mask_token, Optional(std::string("<|mdm_mask|>")));
@@ -51,7 +60,22 @@ chat_template: "<user>{prompt}</user>\n"
   EXPECT_THAT(overlay.stop_token_ids, ElementsAre(126081, 7));
   EXPECT_THAT(overlay.logit_shift, Optional(int64_t{1}));
   EXPECT_THAT(overlay.block_size, Optional(int64_t{32}));
-  EXPECT_THAT(overlay.chat_template, Optional(std::string("<user>{prompt}</user>\n")));
+  ASSERT_TRUE(overlay.chat.has_value());
+  EXPECT_EQ(*overlay.chat, (ChatTemplate{"<s>{content}</s>", "<u>{content}</u>", "<a>{content}</a>", "<a>",
+                                         std::string("Be brief.")}));
+  ASSERT_TRUE(overlay.sampler.has_value());
+  SamplingConfig sampling;
+  read_sampler_keys(*overlay.sampler, sampling);
+  EXPECT_EQ(sampling.steps, 64);
+  EXPECT_EQ(sampling.commit, CommitRule::Threshold);
+  EXPECT_EQ(sampling.gen_length, SamplingConfig{}.gen_length) << "keys the section lacks keep their value";
+}
+
+TEST(ModelOverlay, SamplerSectionIsChecked) {
+  EXPECT_THAT(parse_error("sampler:\n  stpes: 4\n"),
+              AllOf(HasSubstr("overlay.yaml"), HasSubstr("stpes"), HasSubstr("line 2")));
+  EXPECT_THAT(parse_error("sampler:\n  method: dream\n  cfg_scale: 2.0\n"),
+              AllOf(HasSubstr("overlay.yaml"), HasSubstr("cfg_scale"), HasSubstr("needs method llada")));
 }
 
 TEST(ModelOverlay, MaskTokenById) {
@@ -73,7 +97,8 @@ TEST(ModelOverlay, EmptyDocumentIsEmptyOverlay) {
     EXPECT_TRUE(overlay.stop_token_ids.empty());
     EXPECT_EQ(overlay.logit_shift, std::nullopt);
     EXPECT_EQ(overlay.block_size, std::nullopt);
-    EXPECT_EQ(overlay.chat_template, std::nullopt);
+    EXPECT_EQ(overlay.chat, std::nullopt);
+    EXPECT_EQ(overlay.sampler.has_value(), false);
   }
 }
 
@@ -86,7 +111,7 @@ TEST(ModelOverlay, QuotedNumberIsATokenText) {
 TEST(ModelOverlay, UnknownKeyNamesKeyAndLine) {
   const std::string error = parse_error("mask_token: \"<m>\"\nblock_size: 4\nmask_tokn: x\n");
   EXPECT_THAT(error, AllOf(HasSubstr("overlay.yaml"), HasSubstr("unknown key 'mask_tokn'"),
-                           HasSubstr("line 3"), HasSubstr("mask_token"), HasSubstr("chat_template")));
+                           HasSubstr("line 3"), HasSubstr("mask_token"), HasSubstr("chat")));
 }
 
 TEST(ModelOverlay, MaskTokenTextAndIdTogetherRejected) {
@@ -120,10 +145,14 @@ TEST(ModelOverlay, BlockSizeMustBePositive) {
   EXPECT_THAT(parse("block_size: 1\n").block_size, Optional(int64_t{1}));
 }
 
-TEST(ModelOverlay, ChatTemplateNeedsPromptPlaceholder) {
-  EXPECT_THAT(parse_error("block_size: 2\nchat_template: \"<user>{promt}</user>\"\n"),
-              AllOf(HasSubstr("overlay.yaml"), HasSubstr("chat_template"), HasSubstr("{prompt}"),
-                    HasSubstr("line 2")));
+TEST(ModelOverlay, ChatTurnsNeedContentPlaceholder) {
+  EXPECT_THAT(
+      parse_error("block_size: 2\nchat:\n  system: \"{content}\"\n  user: \"<u>{contnt}</u>\"\n"
+                  "  assistant: \"{content}\"\n  generation: \"\"\n"),
+      AllOf(HasSubstr("overlay.yaml"), HasSubstr("chat.user"), HasSubstr("{content}"), HasSubstr("line 4")));
+  EXPECT_THAT(parse_error("chat:\n  system: \"{content}\"\n  user: \"{content}\"\n  generation: \"\"\n"),
+              AllOf(HasSubstr("overlay.yaml"), HasSubstr("assistant")))
+      << "every role needs its template";
 }
 
 TEST(ModelOverlay, WrongTypesRejected) {
@@ -140,7 +169,7 @@ TEST(ModelOverlay, WrongTypesRejected) {
       {"stop_token_ids: [1, two]\n", "stop_token_ids", "expected an integer"},
       {"logit_shift: true\n", "logit_shift", "expected an integer"},
       {"block_size: 2.5\n", "block_size", "expected an integer"},
-      {"chat_template: {a: b}\n", "chat_template", "expected a string"},
+      {"chat: [a, b]\n", "chat", "expected a map"},
   };
   for (const Case& c : cases) {
     EXPECT_THAT(parse_error(c.text), AllOf(HasSubstr("overlay.yaml"), HasSubstr(std::string(c.key)),
@@ -212,7 +241,7 @@ TEST(BuiltinModelOverlay, MatchesTheFilesOnDisk) {
     EXPECT_EQ(builtin.stop_token_ids, file.stop_token_ids) << family;
     EXPECT_EQ(builtin.logit_shift, file.logit_shift) << family;
     EXPECT_EQ(builtin.block_size, file.block_size) << family;
-    EXPECT_EQ(builtin.chat_template, file.chat_template) << family;
+    EXPECT_EQ(builtin.chat, file.chat) << family;
   }
 }
 
@@ -222,9 +251,10 @@ TEST(BuiltinModelOverlay, Llada) {
   EXPECT_THAT(overlay.stop_tokens, ElementsAre("<|endoftext|>", "<|eot_id|>"));
   EXPECT_EQ(overlay.logit_shift, std::nullopt);
   EXPECT_EQ(overlay.block_size, std::nullopt);
-  EXPECT_THAT(overlay.chat_template,
-              Optional(std::string("<|start_header_id|>user<|end_header_id|>\n\n{prompt}<|eot_id|>"
-                                   "<|start_header_id|>assistant<|end_header_id|>\n\n")));
+  ASSERT_TRUE(overlay.chat.has_value());
+  EXPECT_EQ(overlay.chat->user, "<|start_header_id|>user<|end_header_id|>\n\n{content}<|eot_id|>");
+  EXPECT_EQ(overlay.chat->generation, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  EXPECT_EQ(overlay.chat->default_system, std::nullopt);
 }
 
 TEST(BuiltinModelOverlay, Dream) {
@@ -233,7 +263,9 @@ TEST(BuiltinModelOverlay, Dream) {
   EXPECT_THAT(overlay.logit_shift, Optional(int64_t{1}));
   EXPECT_EQ(overlay.block_size, std::nullopt);
   EXPECT_THAT(overlay.stop_tokens, ElementsAre("<|endoftext|>", "<|im_end|>"));
-  EXPECT_THAT(overlay.chat_template, Optional(HasSubstr("<|im_start|>user\n{prompt}<|im_end|>\n")));
+  ASSERT_TRUE(overlay.chat.has_value());
+  EXPECT_EQ(overlay.chat->user, "<|im_start|>user\n{content}<|im_end|>\n");
+  EXPECT_THAT(overlay.chat->default_system, Optional(std::string("You are a helpful assistant.")));
 }
 
 TEST(BuiltinModelOverlay, Sdar) {
@@ -260,11 +292,12 @@ TEST(BuiltinModelOverlay, AutoregressiveFamiliesHaveNoMask) {
     EXPECT_EQ(overlay.block_size, std::nullopt) << family;
   }
   EXPECT_THAT(builtin_model_overlay("llama").stop_tokens, ElementsAre("<|eot_id|>", "<|end_of_text|>"));
-  EXPECT_EQ(builtin_model_overlay("llama").chat_template, std::nullopt)
-      << "Llama 2 and 3 chat formats differ";
+  EXPECT_EQ(builtin_model_overlay("llama").chat, std::nullopt) << "Llama 2 and 3 chat formats differ";
   EXPECT_THAT(builtin_model_overlay("qwen2").stop_tokens, ElementsAre("<|im_end|>", "<|endoftext|>"));
-  EXPECT_THAT(builtin_model_overlay("qwen3").chat_template,
-              Optional(std::string("<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n")));
+  ASSERT_TRUE(builtin_model_overlay("qwen3").chat.has_value());
+  EXPECT_EQ(builtin_model_overlay("qwen3").chat->generation, "<|im_start|>assistant\n");
+  EXPECT_EQ(builtin_model_overlay("qwen3").chat->default_system, std::nullopt)
+      << "Qwen3 has no default system";
 }
 
 TEST(BuiltinModelOverlay, UnknownFamilyIsEmpty) {
@@ -277,7 +310,7 @@ TEST(BuiltinModelOverlay, UnknownFamilyIsEmpty) {
     EXPECT_TRUE(overlay.stop_token_ids.empty()) << family;
     EXPECT_EQ(overlay.logit_shift, std::nullopt) << family;
     EXPECT_EQ(overlay.block_size, std::nullopt) << family;
-    EXPECT_EQ(overlay.chat_template, std::nullopt) << family;
+    EXPECT_EQ(overlay.chat, std::nullopt) << family;
   }
 }
 

@@ -11,6 +11,7 @@
 #include "backbones/model_family.h"
 #include "backbones/model_overlay.h"
 #include "engine/core/error.h"
+#include "engine/io/generation_config.h"
 #include "engine/io/hf_config.h"
 #include "tests/unit/input_error.h"
 
@@ -517,47 +518,73 @@ TEST(ModelSpec, LogitShiftPrecedence) {
 
 TEST(ModelSpec, ChatTemplatePrecedence) {
   Resolve resolve;
-  EXPECT_EQ(resolve().chat_template,
-            "<|start_header_id|>user<|end_header_id|>\n\n{prompt}<|eot_id|>"
-            "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  EXPECT_EQ(resolve().chat.user, "<|start_header_id|>user<|end_header_id|>\n\n{content}<|eot_id|>");
   resolve.config = R"({"model_type": "llama"})";
-  EXPECT_EQ(resolve().chat_template, "") << "no built-in template for Llama";
-  resolve.user = user_overlay("chat_template: \"[INST] {prompt} [/INST]\"\n");
-  EXPECT_EQ(resolve().chat_template, "[INST] {prompt} [/INST]");
+  EXPECT_TRUE(resolve().chat.empty()) << "no built-in template for Llama";
+  const std::string inst =
+      "chat: {system: \"{content}\\n\", user: \"[INST] {content} [/INST]\", "
+      "assistant: \"{content}\", generation: \"\"}\n";
+  resolve.user = user_overlay(inst);
+  EXPECT_EQ(resolve().chat.user, "[INST] {content} [/INST]");
   resolve.config = R"({"model_type": "qwen3"})";
-  EXPECT_EQ(resolve().chat_template, "[INST] {prompt} [/INST]") << "a user template beats the built-in";
+  EXPECT_EQ(resolve().chat.user, "[INST] {content} [/INST]") << "a user template beats the built-in";
   resolve.user = user_overlay("logit_shift: 0\n");
-  EXPECT_EQ(resolve().chat_template, "<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(resolve().chat.user, "<|im_start|>user\n{content}<|im_end|>\n");
 }
 
 TEST(ModelSpec, BuiltinChatTemplateNeedsItsTokens) {
   // A model of the family trained without its chat format (a base model, our own) gets no template.
   Resolve resolve;
   resolve.tokens.erase("<|start_header_id|>");
-  EXPECT_EQ(resolve().chat_template, "") << "llada's template names <|start_header_id|>";
-  resolve.user = user_overlay("chat_template: \"<|start_header_id|>{prompt}\"\n");
-  EXPECT_EQ(resolve().chat_template, "<|start_header_id|>{prompt}") << "a user template is taken as given";
+  EXPECT_TRUE(resolve().chat.empty()) << "llada's template names <|start_header_id|>";
+  resolve.user = user_overlay(
+      "chat: {system: \"{content}\", user: \"<|start_header_id|>{content}\", assistant: \"{content}\", "
+      "generation: \"\"}\n");
+  EXPECT_EQ(resolve().chat.user, "<|start_header_id|>{content}") << "a user template is taken as given";
 }
 
-TEST(ApplyChatTemplate, WrapsThePrompt) {
-  ModelSpec spec;
-  spec.chat_template = "<u>{prompt}</u>\n<a>";
-  EXPECT_EQ(apply_chat_template(spec, "Hi there"), "<u>Hi there</u>\n<a>");
-  EXPECT_EQ(apply_chat_template(spec, ""), "<u></u>\n<a>");
-  EXPECT_EQ(apply_chat_template(spec, "say {prompt}"), "<u>say {prompt}</u>\n<a>")
-      << "a placeholder inside the prompt is text";
+TEST(ModelSpec, SamplerSectionsStackUserOverBuiltin) {
+  Resolve resolve;
+  EXPECT_TRUE(resolve().sampler_layers.empty()) << "no built-in overlay has a sampler section";
+  resolve.user = user_overlay("sampler: {steps: 12}\n");
+  const ModelSpec spec = resolve();
+  ASSERT_EQ(spec.sampler_layers.size(), 1u);
+  SamplingConfig sampling;
+  read_sampler_keys(spec.sampler_layers[0], sampling);
+  EXPECT_EQ(sampling.steps, 12);
 }
 
-TEST(ApplyChatTemplate, WithoutTemplateThePromptIsUnchanged) {
-  const ModelSpec spec{};
-  EXPECT_EQ(apply_chat_template(spec, "Hi there"), "Hi there");
-  EXPECT_EQ(apply_chat_template(spec, "{prompt}"), "{prompt}");
+TEST(RenderChat, EveryRoleInOrderThenTheGenerationPrompt) {
+  const ChatTemplate chat{"<s>{content}</s>", "<u>{content}</u>", "<a>{content}</a>", "<a>", std::nullopt};
+  const ChatMessage messages[] = {{ChatRole::System, "Be brief."},
+                                  {ChatRole::User, "Hi"},
+                                  {ChatRole::Assistant, "Hello"},
+                                  {ChatRole::User, "say {content}"}};
+  EXPECT_EQ(render_chat(chat, messages), "<s>Be brief.</s><u>Hi</u><a>Hello</a><u>say {content}</u><a>")
+      << "a placeholder inside a message is text";
 }
 
-TEST(ApplyChatTemplate, ResolvedBuiltinTemplate) {
+TEST(RenderChat, DefaultSystemOnlyWhenTheMessagesHaveNone) {
+  const ChatTemplate chat{"<s>{content}</s>", "<u>{content}</u>", "<a>{content}</a>", "<a>",
+                          std::string("You help.")};
+  const ChatMessage plain[] = {{ChatRole::User, "Q"}};
+  EXPECT_EQ(render_chat(chat, plain), "<s>You help.</s><u>Q</u><a>");
+  const ChatMessage with_system[] = {{ChatRole::System, "Mine."}, {ChatRole::User, "Q"}};
+  EXPECT_EQ(render_chat(chat, with_system), "<s>Mine.</s><u>Q</u><a>");
+}
+
+TEST(RenderChat, RefusesConversationsWithNothingToAnswer) {
+  const ChatTemplate chat{"{content}", "{content}", "{content}", "", std::nullopt};
+  EXPECT_THAT(input_error_of([&] { render_chat(chat, {}); }), HasSubstr("no messages"));
+  const ChatMessage ends_with_assistant[] = {{ChatRole::User, "Q"}, {ChatRole::Assistant, "A"}};
+  EXPECT_THAT(input_error_of([&] { render_chat(chat, ends_with_assistant); }), HasSubstr("end with a user"));
+}
+
+TEST(RenderChat, ResolvedBuiltinTemplate) {
   Resolve resolve;
   resolve.config = R"({"model_type": "qwen2"})";
-  EXPECT_EQ(apply_chat_template(resolve(), "What is 2+2?"),
+  const ChatMessage question[] = {{ChatRole::User, "What is 2+2?"}};
+  EXPECT_EQ(render_chat(resolve().chat, question),
             "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat is "
             "2+2?<|im_end|>\n<|im_start|>assistant\n");
 }

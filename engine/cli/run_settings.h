@@ -1,0 +1,40 @@
+#pragma once
+// A run's sampling settings, built in layers, each over the one before: the built-in defaults, the model's
+// metadata (its method and block size, its overlays' `sampler` sections), the --config file's `sampler`
+// section, the command-line flags, and last an item's own keys (a JSONL line's "steps", "seed", ...).
+#include <cstdint>
+#include <optional>
+
+#include "engine/cli/prompt_items.h"
+#include "engine/cli/sampler_flags.h"
+#include "engine/io/yaml_config.h"
+#include "engine/runtime/engine.h"
+
+namespace dlm::cli {
+
+struct SettingsLayers {
+  std::optional<YamlMap> config_sampler;  // the --config file's sampler section, when it has one
+  SamplerFlags flags;
+  uint64_t seed = 0;  // the run's seed (defaults < --config < --seed)
+};
+
+struct ItemSettings {
+  SamplingConfig sampling;  // resolved for the engine's model (Engine::resolve)
+  uint64_t seed = 0;
+};
+
+// The settings `item` decodes with (the run's alone when item is null). InputError naming the layer and the
+// key when the result is invalid or the model cannot decode with it.
+ItemSettings item_settings(const Engine& engine, const SettingsLayers& layers, const PromptItem* item);
+
+// The request of `item` under its settings: its prompt ids as they are, or its text (item_prompt_text)
+// through Engine::make_request. InputError when it does not fit the model.
+GenerationRequest item_request(const Engine& engine, const PromptItem& item, const ItemSettings& settings,
+                               bool chat);
+
+// The text the model sees for `item`: its messages, or its prompt when `chat` is set, rendered with the
+// model's chat template; its prompt as is otherwise. InputError when a chat is asked of a model without a
+// template.
+std::string item_prompt_text(const Engine& engine, const PromptItem& item, bool chat);
+
+}  // namespace dlm::cli
