@@ -14,6 +14,7 @@
 #include "engine/cli/progress_bar.h"
 #include "engine/cli/prompt_items.h"
 #include "engine/cli/resume.h"
+#include "engine/cli/sampling_record.h"
 #include "engine/runtime/engine.h"
 
 namespace dlm::cli {
@@ -32,24 +33,6 @@ std::string_view finish_name(FinishReason reason) {
       break;
   }
   return "length";
-}
-
-// The settings a record was decoded with: the resolved config, as the YAML sampler section spells it.
-Json settings_record(const SamplingConfig& s, uint64_t seed) {
-  Json out = {{"method", std::string(enum_name(s.method, kMethodNames))},
-              {"gen_length", s.gen_length},
-              {"steps", s.steps},
-              {"block_length", s.block_length},
-              {"temperature", s.temperature},
-              {"remasking", std::string(enum_name(s.remasking, kRemaskingNames))},
-              {"commit", std::string(enum_name(s.commit, kCommitRuleNames))},
-              {"cache", std::string(enum_name(s.cache, kCacheModeNames))},
-              {"seed", seed}};
-  if (s.method == Method::BlockDiffusion) out["sub_block_length"] = s.sub_block_length;
-  if (s.commit == CommitRule::Threshold || s.commit == CommitRule::Dynamic) out["threshold"] = s.threshold;
-  if (s.commit == CommitRule::Factor) out["factor"] = s.factor;
-  if (s.commit == CommitRule::EntropyBound) out["entropy_bound"] = s.entropy_bound;
-  return out;
 }
 
 Json error_record(const PromptItem& item, std::string_view message) {
@@ -91,7 +74,7 @@ Json result_record(const Engine& engine, const PromptItem& item, const Generatio
                        {"prefill", result.phases.prefill},
                        {"denoise", result.phases.denoise},
                        {"commit", result.phases.commit}};
-  record["settings"] = settings_record(settings.sampling, settings.seed);
+  record["settings"] = sampling_record(settings.sampling, settings.seed);
   return record;
 }
 
@@ -114,22 +97,6 @@ class OrderedOutput {
   std::map<size_t, Json> pending_;
   size_t next_ = 0, failed_ = 0;
 };
-
-// Requests that decode with the same settings run together, in one continuously batched run.
-struct RequestGroup {
-  ItemSettings settings;
-  std::vector<GenerationRequest> requests;
-  std::vector<size_t> slots;  // each request's place in the output
-};
-
-void add_request(std::vector<RequestGroup>& groups, const ItemSettings& settings, GenerationRequest request,
-                 size_t slot) {
-  auto group = std::find_if(groups.begin(), groups.end(),
-                            [&](const RequestGroup& g) { return g.settings.sampling == settings.sampling; });
-  if (group == groups.end()) group = groups.insert(groups.end(), RequestGroup{settings, {}, {}});
-  group->requests.push_back(std::move(request));
-  group->slots.push_back(slot);
-}
 
 void print_resolved(const GenerateOptions& options, const Engine& engine, std::ostream& out) {
   GenerationConfig resolved = options.config;
@@ -178,12 +145,9 @@ int run_generate(const GenerateOptions& options) {
     }
     try {
       const ItemSettings settings = item_settings(engine, options.layers, &item);
-      add_request(groups, settings, item_request(engine, item, settings, options.chat), slot);
+      add_to_group(groups, settings, item_request(engine, item, settings, options.chat), slot);
     } catch (const InputError& error) {
-      const std::string message = error.what();
-      output.put(slot, error_record(item, message.starts_with(item.source)
-                                              ? message
-                                              : fmt::format("{}: {}", item.source, message)));
+      output.put(slot, error_record(item, item_error_text(item, error)));
     }
   }
   if (options.resume && options.verbose) {

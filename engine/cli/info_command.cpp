@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/cli/exit_codes.h"
+#include "engine/cli/model_path.h"
+#include "engine/cli/sampling_record.h"
 #include "engine/runtime/model_report.h"
 
 namespace dlm::cli {
@@ -28,6 +30,15 @@ std::string human_count(int64_t count) {
   if (count >= 1'000'000) return fmt::format("{:.2f} M", static_cast<double>(count) / 1e6);
   if (count >= 1'000) return fmt::format("{:.1f} K", static_cast<double>(count) / 1e3);
   return fmt::format("{}", count);
+}
+
+// The default settings on one line, as `dlm generate` flags would set them.
+std::string default_sampler_text(const SamplingConfig& s) {
+  std::string text = fmt::format("{}, gen_length {}", enum_name(s.method, kMethodNames), s.gen_length);
+  if (s.method == Method::Autoregressive) return text + fmt::format(", temperature {}", s.temperature);
+  return text + fmt::format(", steps {}, block_length {}, {} remasking, commit {}, temperature {}", s.steps,
+                            s.block_length, enum_name(s.remasking, kRemaskingNames),
+                            enum_name(s.commit, kCommitRuleNames), s.temperature);
 }
 
 nlohmann::ordered_json to_json(const ModelReport& report) {
@@ -54,6 +65,8 @@ nlohmann::ordered_json to_json(const ModelReport& report) {
       {"logit_shift", report.logit_shift},
       {"block_size", report.block_size},
       {"chat_template", report.chat_template},
+      {"tokenizer", report.tokenizer_kind},
+      {"default_sampler", sampling_record(report.default_sampler, GenerationConfig{}.seed)},
       {"unused_tensors", report.backbone.unused_tensors},
   };
 }
@@ -75,7 +88,7 @@ void print_text(const ModelReport& r) {
        fmt::format("{} per position (f32), {} at the full context of {}",
                    human_bytes(r.backbone.cache_bytes_per_position),
                    human_bytes(r.backbone.cache_bytes_per_position * r.max_positions), r.max_positions));
-  line("tokenizer", fmt::format("{} tokens", r.tokenizer_tokens));
+  line("tokenizer", fmt::format("{}, {} tokens", r.tokenizer_kind, r.tokenizer_tokens));
   std::vector<std::string> tokens;
   for (const TokenReport& token : r.tokens)
     tokens.push_back(fmt::format("{} {} {:?}", token.role, token.id, token.text));
@@ -84,6 +97,7 @@ void print_text(const ModelReport& r) {
        r.logit_shift == 0 ? "none: row i predicts position i" : "1: row i - 1 predicts position i");
   if (r.block_size > 0) line("block size", std::to_string(r.block_size));
   line("chat template", r.chat_template ? "yes" : "none");
+  line("sampler", default_sampler_text(r.default_sampler));
   // Tensors the model does not read: a checkpoint of a neighbouring architecture would show here.
   const std::vector<std::string>& unused = r.backbone.unused_tensors;
   if (!unused.empty()) {
@@ -99,8 +113,13 @@ void print_text(const ModelReport& r) {
 CLI::App* add_info_command(CLI::App& app, InfoFlags& flags) {
   CLI::App* command = app.add_subcommand(
       "info",
-      "Describe a model directory: family, architecture, parameters, dtypes, memory, special tokens.");
-  command->add_option("-m,--model", flags.model, "model directory: config.json, *.safetensors, tokenizer")
+      "Describe a model: family, architecture, parameters, dtypes, memory, tokenizer, special tokens and the "
+      "sampler it decodes with by default.");
+  command->footer("Example:\n  dlm info -m diffusion-11m\n  dlm info -m models/ar-11m --json\n");
+  command
+      ->add_option("-m,--model", flags.model,
+                   "model directory (config.json, *.safetensors, tokenizer), or the name of a shipped model "
+                   "(models/NAME)")
       ->required();
   command
       ->add_option("--model-config", flags.model_config, "model overlay (YAML) applied as by 'dlm generate'")
@@ -110,7 +129,8 @@ CLI::App* add_info_command(CLI::App& app, InfoFlags& flags) {
 }
 
 int run_info(const InfoFlags& flags) {
-  const ModelReport report = describe_model(flags.model, ModelLoadOptions{flags.model_config.value_or("")});
+  const ModelReport report =
+      describe_model(resolve_model_dir(flags.model), ModelLoadOptions{flags.model_config.value_or("")});
   if (flags.json) {
     std::cout << to_json(report).dump(2) << "\n";
   } else {

@@ -6,9 +6,11 @@
 #include <iostream>
 #include <string>
 
+#include "engine/cli/compare_command.h"
 #include "engine/cli/exit_codes.h"
 #include "engine/cli/generate_command.h"
 #include "engine/cli/generate_options.h"
+#include "engine/cli/help_formatter.h"
 #include "engine/cli/info_command.h"
 #include "engine/core/error.h"
 
@@ -30,10 +32,13 @@ int main(int argc, char** argv) {
       "input file error (nothing generated); 3 internal error.\n"
       "Run 'dlm COMMAND --help' for a command's options.");
   app.require_subcommand(1);
+  use_help_formatter(app);
   GenerateFlags generate_flags;
   CLI::App* generate = add_generate_command(app, generate_flags);
   InfoFlags info_flags;
   CLI::App* info = add_info_command(app, info_flags);
+  CompareFlags compare_flags;
+  CLI::App* compare = add_compare_command(app, compare_flags);
 
   try {
     app.parse(argc, argv);
@@ -47,6 +52,7 @@ int main(int argc, char** argv) {
   try {
     if (generate->parsed()) return run_generate(resolve_generate_options(generate_flags));
     if (info->parsed()) return run_info(info_flags);
+    if (compare->parsed()) return run_compare(compare_flags);
     return kExitUsage;  // require_subcommand(1) makes this unreachable
   } catch (const dlm::InputError& error) {
     print_error("error", error.what());

@@ -20,7 +20,7 @@ using Json = nlohmann::ordered_json;
 // Calls `visit(line_number, line)` for each line of the file that is not blank; a trailing "\r" is dropped.
 // InputError for a NUL byte (not a text file).
 template <class Visit>
-void for_each_line(const std::string& path, const std::string& text, Visit visit) {
+void for_each_line(const std::string& path, std::string_view text, Visit visit) {
   size_t begin = 0;
   for (int64_t line_number = 1; begin < text.size(); ++line_number) {
     size_t end = text.find('\n', begin);
@@ -102,7 +102,7 @@ void read_json_item(std::string_view line, PromptItem& item) {
   item.settings = std::move(map);
 }
 
-std::vector<PromptItem> read_jsonl(const std::string& path, const std::string& text) {
+std::vector<PromptItem> read_jsonl(const std::string& path, std::string_view text) {
   std::vector<PromptItem> items;
   for_each_line(path, text, [&](int64_t line_number, std::string_view line) {
     PromptItem& item = items.emplace_back();
@@ -119,7 +119,7 @@ std::vector<PromptItem> read_jsonl(const std::string& path, const std::string& t
   return items;
 }
 
-std::vector<PromptItem> read_text_lines(const std::string& path, const std::string& text) {
+std::vector<PromptItem> read_text_lines(const std::string& path, std::string_view text) {
   std::vector<PromptItem> items;
   for_each_line(path, text, [&](int64_t line_number, std::string_view line) {
     if (!is_valid_utf8(line)) fail_input("{}:{}: not valid UTF-8", path, line_number);
@@ -133,8 +133,12 @@ std::vector<PromptItem> read_text_lines(const std::string& path, const std::stri
 }  // namespace
 
 std::vector<PromptItem> read_prompt_items(const std::string& path) {
-  const std::string text = read_text_file(path);
-  return path.ends_with(".jsonl") ? read_jsonl(path, text) : read_text_lines(path, text);
+  return parse_prompt_items(read_text_file(path), path,
+                            path.ends_with(".jsonl") ? PromptsFormat::JsonLines : PromptsFormat::TextLines);
+}
+
+std::vector<PromptItem> parse_prompt_items(std::string_view text, const std::string& name, PromptsFormat format) {
+  return format == PromptsFormat::JsonLines ? read_jsonl(name, text) : read_text_lines(name, text);
 }
 
 std::vector<PromptItem> collect_prompt_items(const std::string& path,

@@ -31,6 +31,10 @@ struct PromptItem {
 // "prompt" or "messages", a duplicate id or an unknown key yields an item with its error instead.
 std::vector<PromptItem> read_prompt_items(const std::string& path);
 
+enum class PromptsFormat { TextLines, JsonLines };
+// The same from text already read; `name` names it in errors.
+std::vector<PromptItem> parse_prompt_items(std::string_view text, const std::string& name, PromptsFormat format);
+
 // The file's items (when `path` is not empty) followed by one item per -p prompt; ids of text items are their
 // index in this list. InputError when there are no prompts at all.
 std::vector<PromptItem> collect_prompt_items(const std::string& path,

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "engine/core/error.h"
 
 namespace dlm::cli {
@@ -30,6 +32,20 @@ GenerationRequest item_request(const Engine& engine, const PromptItem& item, con
     return engine.make_request(item.prompt_ids, settings.sampling, settings.seed);
   }
   return engine.make_request(item_prompt_text(engine, item, chat), settings.sampling, settings.seed);
+}
+
+std::string item_error_text(const PromptItem& item, const InputError& error) {
+  const std::string message = error.what();
+  return message.starts_with(item.source) ? message : fmt::format("{}: {}", item.source, message);
+}
+
+void add_to_group(std::vector<RequestGroup>& groups, const ItemSettings& settings, GenerationRequest request,
+                  size_t slot) {
+  auto group = std::find_if(groups.begin(), groups.end(),
+                            [&](const RequestGroup& g) { return g.settings.sampling == settings.sampling; });
+  if (group == groups.end()) group = groups.insert(groups.end(), RequestGroup{settings, {}, {}});
+  group->requests.push_back(std::move(request));
+  group->slots.push_back(slot);
 }
 
 std::string item_prompt_text(const Engine& engine, const PromptItem& item, bool chat) {

@@ -32,6 +32,21 @@ ItemSettings item_settings(const Engine& engine, const SettingsLayers& layers, c
 GenerationRequest item_request(const Engine& engine, const PromptItem& item, const ItemSettings& settings,
                                bool chat);
 
+// An item's error as a message that names the item (its file and line) first.
+std::string item_error_text(const PromptItem& item, const InputError& error);
+
+// Requests that decode with the same settings run together, in one continuously batched run.
+struct RequestGroup {
+  ItemSettings settings;
+  std::vector<GenerationRequest> requests;
+  std::vector<size_t> slots;  // each request's place among the caller's items or outputs
+};
+
+// Adds the request to the group of its settings, making one when none has them yet (groups keep the order
+// in which their settings first came).
+void add_to_group(std::vector<RequestGroup>& groups, const ItemSettings& settings, GenerationRequest request,
+                  size_t slot);
+
 // The text the model sees for `item`: its messages, or its prompt when `chat` is set, rendered with the
 // model's chat template; its prompt as is otherwise. InputError when a chat is asked of a model without a
 // template.

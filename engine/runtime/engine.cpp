@@ -1,80 +1,25 @@
 #include "engine/runtime/engine.h"
 
+#include "engine/runtime/model_sampling.h"
+
 #include <algorithm>
 
 namespace dlm {
 
-namespace {
-
-Method family_method(const ModelSpec& spec) {
-  switch (spec.family->decoding) {
-    case DecodingKind::Autoregressive:
-      return Method::Autoregressive;
-    case DecodingKind::BlockDiffusion:
-      return Method::BlockDiffusion;
-    case DecodingKind::MaskedDiffusion:
-      break;
-  }
-  return spec.logit_shift != 0 ? Method::Dream : Method::Llada;
-}
-
-// The decoding kind a method needs the model to have been trained for.
-DecodingKind method_decoding(Method method) {
-  switch (method) {
-    case Method::Autoregressive:
-      return DecodingKind::Autoregressive;
-    case Method::BlockDiffusion:
-      return DecodingKind::BlockDiffusion;
-    default:
-      return DecodingKind::MaskedDiffusion;
-  }
-}
-
-}  // namespace
-
 Engine::Engine(const std::string& model_dir, const EngineOptions& options)
     : model_dir_(model_dir),
       backend_(options.threads),
-      model_(load_model(backend_, model_dir, ModelLoadOptions{options.overlay_path})) {
-  const ModelSpec& spec = model_.spec;
-  context_.mask_id = spec.mask_token_id.value_or(-1);
-  context_.stop_ids = spec.stop_token_ids;
-  context_.logit_shift = spec.logit_shift;
-  const Tokenizer* tokenizer = model_.tokenizer.get();
-  context_.detokenize = [tokenizer](std::span<const int32_t> tokens) {
-    return tokenizer->decode(std::vector<int32_t>(tokens.begin(), tokens.end()));
-  };
-}
+      model_(load_model(backend_, model_dir, ModelLoadOptions{options.overlay_path})),
+      context_(model_decode_context(model_.spec, *model_.tokenizer)) {}
 
 Engine::~Engine() = default;
 
 SamplingConfig Engine::default_sampling() const {
-  SamplingConfig sampling;
-  for (const YamlMap& layer : model_.spec.sampler_layers) read_sampler_keys(layer, sampling);
-  return sampling;
+  return model_default_sampling(model_.spec);
 }
 
 SamplingConfig Engine::resolve(const SamplingConfig& sampling) const {
-  const ModelSpec& spec = model_.spec;
-  const Method own = family_method(spec);
-  const Method method = sampling.method == Method::Auto ? own : sampling.method;
-  if (method_decoding(method) != spec.family->decoding) {
-    fail_input(
-        "{}: method {} needs a model trained for {} decoding; this {} model decodes by {} (method {}){}",
-        model_dir_, enum_name(method, kMethodNames), decoding_name(method_decoding(method)),
-        spec.family->title, decoding_name(spec.family->decoding), enum_name(own, kMethodNames),
-        method == Method::Autoregressive && spec.family->decoding == DecodingKind::BlockDiffusion
-            ? "; block_diffusion with block_length 1 decodes it one token at a time"
-            : "");
-  }
-  if (method != Method::Autoregressive && !spec.mask_token_id) {
-    fail_input(
-        "{}: this {} model has no mask token, which diffusion decoding needs; give one with mask_token "
-        "in a model overlay",
-        model_dir_, spec.family->title);
-  }
-  return resolve_sampling(sampling, ModelDefaults{own, spec.block_size}, context_,
-                          model_.backbone->vocab_size());
+  return resolve_for_model(sampling, model_.spec, context_, model_.backbone->vocab_size(), model_dir_);
 }
 
 GenerationRequest Engine::make_request(std::string_view prompt, const SamplingConfig& resolved,

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "engine/backend/cpu/cpu_backend.h"
+#include "engine/runtime/model_sampling.h"
 
 namespace dlm {
 
@@ -39,6 +40,10 @@ ModelReport describe_model(const std::string& dir, const ModelLoadOptions& optio
   report.logit_shift = spec.logit_shift;
   report.block_size = spec.block_size;
   report.chat_template = !spec.chat.empty();
+  report.tokenizer_kind = tokenizer.kind();
+  report.default_sampler =
+      resolve_for_model(model_default_sampling(spec), spec, model_decode_context(spec, tokenizer),
+                        model.backbone->vocab_size(), dir);
   return report;
 }
 

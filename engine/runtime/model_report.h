@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "backbones/load_model.h"
+#include "engine/io/generation_config.h"
 
 namespace dlm {
 
@@ -31,6 +32,8 @@ struct ModelReport {
   int64_t logit_shift = 0;
   int64_t block_size = 0;
   bool chat_template = false;
+  std::string tokenizer_kind;      // "SentencePiece", "byte-level BPE"
+  SamplingConfig default_sampler;  // what `dlm generate` decodes this model with when given no settings
 };
 
 // InputError as load_model.

@@ -43,6 +43,7 @@ class BpeTokenizer final : public Tokenizer {
   std::optional<int32_t> token_to_id(std::string_view token) const override;
   std::string id_to_token(int32_t id) const override;
   const SpecialTokens& special_tokens() const override { return special_tokens_; }
+  std::string_view kind() const override { return "byte-level BPE"; }
   void set_special_tokens(const SpecialTokens& special) { special_tokens_ = special; }
 
  private:

@@ -31,6 +31,7 @@ class Tokenizer {
   virtual std::optional<int32_t> token_to_id(std::string_view token) const = 0;
   virtual std::string id_to_token(int32_t id) const = 0;
   virtual const SpecialTokens& special_tokens() const = 0;
+  virtual std::string_view kind() const = 0;  // for people: "SentencePiece", "byte-level BPE"
 };
 
 // Loads the tokenizer of a Hugging Face model directory: tokenizer.json (byte-level BPE) when present, else

@@ -111,13 +111,16 @@ TEST_F(InfoE2e, TextReport) {
   EXPECT_EQ(lines["weights"], fmt::format("545.25 KiB in all: f32 545.25 KiB ({} tensors)", kTensors));
   EXPECT_EQ(lines["KV cache"], fmt::format("{} B per position (f32), 256.00 KiB at the full context of 512",
                                            kCacheBytesPerPosition));
-  EXPECT_EQ(lines["tokenizer"], "512 tokens");
+  EXPECT_EQ(lines["tokenizer"], "SentencePiece, 512 tokens");
   // The fixture's tokenizer is trained with bos_id 1 and eos_id 2; the mask token is its first user-defined
   // symbol, next after them. The config pads with EOS, as LLaDA's does.
   EXPECT_EQ(lines["special tokens"], R"(bos 1 "<s>", mask 3 "<|mdm_mask|>", pad 2 "</s>", stop 2 "</s>")");
   EXPECT_EQ(lines["logit shift"], "none: row i predicts position i");
   EXPECT_EQ(lines["chat template"], "none");
   EXPECT_EQ(lines.count("block size"), 0u) << "a masked-diffusion model has no block size";
+  EXPECT_EQ(lines["sampler"],
+            "llada, gen_length 128, steps 128, block_length 32, low_confidence remasking, commit schedule, "
+            "temperature 0");
 }
 
 TEST_F(InfoE2e, JsonReportHasTheSameNumbers) {
@@ -146,6 +149,22 @@ TEST_F(InfoE2e, JsonReportHasTheSameNumbers) {
   EXPECT_EQ(report.at("logit_shift"), 0);
   EXPECT_EQ(report.at("block_size"), 0);
   EXPECT_EQ(report.at("chat_template"), false);
+  EXPECT_EQ(report.at("tokenizer"), "SentencePiece");
+  EXPECT_EQ(report.at("default_sampler").at("method"), "llada");
+  EXPECT_EQ(report.at("default_sampler").at("block_length"), 32) << "resolved: 32 divides gen_length 128";
+}
+
+TEST_F(InfoE2e, DefaultSamplerFollowsTheModelOverlay) {
+  const fs::path overlay = dir_ / "overlay.yaml";
+  std::ofstream(overlay) << "sampler:\n  gen_length: 48\n  steps: 24\n  commit: threshold\n";
+  const DlmRun run = info(DLM_E2E_MODEL_DIR, {"--json", "--model-config", overlay.string()});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const json sampler = json::parse(run.out).at("default_sampler");
+  EXPECT_EQ(sampler.at("gen_length"), 48);
+  EXPECT_EQ(sampler.at("steps"), 24);
+  EXPECT_EQ(sampler.at("block_length"), 48) << "32 does not divide 48: one block";
+  EXPECT_EQ(sampler.at("commit"), "threshold");
+  EXPECT_EQ(sampler.at("threshold"), 0.9);
 }
 
 // Every supported family, on the tiny models of tests/golden/parity (tools/parity/transformers_parity.py).
@@ -162,20 +181,24 @@ TEST_F(InfoE2e, DescribesEverySupportedFamily) {
     int64_t parameters;
     const char* mask;
     int64_t logit_shift, block_size;
+    const char* default_method;
   };
   const int64_t layer16 = 128 + 18432 + 12288, layer32 = 128 + 18432 + 24576 + 64;
   const Expected models[] = {
-      {"llama", "llama", "autoregressive", "causal", 2 * 20480 + 64 + 2 * layer16, nullptr, 0, 0},
-      {"qwen2", "qwen2", "autoregressive", "causal", 20480 + 64 + 2 * (layer16 + 128), nullptr, 0, 0},
-      {"qwen3", "qwen3", "autoregressive", "causal", 2 * 20480 + 64 + 2 * layer32, nullptr, 0, 0},
+      {"llama", "llama", "autoregressive", "causal", 2 * 20480 + 64 + 2 * layer16, nullptr, 0, 0,
+       "autoregressive"},
+      {"qwen2", "qwen2", "autoregressive", "causal", 20480 + 64 + 2 * (layer16 + 128), nullptr, 0, 0,
+       "autoregressive"},
+      {"qwen3", "qwen3", "autoregressive", "causal", 2 * 20480 + 64 + 2 * layer32, nullptr, 0, 0,
+       "autoregressive"},
       {"llada", "llada", "masked diffusion", "bidirectional", 2 * 20480 + 64 + 2 * layer16, "<|mdm_mask|>", 0,
-       0},
+       0, "llada"},
       {"dream", "dream", "masked diffusion", "bidirectional", 2 * 20480 + 64 + 2 * (layer16 + 128),
-       "<|mask|>", 1, 0},
+       "<|mask|>", 1, 0, "dream"},
       {"sdar", "sdar", "block diffusion", "block-causal (block 4)", 2 * 20480 + 64 + 2 * layer32, "<|MASK|>",
-       0, 4},
+       0, 4, "block_diffusion"},
       {"fast_dllm_v2", "fast_dllm_v2", "block diffusion", "block-causal (block 4)",
-       2 * 20480 + 64 + 2 * (layer16 + 128), "|<MASK>|", 1, 4},
+       2 * 20480 + 64 + 2 * (layer16 + 128), "|<MASK>|", 1, 4, "block_diffusion"},
   };
   for (const Expected& expected : models) {
     const std::string dir = std::string(DLM_GOLDEN_DIR) + "/parity/models/" + expected.dir;
@@ -193,6 +216,8 @@ TEST_F(InfoE2e, DescribesEverySupportedFamily) {
       if (token.at("role") == "mask") mask = token.at("text");
     }
     EXPECT_EQ(mask, expected.mask ? expected.mask : "") << expected.dir;
+    EXPECT_EQ(report.at("tokenizer"), "byte-level BPE") << expected.dir;
+    EXPECT_EQ(report.at("default_sampler").at("method"), expected.default_method) << expected.dir;
   }
 }
 
