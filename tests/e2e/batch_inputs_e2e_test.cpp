@@ -294,6 +294,24 @@ TEST_F(BatchInputsE2e, ChatRendersTheModelsTemplate) {
   EXPECT_THAT(no_template.err, AllOf(HasSubstr("--chat"), HasSubstr("no chat template")));
 }
 
+TEST_F(BatchInputsE2e, ProgressBarIsDrawnOnATerminalAndNeverInTheOutput) {
+  if (!fs::exists("/usr/bin/script"))
+    GTEST_SKIP() << "needs script(1) from util-linux to give dlm a terminal";
+  const std::string out = (dir_ / "out.jsonl").string();
+  std::string command;
+  for (const std::string& arg : generate_args({"-p", "A map", "-p", "The river", "-o", out}))
+    command += " " + e2e::shell_quote(arg);
+  const e2e::DlmRun terminal = e2e::run_program(
+      "/usr/bin/script", {"-qec", e2e::shell_quote(DLM_BINARY) + command, "/dev/null"}, dir_);
+  ASSERT_EQ(terminal.exit_code, 0) << terminal.err;
+  EXPECT_THAT(terminal.out, HasSubstr("] 2/2  ")) << "the bar reaches the total";
+  EXPECT_THAT(terminal.out, HasSubstr(" tok/s"));
+  const std::vector<json> records = e2e::parse_jsonl(e2e::read_file(out));
+  ASSERT_EQ(records.size(), 2u) << "the output file holds records alone";
+  const e2e::DlmRun redirected = generate({"-p", "A map"});
+  EXPECT_EQ(redirected.err, "") << "no bar when stderr is not a terminal";
+}
+
 TEST_F(BatchInputsE2e, ABareModelNameIsAShippedModel) {
   const e2e::DlmRun named = dlm({"generate", "-m", "diffusion-11m", "--print-config"});
   ASSERT_EQ(named.exit_code, 0) << named.err;

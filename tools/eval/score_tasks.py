@@ -2,6 +2,7 @@
 """Scores `dlm generate` output on synthetic task prompts with tools/data/tasks.py's checker.
 
   python3 tools/eval/score_tasks.py prompts TASKS.jsonl TASK N > prompts.txt     # the first N prompts of TASK
+  python3 tools/eval/score_tasks.py items TASKS.jsonl TASK N > items.jsonl       # the same with "expected"
   dlm generate -m MODEL --prompts prompts.txt ... > out.jsonl
   python3 tools/eval/score_tasks.py score TASKS.jsonl TASK N out.jsonl          # accuracy, one JSON line
 
@@ -28,6 +29,10 @@ def main():
     if mode == "prompts":
         for record in chosen:
             print(record["prompt"])
+        return
+    if mode == "items":  # dlm compare scores "expected" by exact match; each task has one right answer
+        for i, record in enumerate(chosen):
+            print(json.dumps({"id": f"{task}{i}", "prompt": record["prompt"], "expected": record["answer"]}))
         return
     outputs = [json.loads(line) for line in Path(sys.argv[5]).read_text(encoding="utf-8").splitlines()]
     assert len(outputs) == len(chosen), f"{len(outputs)} generations for {len(chosen)} prompts"
