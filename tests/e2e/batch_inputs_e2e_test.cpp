@@ -10,14 +10,14 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "tests/e2e/dlm_process.h"
+#include "tests/e2e/tiny_model_e2e.h"
 
 extern char** environ;
 
@@ -29,40 +29,11 @@ using nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-class BatchInputsE2e : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = e2e::fresh_work_dir(DLM_E2E_WORK_DIR);
-    ASSERT_TRUE(fs::exists(fs::path(DLM_E2E_MODEL_DIR) / "model.safetensors"))
-        << "the e2e_make_tiny_model fixture has not run";
-  }
-
-  std::string write(const std::string& name, const std::string& contents) const {
-    const std::string path = (dir_ / name).string();
-    std::ofstream(path, std::ios::binary) << contents;
-    return path;
-  }
-
-  e2e::DlmRun dlm(const std::vector<std::string>& args) const {
-    return e2e::run_program(DLM_BINARY, args, dir_);
-  }
-
-  // `dlm generate` on the tiny model with a small schedule, plus the extra arguments.
-  std::vector<std::string> generate_args(const std::vector<std::string>& extra) const {
-    std::vector<std::string> args = {
-        "generate",       "--model", DLM_E2E_MODEL_DIR, "--gen-length", "16", "--steps", "8",
-        "--block-length", "8"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    return args;
-  }
-  e2e::DlmRun generate(const std::vector<std::string>& extra) const { return dlm(generate_args(extra)); }
-
-  fs::path dir_;
-};
+class BatchInputsE2e : public e2e::TinyModelE2e {};
 
 std::vector<json> ok_records(const e2e::DlmRun& run) {
   EXPECT_EQ(run.exit_code, 0) << run.err;
-  return e2e::parse_jsonl(run.out);
+  return run.records();
 }
 
 TEST_F(BatchInputsE2e, JsonlItemsKeepTheirIdsAndTheirOwnSettings) {
@@ -104,7 +75,7 @@ TEST_F(BatchInputsE2e, BadJsonlLinesGetErrorRecordsNamingTheLineAndTheOthersSucc
             "{\"id\": 11, \"prompt\": \"The river\"}\n");
   const e2e::DlmRun run = generate({"--prompts", prompts});
   EXPECT_EQ(run.exit_code, 1) << "some items failed";
-  const std::vector<json> records = e2e::parse_jsonl(run.out);
+  const std::vector<json> records = run.records();
   ASSERT_EQ(records.size(), 11u);
   const std::vector<std::pair<int, std::vector<std::string>>> errors = {
       {1, {"items.jsonl:2", "not valid JSON"}},

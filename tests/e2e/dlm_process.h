@@ -19,6 +19,11 @@ namespace dlm::e2e {
 struct DlmRun {
   int exit_code = -1;
   std::string out, err;
+
+  // stdout as JSON Lines records; with timings dropped (they differ from run to run); their token ids.
+  std::vector<nlohmann::json> records() const;
+  std::vector<nlohmann::json> untimed_records() const;
+  std::vector<std::vector<int>> token_ids() const;
 };
 
 inline std::string shell_quote(const std::string& text) {
@@ -66,6 +71,19 @@ inline std::vector<nlohmann::json> untimed(std::vector<nlohmann::json> records) 
     record.erase("timings");
   }
   return records;
+}
+
+inline std::vector<nlohmann::json> DlmRun::records() const {
+  return parse_jsonl(out);
+}
+inline std::vector<nlohmann::json> DlmRun::untimed_records() const {
+  return untimed(records());
+}
+inline std::vector<std::vector<int>> DlmRun::token_ids() const {
+  std::vector<std::vector<int>> ids;
+  for (const nlohmann::json& record : records())
+    ids.push_back(record.at("token_ids").get<std::vector<int>>());
+  return ids;
 }
 
 // An empty directory for the running test case: ROOT/<test name>.

@@ -4,77 +4,22 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
-#include "tests/e2e/dlm_process.h"
+#include "tests/e2e/tiny_model_e2e.h"
 
 namespace {
 
-namespace fs = std::filesystem;
 namespace e2e = dlm::e2e;
 using nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-// A dlm run whose stdout is JSON Lines.
-struct DlmRun : e2e::DlmRun {
-  std::vector<json> records() const {
-    std::vector<json> parsed;
-    std::istringstream lines(out);
-    for (std::string line; std::getline(lines, line);)
-      parsed.push_back(json::parse(line));  // throws if invalid
-    return parsed;
-  }
-  // The records without their timings, which differ from run to run.
-  std::vector<json> untimed_records() const {
-    std::vector<json> parsed = records();
-    for (json& record : parsed) {
-      record.erase("seconds");
-      record.erase("timings");
-    }
-    return parsed;
-  }
-  std::vector<std::vector<int>> token_ids() const {
-    std::vector<std::vector<int>> ids;
-    for (const json& record : records()) ids.push_back(record.at("token_ids").get<std::vector<int>>());
-    return ids;
-  }
-};
+using e2e::DlmRun;
 
-class GenerateE2e : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = e2e::fresh_work_dir(DLM_E2E_WORK_DIR);
-    ASSERT_TRUE(fs::exists(fs::path(DLM_E2E_MODEL_DIR) / "model.safetensors"))
-        << "the e2e_make_tiny_model fixture has not run";
-  }
-
-  std::string write(const std::string& name, const std::string& contents) const {
-    const std::string path = (dir_ / name).string();
-    std::ofstream(path, std::ios::binary) << contents;
-    return path;
-  }
-
-  // Runs dlm with the arguments, capturing stdout, stderr and the exit code.
-  DlmRun dlm(const std::vector<std::string>& args) const {
-    return {e2e::run_program(DLM_BINARY, args, dir_)};
-  }
-
-  // `dlm generate` on the tiny model with a small schedule, plus the extra arguments.
-  DlmRun generate(const std::vector<std::string>& extra) const {
-    std::vector<std::string> args = {
-        "generate",       "--model", DLM_E2E_MODEL_DIR, "--gen-length", "16", "--steps", "8",
-        "--block-length", "8"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    return dlm(args);
-  }
-
-  fs::path dir_;
-};
+class GenerateE2e : public e2e::TinyModelE2e {};
 
 // One line on stderr, in the documented form.
 void expect_one_line_error(const DlmRun& run, const std::string& mentions) {
