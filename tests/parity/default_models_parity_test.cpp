@@ -1,8 +1,9 @@
 // The shipped default models (models/) against the network that trained them: tools/train/export.py wrote,
 // next to the weights, the logits the PyTorch model computes from the same bf16 values, for prompts of every
-// task and a prose prefix (tests/golden/default_models). The diffusion model is run bidirectionally, the
-// AR model causally, as they were trained. Metric and bound as in transformers_parity_test: max abs error
-// over a case's logits relative to its logit scale, at most 1e-4.
+// task and a prose prefix (tests/golden/default_models). Each model runs with the visibility its family
+// decodes with, as it was trained: the diffusion model bidirectionally, the AR model causally. Metric and
+// bound as in transformers_parity_test: max abs error over a case's logits relative to its logit scale, at
+// most 1e-4.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -21,15 +22,17 @@ namespace {
 struct DefaultModel {
   const char* dir;     // under models/
   const char* golden;  // under tests/golden/default_models/
-  bool bidirectional;
+  VisibilityKind attention;
 };
 
-const DefaultModel kModels[] = {{"diffusion-11m", "diffusion-11m", true}, {"ar-11m", "ar-11m", false}};
+const DefaultModel kModels[] = {{"diffusion-11m", "diffusion-11m", VisibilityKind::Bidirectional},
+                                {"ar-11m", "ar-11m", VisibilityKind::Causal}};
 
 TEST(DefaultModelsParity, EngineMatchesTheTrainingCode) {
   for (const DefaultModel& expected : kModels) {
     CpuBackend backend(2);
     const LoadedModel model = load_model(backend, std::string(DLM_MODELS_DIR) + "/" + expected.dir);
+    ASSERT_EQ(model.spec.visibility.kind, expected.attention) << expected.dir;
     const SafetensorsFile golden(
         fmt::format("{}/default_models/{}.safetensors", DLM_GOLDEN_DIR, expected.golden));
     std::stringstream cases(golden.metadata().at("cases"));
@@ -40,7 +43,7 @@ TEST(DefaultModelsParity, EngineMatchesTheTrainingCode) {
       ForwardBatch batch;
       batch.add_sequence(std::vector<int32_t>(ids.data_as<int32_t>(), ids.data_as<int32_t>() + ids.numel()));
       for (int32_t row = 0; row < batch.tokens(); ++row) batch.logit_rows.push_back(row);
-      batch.visibility = expected.bidirectional ? Visibility::bidirectional() : Visibility::causal();
+      batch.visibility = model.spec.visibility;
       const Tensor got = model.backbone->forward(batch).logits;
       ASSERT_EQ(got.numel(), want.numel()) << expected.dir << " " << name;
       double scale = 0.0, error = 0.0;

@@ -7,12 +7,14 @@ for the engine's parity test.
 
 Weights are rounded to bf16 and written in shards of at most 14 MB (model-0000k-of-0000n.safetensors with
 model.safetensors.index.json). The diffusion model is written in LLaDA's format (model_type "llada", OLMo-style
-keys, tied embeddings, mask_token_id), so dlm decodes it as masked diffusion; the AR model in Llama's. Both
-ship the SentencePiece tokenizer.model of the dataset.
+keys, tied embeddings, mask_token_id), so dlm decodes it as masked diffusion; the AR model in Llama's; the
+block-diffusion model in SDAR's (model_type "sdar": Qwen3 names and keys, block_size, mask_token_id), so dlm
+decodes it block by block. All ship the SentencePiece tokenizer.model of the dataset.
 
 The golden file holds, for a few prompts, "<case>.input_ids" [T] and "<case>.logits" [T, V]: the f32 logits of
-the trained network with the bf16-rounded weights, bidirectional for the diffusion model (the prompt followed
-by mask tokens) and causal for the AR model (the prompt followed by its answer).
+the trained network with the bf16-rounded weights, as dlm runs it: bidirectional for the diffusion model and
+block-causal for the block-diffusion one (blocks from position 0; both the prompt followed by mask tokens),
+causal for the AR model (the prompt followed by its answer).
 """
 
 import argparse
@@ -23,7 +25,8 @@ from pathlib import Path
 import sentencepiece as spm
 import torch
 from safetensors.torch import save_file
-from transformers import LlamaConfig, LlamaForCausalLM
+
+from train import architecture
 
 MAX_SHARD_BYTES = 14_000_000
 LLADA_LAYER_NAMES = {"input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ff_norm.weight",
@@ -73,15 +76,26 @@ def golden_cases(objective, tokenizer, data):
         seen.add(record["task"])
         prompt = [tokenizer.bos_id()] + tokenizer.encode(record["prompt"])
         answer = tokenizer.encode(record["answer"]) + [tokenizer.eos_id()]
-        cases[record["task"]] = prompt + ([mask] * len(answer) if objective == "diffusion" else answer)
+        cases[record["task"]] = prompt + (answer if objective == "ar" else [mask] * len(answer))
     prose = (Path(data) / "prose_valid.txt").read_text(encoding="utf-8").splitlines()[0]
     cases["prose"] = ([tokenizer.bos_id()] + tokenizer.encode(prose))[:32]
     return cases
 
 
+def visibility(objective, length, block_size):
+    """The additive [1, 1, T, T] attention mask of the model as dlm runs it; None: transformers' causal one."""
+    if objective == "ar":
+        return None
+    allowed = torch.ones(length, length, dtype=torch.bool)
+    if objective == "block":
+        block = torch.arange(length) // block_size
+        allowed = block[None, :] <= block[:, None]
+    return torch.zeros(length, length).masked_fill(~allowed, torch.finfo(torch.float32).min)[None, None]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--objective", choices=["diffusion", "ar"], required=True)
+    parser.add_argument("--objective", choices=["diffusion", "ar", "block"], required=True)
     parser.add_argument("--trained", required=True, help="train.py's output directory")
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", required=True)
@@ -89,8 +103,9 @@ def main():
     args = parser.parse_args()
 
     trained = torch.load(Path(args.trained) / "model.pt", map_location="cpu")
-    config = LlamaConfig.from_dict(trained["config"])
-    model = LlamaForCausalLM._from_config(config, attn_implementation="eager")
+    config_class, model_class = architecture(args.objective)
+    config = config_class.from_dict(trained["config"])
+    model = model_class._from_config(config, attn_implementation="eager")
     model.load_state_dict(trained["state_dict"])
     model.eval()
     with torch.no_grad():  # the shipped values, so the references below describe exactly them
@@ -120,6 +135,10 @@ def main():
             "multi_query_attention": None, "use_cache": False,
             "mask_token_id": tokenizer.piece_to_id("<|mdm_mask|>"), **common,
         }
+    elif args.objective == "block":
+        write_shards(state, out)
+        config_json = {**config.to_dict(), **common, "architectures": ["SDARForCausalLM"], "model_type": "sdar",
+                       "block_size": trained["block_size"], "mask_token_id": tokenizer.piece_to_id("<|mdm_mask|>")}
     else:
         write_shards(state, out)
         config_json = {**config.to_dict(), **common, "architectures": ["LlamaForCausalLM"], "model_type": "llama"}
@@ -133,7 +152,7 @@ def main():
     with torch.no_grad():
         for name, ids in golden_cases(args.objective, tokenizer, args.data).items():
             x = torch.tensor([ids])
-            mask = torch.zeros(1, 1, len(ids), len(ids)) if args.objective == "diffusion" else None
+            mask = visibility(args.objective, len(ids), trained.get("block_size"))
             tensors[f"{name}.input_ids"] = x[0].to(torch.int32)
             tensors[f"{name}.logits"] = model(x, attention_mask=mask).logits[0].float().contiguous()
     Path(args.golden).parent.mkdir(parents=True, exist_ok=True)

@@ -3,14 +3,20 @@
 
   python3 tools/train/train.py --objective diffusion --data DATA --out OUT [--minutes 7]
   python3 tools/train/train.py --objective ar        --data DATA --out OUT [--minutes 7]
+  python3 tools/train/train.py --objective block     --data DATA --out OUT --layers 4 [--block-size 4]
 
-Both objectives train the same architecture, transformers' LlamaForCausalLM (RMSNorm, RoPE, SwiGLU, MHA,
-tied embeddings), on the same mixture: prose packed into fixed-length chunks plus the synthetic tasks.
+Every objective trains on the same mixture: prose packed into fixed-length chunks plus the synthetic tasks.
+diffusion and ar train transformers' LlamaForCausalLM (RMSNorm, RoPE, SwiGLU, MHA, tied embeddings), block
+its Qwen3ForCausalLM (the same plus per-head q/k RMSNorm), which is SDAR's network.
   diffusion  LLaDA's masked-diffusion objective, bidirectional attention (SDPA without a causal mask):
              prose: every token masked with probability t ~ U(eps, 1), cross-entropy on the masked tokens
              weighted by 1/t, over the chunk's length; tasks: only the answer (then EOS padding) masked, the loss
              over the answer's length, as LLaDA's SFT does.
   ar         next-token prediction, causal attention; prose: every token; tasks: the answer and its EOS.
+  block      block diffusion (SDAR, BD3-LM): the sequence is cut into blocks of --block-size from position 0,
+             each masked with its own t ~ U(eps, 1) (tasks: only answer and EOS padding positions); a noisy
+             block attends to itself and to the clean blocks before it; loss as for diffusion, each token
+             weighted by its block's 1/t.
 Needs torch, transformers and sentencepiece (the GPU machine has them). Writes OUT/log.jsonl (one record per
 evaluation: step, sequences seen, train and held-out losses, seconds) and OUT/model.pt (f32 state dict); export.py
 turns that into the Hugging Face layout dlm loads.
@@ -26,17 +32,25 @@ from pathlib import Path
 import sentencepiece as spm
 import torch
 import torch.nn.functional as F
-from transformers import AttentionInterface, LlamaConfig, LlamaForCausalLM
+from transformers import AttentionInterface, LlamaConfig, LlamaForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
 EPS = 1e-3  # LLaDA's minimum masking probability
 
 
+def architecture(objective):
+    """(config class, model class): SDAR's network, Qwen3, for block diffusion; Llama for the others."""
+    return (Qwen3Config, Qwen3ForCausalLM) if objective == "block" else (LlamaConfig, LlamaForCausalLM)
+
+
 def model_config(vocab, args):
-    return LlamaConfig(vocab_size=vocab, hidden_size=args.hidden, intermediate_size=args.intermediate,
-                       num_hidden_layers=args.layers, num_attention_heads=args.heads,
-                       num_key_value_heads=args.heads, max_position_embeddings=args.context, rms_norm_eps=1e-5,
-                       tie_word_embeddings=True, hidden_act="silu",
-                       rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+    common = dict(vocab_size=vocab, hidden_size=args.hidden, intermediate_size=args.intermediate,
+                  num_hidden_layers=args.layers, num_attention_heads=args.heads, num_key_value_heads=args.heads,
+                  head_dim=args.hidden // args.heads, max_position_embeddings=args.context, rms_norm_eps=1e-5,
+                  tie_word_embeddings=True, hidden_act="silu", attention_bias=False,
+                  rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+    if args.objective == "block":
+        common["use_sliding_window"] = False
+    return architecture(args.objective)[0](**common)
 
 
 class Data:
@@ -96,30 +110,85 @@ def bidirectional_sdpa(module, query, key, value, attention_mask, scaling=None, 
 AttentionInterface.register("bidirectional_sdpa", bidirectional_sdpa)
 
 
+def block_attention_mask(length, block, device):
+    """[1, 1, 2L, 2L] bool (True: may attend) for the input [noisy ; clean] of two length-L halves: noisy
+    block b sees noisy block b and clean blocks < b; clean block b sees clean blocks <= b. The clean half is
+    what the exact K/V cache holds when block b is decoded: finished blocks, computed block-causally."""
+    index = torch.arange(length, device=device) // block
+    query, key = index[:, None], index[None, :]
+    noisy = torch.cat([query == key, key < query], dim=1)
+    clean = torch.cat([torch.zeros_like(noisy[:, :length]), key <= query], dim=1)
+    return torch.cat([noisy, clean], dim=0)[None, None]
+
+
+def block_logits(model, noisy, clean, block):
+    """The logits of the noisy half of [noisy ; clean] (both [B, L]); both halves take positions 0..L-1."""
+    batch, length = noisy.shape
+    positions = torch.arange(length, device=noisy.device).repeat(2)[None].expand(batch, -1)
+    return model(torch.cat([noisy, clean], dim=1), attention_mask=block_attention_mask(length, block, noisy.device),
+                 position_ids=positions, logits_to_keep=torch.arange(length, device=noisy.device)).logits
+
+
 @torch.no_grad()
-def check_attention(model, objective, vocab, device):
-    """The first row must see the last token under the diffusion objective's mask and must not under the
-    causal one: a mask the attention implementation ignored would train the wrong model."""
-    x = torch.randint(0, vocab, (1, 16), device=device)
-    y = x.clone()
-    y[0, -1] = (y[0, -1] + 1) % vocab
-    changed = not torch.allclose(model(x).logits[0, 0], model(y).logits[0, 0])
-    assert changed == (objective == "diffusion"), f"{objective}: the first row {'ignores' if not changed else 'sees'} the last token"
+def check_attention(model, args, vocab):
+    """A mask the attention implementation ignored would train the wrong model. diffusion and ar: the first
+    row must see the last token under the diffusion objective's mask and must not under the causal one.
+    block: the first row of noisy block 1 must see the rest of its noisy block and clean block 0, and nothing
+    else (its own clean block least of all: that would give the answer away)."""
+    def changes(logits_of, inputs, which, position):
+        other = [x.clone() for x in inputs]
+        other[which][0, position] = (other[which][0, position] + 1) % vocab
+        return not torch.allclose(logits_of(*inputs), logits_of(*other))
+
+    if args.objective != "block":
+        x = torch.randint(0, vocab, (1, 16), device=args.device)
+        changed = changes(lambda y: model(y).logits[0, 0], [x], 0, -1)
+        assert changed == (args.objective == "diffusion"), \
+            f"{args.objective}: the first row {'sees' if changed else 'ignores'} the last token"
+        return
+    b = args.block_size
+    inputs = [torch.randint(0, vocab, (1, 3 * b), device=args.device) for _ in range(2)]  # noisy, clean
+    row = lambda noisy, clean: block_logits(model, noisy, clean, b)[0, b]
+    for which, position, seen in [(0, 2 * b - 1, True), (1, 0, True), (0, 0, False), (0, 2 * b, False),
+                                  (1, b, False), (1, 2 * b, False)]:
+        half = ("noisy", "clean")[which]
+        assert changes(row, inputs, which, position) == seen, \
+            f"noisy block 1 {'ignores' if seen else 'sees'} {half} position {position}"
 
 
-def diffusion_loss(model, tokens, maskable, mask_id, generator):
-    """LLaDA's objective. `maskable` marks the positions that may be masked (all for prose, the answer for
-    tasks); the loss is normalized by their count per sequence."""
+def mask_probability(shape, device, generator):
+    return (1 - EPS) * torch.rand(shape, device=device, generator=generator) + EPS
+
+
+def masked_loss(logits_of, tokens, maskable, p_mask, mask_id, generator):
+    """Masks each `maskable` position with its probability in `p_mask` [B, L] and returns the cross-entropy on
+    the masked ones weighted by 1 / p_mask, summed per sequence, divided by its maskable count (all for prose,
+    the answer and its padding for tasks), averaged over the batch. `logits_of(noisy)` gives [B, L, V]."""
     batch, length = tokens.shape
-    t = torch.rand(batch, 1, device=tokens.device, generator=generator)
-    p_mask = (1 - EPS) * t + EPS
     masked = (torch.rand(batch, length, device=tokens.device, generator=generator) < p_mask) & maskable
     noisy = torch.where(masked, torch.full_like(tokens, mask_id), tokens)
-    logits = model(noisy).logits.float()
-    token_loss = F.cross_entropy(logits[masked], tokens[masked], reduction="none") / p_mask.expand(-1, length)[masked]
+    logits = logits_of(noisy).float()
+    token_loss = F.cross_entropy(logits[masked], tokens[masked], reduction="none") / p_mask[masked]
     per_sequence = torch.zeros(batch, device=tokens.device).index_add_(
         0, masked.nonzero()[:, 0], token_loss)
     return (per_sequence / maskable.sum(1).clamp(min=1)).mean()
+
+
+def diffusion_loss(model, tokens, maskable, mask_id, generator):
+    """LLaDA's objective: one masking probability per sequence."""
+    batch, length = tokens.shape
+    p_mask = mask_probability((batch, 1), tokens.device, generator).expand(-1, length)
+    return masked_loss(lambda noisy: model(noisy).logits, tokens, maskable, p_mask, mask_id, generator)
+
+
+def block_loss(model, tokens, maskable, mask_id, generator, block):
+    """Block diffusion's objective: one masking probability per block, all blocks denoised in one forward
+    against the clean sequence."""
+    batch, length = tokens.shape
+    blocks = -(-length // block)
+    p_mask = mask_probability((batch, blocks), tokens.device, generator).repeat_interleave(block, dim=1)
+    return masked_loss(lambda noisy: block_logits(model, noisy, tokens, block), tokens, maskable,
+                       p_mask[:, :length], mask_id, generator)
 
 
 def ar_loss(model, tokens, predicted):
@@ -133,10 +202,14 @@ def ar_loss(model, tokens, predicted):
 def losses(model, data, args, mask_id, generator, batch):
     prose = data.prose_batch(batch).to(args.device)
     tasks, answer, padded = (x.to(args.device) for x in data.task_batch(batch))
+    everything = torch.ones_like(prose, dtype=torch.bool)
     if args.objective == "diffusion":
-        return (diffusion_loss(model, prose, torch.ones_like(prose, dtype=torch.bool), mask_id, generator),
+        return (diffusion_loss(model, prose, everything, mask_id, generator),
                 diffusion_loss(model, tasks, padded, mask_id, generator))
-    return ar_loss(model, prose, torch.ones_like(prose, dtype=torch.bool)), ar_loss(model, tasks, answer)
+    if args.objective == "block":
+        return (block_loss(model, prose, everything, mask_id, generator, args.block_size),
+                block_loss(model, tasks, padded, mask_id, generator, args.block_size))
+    return ar_loss(model, prose, everything), ar_loss(model, tasks, answer)
 
 
 @torch.no_grad()
@@ -157,7 +230,7 @@ def evaluate(model, data, args, mask_id):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--objective", choices=["diffusion", "ar"], required=True)
+    parser.add_argument("--objective", choices=["diffusion", "ar", "block"], required=True)
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--minutes", type=float, default=7.0, help="training time budget")
@@ -167,6 +240,7 @@ def main():
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--heads", type=int, default=6)
     parser.add_argument("--context", type=int, default=512)
+    parser.add_argument("--block-size", type=int, default=4, help="block diffusion's block length")
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--batch", type=int, default=96, help="sequences per half-batch (prose and tasks)")
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -185,9 +259,10 @@ def main():
     train = Data(args.data, tokenizer, args.seq_len, "train", args.seed)
     valid = Data(args.data, tokenizer, args.seq_len, "valid", args.seed + 1)
     config = model_config(tokenizer.get_piece_size(), args)
+    # block passes its own 4-D mask, which SDPA applies as given.
     attention = "bidirectional_sdpa" if args.objective == "diffusion" else "sdpa"
-    model = LlamaForCausalLM._from_config(config, attn_implementation=attention).to(args.device)
-    check_attention(model, args.objective, config.vocab_size, args.device)
+    model = architecture(args.objective)[1]._from_config(config, attn_implementation=attention).to(args.device)
+    check_attention(model, args, config.vocab_size)
     parameters = sum(p.numel() for p in model.parameters())
     print(f"{args.objective}: {parameters:,} parameters; prose chunks {len(train.prose)}, "
           f"tasks {', '.join(f'{k} {len(v)}' for k, v in train.task_ids.items())}", flush=True)
@@ -230,7 +305,8 @@ def main():
                "valid_tasks": held_out["tasks"], "config": {k: v for k, v in vars(args).items() if k != "device"}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary), flush=True)
-    torch.save({"state_dict": model.state_dict(), "config": config.to_dict()}, out / "model.pt")
+    torch.save({"state_dict": model.state_dict(), "config": config.to_dict(), "block_size": args.block_size},
+               out / "model.pt")
 
 
 if __name__ == "__main__":
