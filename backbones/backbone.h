@@ -41,8 +41,15 @@ enum class ForwardOutputs : uint8_t {
 };
 
 // A debug hook: named intermediate tensors, per layer (-1 for tensors outside the layers: "embeddings",
-// "logits"). Each tensor is valid only during the call.
+// "logits"). Each tensor is on the backend's device and valid only during the call.
 using TensorObserver = std::function<void(std::string_view name, int64_t layer, const Tensor& value)>;
+
+// The dtype a backbone computes its activations in: the residual stream, attention and its cache. Logits are
+// f32 either way.
+enum class ActivationPrecision : uint8_t {
+  Auto,  // bf16 where the backend supports bf16 activations and the checkpoint's matrices are bf16; else f32
+  F32,   // f32 on any backend: the CPU's numbers (16-bit weights widened exactly), for tests and references
+};
 
 // One forward call, host side. Sequence b owns rows [offsets[b], offsets[b+1]) of token_ids and positions
 // (no padding). positions[i] is the position of row i inside its sequence. logit_rows lists the rows whose

@@ -42,7 +42,7 @@ LoadedModel load_model(Backend& backend, const std::string& dir, const ModelLoad
   model.spec = resolve_model_spec(family, config, generation_config, *model.tokenizer, transformer.vocab_size,
                                   builtin, user ? &*user : nullptr);
   model.backbone = std::make_unique<TransformerModel>(backend, transformer, Checkpoint::open(dir),
-                                                      tensor_names(family), dir);
+                                                      tensor_names(family), dir, options.precision);
   return model;
 }
 

@@ -13,6 +13,7 @@ namespace dlm {
 
 struct ModelLoadOptions {
   std::string overlay_path;  // a user model overlay (YAML); empty: none
+  ActivationPrecision precision = ActivationPrecision::Auto;
 };
 
 struct LoadedModel {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "backbones/device_weights.h"
 #include "engine/ops/attention.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/embedding.h"
@@ -15,17 +16,19 @@
 namespace dlm {
 
 struct TransformerModel::Activations {
+  Tensor indices;                        // i32: the index arrays below, packed by pack_indices
   Tensor ids, positions, offsets, rows;  // i32 [T], [T], [B+1], [N]
   Tensor key_offsets, key_positions;     // i32 [B+1], [Tk]: only when a sequence uses a cache
-  Tensor hidden;                         // [T, hidden]: the residual stream
-  Tensor normed;                         // [T, hidden]: norm outputs, then projection outputs
-  Tensor q, k, v;                        // [T, heads, head_dim], [T, kv_heads, head_dim] x2
-  Tensor keys, values;                   // [Tk, kv_heads, head_dim]: cached and new keys, per sequence
-  Tensor attention;                      // [T, heads, head_dim]
-  Tensor gate, up, act;                  // [T, intermediate]
-  Tensor gathered, gathered_normed;      // [N, hidden]
-  Tensor logits;                         // [N, vocab]
-  VocabStats stats;                      // [N]
+  // In the activation dtype:
+  Tensor hidden;                     // [T, hidden]: the residual stream
+  Tensor normed;                     // [T, hidden]: norm outputs, then projection outputs
+  Tensor q, k, v;                    // [T, heads, head_dim], [T, kv_heads, head_dim] x2
+  Tensor keys, values;               // [Tk, kv_heads, head_dim]: cached and new keys, per sequence
+  Tensor attention;                  // [T, heads, head_dim]
+  Tensor gate, up, act;              // [T, intermediate]
+  Tensor gathered, gathered_normed;  // [N, hidden]
+  Tensor logits;                     // f32 [N, vocab]
+  VocabStats stats;                  // [N]
 };
 
 namespace {
@@ -33,6 +36,28 @@ namespace {
 Tensor host_view(const std::vector<int32_t>& values) {
   // Read-only source of a copy: the const_cast never leads to a write.
   return Tensor(const_cast<int32_t*>(values.data()), DType::I32, Shape{static_cast<int64_t>(values.size())});
+}
+
+// Rows [begin, begin + count) of a packed index block.
+struct PackedRange {
+  int64_t begin = 0, count = 0;
+  Tensor of(const Tensor& block) const { return block.slice(0, begin, begin + count); }
+};
+
+// Appends `values` to `pack` at a 64-byte aligned offset (16 i32), as the arena aligns its tensors.
+PackedRange pack_indices(std::vector<int32_t>& pack, const std::vector<int32_t>& values) {
+  constexpr size_t kAlignment = 16;
+  const PackedRange range{static_cast<int64_t>(pack.size()), static_cast<int64_t>(values.size())};
+  pack.insert(pack.end(), values.begin(), values.end());
+  pack.resize((pack.size() + kAlignment - 1) / kAlignment * kAlignment, 0);
+  return range;
+}
+
+DType resolve_activations(ActivationPrecision precision, const Backend& backend,
+                          const TransformerWeights& weights) {
+  const bool bf16 = precision == ActivationPrecision::Auto && backend.supports_bf16_activations() &&
+                    weights.matrices_are(DType::BF16);
+  return bf16 ? DType::BF16 : DType::F32;
 }
 
 bool wants_logits(ForwardOutputs outputs) {
@@ -45,18 +70,22 @@ bool wants_stats(ForwardOutputs outputs) {
 }  // namespace
 
 TransformerModel::TransformerModel(Backend& backend, const TransformerConfig& config, Checkpoint checkpoint,
-                                   const TransformerTensorNames& names, const std::string& what)
+                                   const TransformerTensorNames& names, const std::string& what,
+                                   ActivationPrecision precision)
     : backend_(backend),
       config_(config),
       checkpoint_(std::move(checkpoint)),
       weights_(load_transformer_weights(checkpoint_, config_, names, what)),
-      inv_freq_(config_.rope.inv_freq(config_.head_dim)),
+      activations_(resolve_activations(precision, backend, weights_)),
+      host_inv_freq_(config_.rope.inv_freq(config_.head_dim)),
+      inv_freq_(host_inv_freq_.tensor()),
       rope_{RopeLayout::HalfSplit, config_.head_dim, config_.rope.attention_factor()},
       arena_(backend) {
-  // The weights are views into the host mapping; a device backend would need them uploaded first.
+  // On the CPU the weights stay views into the mapping; a device backend gets one copy of them, made once.
   if (backend.device().kind != DeviceKind::Cpu) {
-    fail("{}: the transformer backbone runs on the CPU backend only for now, not on {}", what,
-         device_name(backend.device()));
+    std::vector<Tensor*> resident = weights_.tensors();
+    resident.push_back(&inv_freq_);
+    device_weights_ = upload_weights(backend, resident);
   }
 }
 
@@ -64,7 +93,7 @@ std::unique_ptr<SequenceCache> TransformerModel::new_cache(int64_t capacity) {
   DLM_CHECK(capacity >= 0 && capacity <= config_.max_positions,
             "cache capacity {} outside the model's context of {} positions", capacity, config_.max_positions);
   return std::make_unique<KvCache>(backend_, this, config_.num_layers, capacity, config_.num_kv_heads,
-                                   config_.head_dim);
+                                   config_.head_dim, activations_);
 }
 
 BackboneSummary TransformerModel::summary() const {
@@ -82,7 +111,8 @@ BackboneSummary TransformerModel::summary() const {
       c.num_layers, c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim, c.intermediate_size, rope,
       fmt::join(extras, ", "), c.vocab_size, c.max_positions);
   summary.parameters = weights_.parameter_count();
-  summary.cache_bytes_per_position = KvCache::bytes_per_position(c.num_layers, c.num_kv_heads, c.head_dim);
+  summary.cache_bytes_per_position =
+      KvCache::bytes_per_position(c.num_layers, c.num_kv_heads, c.head_dim, activations_);
   summary.unused_tensors = weights_.unused_tensors;
   for (const std::string& name : checkpoint_.names()) {
     const TensorEntry& entry = checkpoint_.entry(name);
@@ -158,32 +188,38 @@ ForwardResult TransformerModel::forward(const ForwardBatch& batch) {
   const bool logits_wanted = wants_logits(batch.outputs);
   const bool stats_wanted = wants_stats(batch.outputs);
 
-  const Activations acts = arena_.build([&](ArenaCarver& carver) {
+  // The i32 inputs reach the backend in one copy.
+  host_indices_.clear();
+  const PackedRange ids_at = pack_indices(host_indices_, batch.token_ids);
+  const PackedRange positions_at = pack_indices(host_indices_, batch.positions);
+  const PackedRange offsets_at = pack_indices(host_indices_, batch.offsets);
+  const PackedRange rows_at = pack_indices(host_indices_, batch.logit_rows);
+  PackedRange key_offsets_at, key_positions_at;
+  if (!plan.direct) {
+    key_offsets_at = pack_indices(host_indices_, plan.key_offsets);
+    key_positions_at = pack_indices(host_indices_, plan.key_positions);
+  }
+
+  Activations acts = arena_.build([&](ArenaCarver& carver) {
     Activations a;
-    a.ids = carver.take(DType::I32, Shape{tokens});
-    a.positions = carver.take(DType::I32, Shape{tokens});
-    a.offsets = carver.take(DType::I32, Shape{batch.sequences() + 1});
-    a.rows = carver.take(DType::I32, Shape{rows});
-    if (!plan.direct) {
-      a.key_offsets = carver.take(DType::I32, Shape{batch.sequences() + 1});
-      a.key_positions = carver.take(DType::I32, Shape{keys});
-      if (plan.gathers()) {
-        a.keys = carver.take(DType::F32, Shape{keys, kv_heads, head_dim});
-        a.values = carver.take(DType::F32, Shape{keys, kv_heads, head_dim});
-      }
+    const DType dtype = activations_;
+    a.indices = carver.take(DType::I32, Shape{static_cast<int64_t>(host_indices_.size())});
+    if (plan.gathers()) {
+      a.keys = carver.take(dtype, Shape{keys, kv_heads, head_dim});
+      a.values = carver.take(dtype, Shape{keys, kv_heads, head_dim});
     }
-    a.hidden = carver.take(DType::F32, Shape{tokens, hidden});
-    a.normed = carver.take(DType::F32, Shape{tokens, hidden});
-    a.q = carver.take(DType::F32, Shape{tokens, heads, head_dim});
-    a.k = carver.take(DType::F32, Shape{tokens, kv_heads, head_dim});
-    a.v = carver.take(DType::F32, Shape{tokens, kv_heads, head_dim});
-    a.attention = carver.take(DType::F32, Shape{tokens, heads, head_dim});
-    a.gate = carver.take(DType::F32, Shape{tokens, intermediate});
-    a.up = carver.take(DType::F32, Shape{tokens, intermediate});
-    a.act = carver.take(DType::F32, Shape{tokens, intermediate});
-    a.gathered = carver.take(DType::F32, Shape{rows, hidden});
-    a.gathered_normed = carver.take(DType::F32, Shape{rows, hidden});
-    a.logits = carver.take(DType::F32, Shape{rows, config_.vocab_size});
+    a.hidden = carver.take(dtype, Shape{tokens, hidden});
+    a.normed = carver.take(dtype, Shape{tokens, hidden});
+    a.q = carver.take(dtype, Shape{tokens, heads, head_dim});
+    a.k = carver.take(dtype, Shape{tokens, kv_heads, head_dim});
+    a.v = carver.take(dtype, Shape{tokens, kv_heads, head_dim});
+    a.attention = carver.take(dtype, Shape{tokens, heads, head_dim});
+    a.gate = carver.take(dtype, Shape{tokens, intermediate});
+    a.up = carver.take(dtype, Shape{tokens, intermediate});
+    a.act = carver.take(dtype, Shape{tokens, intermediate});
+    a.gathered = carver.take(dtype, Shape{rows, hidden});
+    a.gathered_normed = carver.take(dtype, Shape{rows, hidden});
+    a.logits = carver.take(DType::F32, Shape{rows, config_.vocab_size});  // f32 whatever the activations
     if (stats_wanted) {
       a.stats.argmax = carver.take(DType::I32, Shape{rows});
       a.stats.max_prob = carver.take(DType::F32, Shape{rows});
@@ -192,20 +228,21 @@ ForwardResult TransformerModel::forward(const ForwardBatch& batch) {
     }
     return a;
   });
+  acts.ids = ids_at.of(acts.indices);
+  acts.positions = positions_at.of(acts.indices);
+  acts.offsets = offsets_at.of(acts.indices);
+  acts.rows = rows_at.of(acts.indices);
+  if (!plan.direct) {
+    acts.key_offsets = key_offsets_at.of(acts.indices);
+    acts.key_positions = key_positions_at.of(acts.indices);
+  }
   ForwardResult result;
   if (logits_wanted) result.logits = acts.logits;
   if (stats_wanted) result.stats = acts.stats;
   // A call that asks for no logits and writes no cache has nothing to compute.
   if (rows == 0 && plan.writes.empty()) return result;
 
-  backend_.copy(host_view(batch.token_ids), acts.ids);
-  backend_.copy(host_view(batch.positions), acts.positions);
-  backend_.copy(host_view(batch.offsets), acts.offsets);
-  backend_.copy(host_view(batch.logit_rows), acts.rows);
-  if (!plan.direct) {
-    backend_.copy(host_view(plan.key_offsets), acts.key_offsets);
-    backend_.copy(host_view(plan.key_positions), acts.key_positions);
-  }
+  backend_.copy(host_view(host_indices_), acts.indices);
 
   ops::embedding(backend_, weights_.embed_tokens, acts.ids, acts.hidden);
   if (batch.observer) batch.observer("embeddings", -1, acts.hidden);

@@ -1,7 +1,9 @@
 #pragma once
 // The dense transformer backbone (transformer_config.h) on the op layer. The visibility rule comes from the
-// caller (LLaDA and Dream run bidirectionally, SDAR block-causally, the AR families causally). Activations
-// are f32; weights stay in the checkpoint's dtype as views into its memory map.
+// caller (LLaDA and Dream run bidirectionally, SDAR block-causally, the AR families causally). Weights stay
+// in the checkpoint's dtype: views into its memory map on the CPU, one copy in device memory on a device
+// backend, where the activations, the caches and the outputs live as well. Activations (and the K/V cache)
+// are f32, or bf16 as ActivationPrecision resolves; logits are f32.
 #include <string>
 
 #include "backbones/arena.h"
@@ -16,9 +18,11 @@ namespace dlm {
 
 class TransformerModel final : public Backbone {
  public:
-  // Takes ownership of the checkpoint, whose mapping the weights view; `what` names it in errors.
+  // Takes ownership of the checkpoint, whose mapping the weights view (on a device backend: are copied
+  // from); `what` names it in errors.
   TransformerModel(Backend& backend, const TransformerConfig& config, Checkpoint checkpoint,
-                   const TransformerTensorNames& names, const std::string& what);
+                   const TransformerTensorNames& names, const std::string& what,
+                   ActivationPrecision precision = ActivationPrecision::Auto);
 
   const TransformerConfig& config() const { return config_; }
   const TransformerWeights& weights() const { return weights_; }
@@ -62,11 +66,15 @@ class TransformerModel final : public Backbone {
   Backend& backend_;
   TransformerConfig config_;
   Checkpoint checkpoint_;
-  TransformerWeights weights_;
-  HostTensor inv_freq_;  // [rotary_dim / 2]
+  TransformerWeights weights_;  // on the backend's device
+  DType activations_;           // resolved from the ActivationPrecision once
+  HostTensor host_inv_freq_;
+  Tensor inv_freq_;  // f32 [rotary_dim / 2] on the backend's device
   RopeParams rope_;
+  Buffer device_weights_;  // a device backend's copy of the weights and inv_freq_; empty on the CPU
   Arena arena_;
-  KeyPlan plan_;  // reused across calls
+  KeyPlan plan_;                       // reused across calls
+  std::vector<int32_t> host_indices_;  // a call's i32 inputs, packed for one copy; reused across calls
 };
 
 }  // namespace dlm

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <array>
+#include <set>
+
 #include "backbones/weight_collector.h"
 
 namespace dlm {
@@ -38,24 +41,55 @@ LinearWeights linear(WeightCollector& weights, const std::string& name, int64_t 
   return linear;
 }
 
-int64_t numel(const LinearWeights& linear) {
-  return linear.weight.numel() + (linear.bias ? linear.bias->numel() : 0);
+// The seven projections of a layer (const or not).
+template <class Layer>
+auto projections(Layer& layer) {
+  return std::array{&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down};
+}
+
+// Calls visit(tensor) for every weight of `weights` (const or not), tied ones as often as they are used.
+template <class Weights, class Visit>
+void visit_tensors(Weights& weights, Visit visit) {
+  visit(weights.embed_tokens);
+  for (auto& layer : weights.layers) {
+    visit(layer.input_norm);
+    visit(layer.post_attention_norm);
+    if (!layer.q_norm.empty()) {
+      visit(layer.q_norm);
+      visit(layer.k_norm);
+    }
+    for (auto* linear : projections(layer)) {
+      visit(linear->weight);
+      if (linear->bias) visit(*linear->bias);
+    }
+  }
+  visit(weights.norm);
+  visit(weights.lm_head);
 }
 
 }  // namespace
 
 int64_t TransformerWeights::parameter_count() const {
-  int64_t count = embed_tokens.numel() + norm.numel();
-  if (lm_head.data() != embed_tokens.data()) count += lm_head.numel();
-  for (const TransformerLayerWeights& layer : layers) {
-    count += layer.input_norm.numel() + layer.post_attention_norm.numel();
-    count += layer.q_norm.empty() ? 0 : layer.q_norm.numel() + layer.k_norm.numel();
-    for (const LinearWeights* linear :
-         {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down}) {
-      count += numel(*linear);
-    }
-  }
+  std::set<const void*> seen;
+  int64_t count = 0;
+  visit_tensors(*this, [&](const Tensor& t) {
+    if (seen.insert(t.data()).second) count += t.numel();
+  });
   return count;
+}
+
+bool TransformerWeights::matrices_are(DType dtype) const {
+  bool all = embed_tokens.dtype() == dtype && lm_head.dtype() == dtype;
+  for (const TransformerLayerWeights& layer : layers) {
+    for (const LinearWeights* linear : projections(layer)) all = all && linear->weight.dtype() == dtype;
+  }
+  return all;
+}
+
+std::vector<Tensor*> TransformerWeights::tensors() {
+  std::vector<Tensor*> all;
+  visit_tensors(*this, [&](Tensor& t) { all.push_back(&t); });
+  return all;
 }
 
 TransformerWeights load_transformer_weights(const Checkpoint& checkpoint, const TransformerConfig& config,

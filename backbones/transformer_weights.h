@@ -47,6 +47,10 @@ struct TransformerWeights {
   std::vector<std::string> unused_tensors;  // in the checkpoint but not part of the model
 
   int64_t parameter_count() const;  // each distinct tensor once: tied embeddings count once
+  // Whether the embedding table, the LM head and every projection's weight are of `dtype`.
+  bool matrices_are(DType dtype) const;
+  // Every weight tensor, to move them as a whole (device_weights.h); tied embeddings appear twice.
+  std::vector<Tensor*> tensors();
 };
 
 // `what` names the checkpoint in errors (e.g. the model directory).

@@ -68,8 +68,10 @@ void Decoder::run(size_t count, const TaskFactory& make_task, const ResultSink& 
     const Clock::time_point forward_start = Clock::now();
     const Tensor logits = backbone_.forward(batch_).logits;
     if (logits.device().kind != DeviceKind::Cpu && logits.numel() > 0) {
-      staging_ = HostTensor(logits.dtype(), logits.shape());
-      backend_.copy(logits, staging_);
+      // Grown, never shrunk, so that steps of a steady batch copy without allocating.
+      if (staging_.tensor().numel() < logits.numel())
+        staging_ = HostTensor(logits.dtype(), Shape{logits.numel()});
+      backend_.copy(logits, staging_.tensor().slice(0, 0, logits.numel()).reshape(logits.shape()));
     }
     const double forward_seconds = seconds_between(forward_start, Clock::now());
 

@@ -45,7 +45,7 @@ class Decoder {
   Visibility visibility_;
   int64_t max_rows_;
   ForwardBatch batch_;  // reused across steps
-  HostTensor staging_;  // logits copied off a device backend
+  HostTensor staging_;  // logits copied off a device backend, flat [capacity]
 };
 
 }  // namespace dlm

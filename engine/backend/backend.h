@@ -1,8 +1,10 @@
 #pragma once
 // The Backend interface: memory, transfers and one virtual per op. Op front-ends in engine/ops validate
 // shapes and dtypes, then dispatch here, so implementations may assume valid, contiguous arguments.
-// Conventions: activations are f32 (bf16 also on CUDA); weights may be f32, bf16 or f16; outputs are
-// written in full; an output may alias an input only where the op's front-end says so.
+// Conventions: activations are f32, or bf16 on a backend whose supports_bf16_activations() says so (each op
+// then computes in f32 and rounds its result once); logits and the vocabulary ops are f32; weights may be
+// f32, bf16 or f16; outputs are written in full; an output may alias an input only where the op's front-end
+// says so.
 #include <optional>
 
 #include "engine/core/buffer.h"
@@ -34,6 +36,9 @@ class Backend {
   virtual ~Backend() = default;
 
   virtual Device device() const = 0;
+  // Whether the ops take bf16 activations (engine/ops/check.h check_activation); the CPU backend, the
+  // reference, computes in f32 only.
+  virtual bool supports_bf16_activations() const = 0;
   virtual Buffer allocate(size_t bytes) = 0;
   // Same dtype and shape; either side may be on the host or on this backend's device.
   virtual void copy(const Tensor& src, const Tensor& dst) = 0;

@@ -79,12 +79,15 @@ bool on_host(const AttentionBatch& batch) {
 
 }  // namespace
 
+// q, k and v activations of one dtype (f32, or bf16 where the backend computes in it); out an activation.
 void attention(Backend& backend, const Tensor& q, const Tensor& k, const Tensor& v,
                const AttentionBatch& batch, const AttentionParams& params, const Tensor& out) {
-  check_operand(kOp, "q", q, backend, {DType::F32});
-  check_operand(kOp, "k", k, backend, {DType::F32});
-  check_operand(kOp, "v", v, backend, {DType::F32});
-  check_operand(kOp, "out", out, backend, {DType::F32});
+  check_activation(kOp, "q", q, backend);
+  check_activation(kOp, "k", k, backend);
+  check_activation(kOp, "v", v, backend);
+  check_activation(kOp, "out", out, backend);
+  check_same_dtype(kOp, "k", k, "q", q);
+  check_same_dtype(kOp, "v", v, "q", q);
   check_rank(kOp, "q", q, 3);
   check_rank(kOp, "k", k, 3);
   check_rank(kOp, "v", v, 3);

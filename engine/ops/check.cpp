@@ -52,4 +52,17 @@ void check_operand(std::string_view op, std::string_view arg, const Tensor& t, c
   check_dtype(op, arg, t, allowed);
 }
 
+void check_activation(std::string_view op, std::string_view arg, const Tensor& t, const Backend& backend) {
+  check_operand(op, arg, t, backend, {DType::F32, DType::BF16});
+  DLM_CHECK(t.dtype() == DType::F32 || backend.supports_bf16_activations(),
+            "{}: {} is {}, but the {} backend computes activations in f32 only", op, arg, t.describe(),
+            device_name(backend.device()));
+}
+
+void check_same_dtype(std::string_view op, std::string_view arg, const Tensor& t, std::string_view like_arg,
+                      const Tensor& like) {
+  DLM_CHECK(t.dtype() == like.dtype(), "{}: {} ({}) must have the dtype of {} ({})", op, arg, t.describe(),
+            like_arg, like.describe());
+}
+
 }  // namespace dlm::ops

@@ -20,5 +20,11 @@ void check_disjoint(std::string_view op, std::string_view out_arg, const Tensor&
 // The common preamble: on the backend's device, contiguous, one of the dtypes.
 void check_operand(std::string_view op, std::string_view arg, const Tensor& t, const Backend& backend,
                    std::initializer_list<DType> allowed);
+// An activation operand: check_operand with f32, or bf16 where the backend supports bf16 activations (an
+// Error naming the backend otherwise).
+void check_activation(std::string_view op, std::string_view arg, const Tensor& t, const Backend& backend);
+// Operands an op reads and writes in one dtype.
+void check_same_dtype(std::string_view op, std::string_view arg, const Tensor& t, std::string_view like_arg,
+                      const Tensor& like);
 
 }  // namespace dlm::ops

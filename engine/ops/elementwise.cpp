@@ -4,15 +4,17 @@
 
 namespace dlm::ops {
 
-// All operands f32 and contiguous. Every output may be one of the inputs (the ops are element by element),
-// but must not otherwise overlap them.
+// All operands activations of one dtype (f32, or bf16 where the backend computes in it), contiguous. Every
+// output may be one of the inputs (the ops are element by element), but must not otherwise overlap them.
 
 // out = a + b, with b shaped like a, or b [D] added to every row of a [..., D] (a bias or a shared vector).
 void add(Backend& backend, const Tensor& a, const Tensor& b, const Tensor& out) {
   constexpr std::string_view kOp = "add";
-  check_operand(kOp, "a", a, backend, {DType::F32});
-  check_operand(kOp, "b", b, backend, {DType::F32});
-  check_operand(kOp, "out", out, backend, {DType::F32});
+  check_activation(kOp, "a", a, backend);
+  check_activation(kOp, "b", b, backend);
+  check_activation(kOp, "out", out, backend);
+  check_same_dtype(kOp, "b", b, "a", a);
+  check_same_dtype(kOp, "out", out, "a", a);
   const bool row_broadcast = b.rank() == 1 && a.rank() >= 1 && b.dim(0) == a.dim(-1);
   DLM_CHECK(b.shape() == a.shape() || row_broadcast, "add: b must have a's shape {} or [{}], got {}",
             a.shape().str(), a.rank() >= 1 ? a.dim(-1) : 1, b.describe());
@@ -22,8 +24,9 @@ void add(Backend& backend, const Tensor& a, const Tensor& b, const Tensor& out) 
 
 void silu(Backend& backend, const Tensor& x, const Tensor& out) {
   constexpr std::string_view kOp = "silu";
-  check_operand(kOp, "x", x, backend, {DType::F32});
-  check_operand(kOp, "out", out, backend, {DType::F32});
+  check_activation(kOp, "x", x, backend);
+  check_activation(kOp, "out", out, backend);
+  check_same_dtype(kOp, "out", out, "x", x);
   check_shape(kOp, "out", out, x.shape());
   backend.silu(x, out);
 }
@@ -31,8 +34,9 @@ void silu(Backend& backend, const Tensor& x, const Tensor& out) {
 // Exact (erf) or tanh-approximated GELU, as torch.nn.functional.gelu(approximate="none"/"tanh").
 void gelu(Backend& backend, const Tensor& x, GeluApproximation approximation, const Tensor& out) {
   constexpr std::string_view kOp = "gelu";
-  check_operand(kOp, "x", x, backend, {DType::F32});
-  check_operand(kOp, "out", out, backend, {DType::F32});
+  check_activation(kOp, "x", x, backend);
+  check_activation(kOp, "out", out, backend);
+  check_same_dtype(kOp, "out", out, "x", x);
   check_shape(kOp, "out", out, x.shape());
   backend.gelu(x, approximation, out);
 }
@@ -41,9 +45,11 @@ namespace {
 
 void check_gated(std::string_view op, Backend& backend, const Tensor& gate, const Tensor& up,
                  const Tensor& out) {
-  check_operand(op, "gate", gate, backend, {DType::F32});
-  check_operand(op, "up", up, backend, {DType::F32});
-  check_operand(op, "out", out, backend, {DType::F32});
+  check_activation(op, "gate", gate, backend);
+  check_activation(op, "up", up, backend);
+  check_activation(op, "out", out, backend);
+  check_same_dtype(op, "up", up, "gate", gate);
+  check_same_dtype(op, "out", out, "gate", gate);
   check_shape(op, "up", up, gate.shape());
   check_shape(op, "out", out, gate.shape());
 }

@@ -4,13 +4,14 @@
 
 namespace dlm::ops {
 
-// x f32 [M,K]; weight f32/bf16/f16 [N,K]; bias f32/bf16/f16 [N]; out f32 [M,N], not overlapping x.
+// x [M,K] and out [M,N] activations (f32, or bf16 where the backend computes in it), out not overlapping x;
+// weight f32/bf16/f16 [N,K]; bias f32/bf16/f16 [N].
 void linear(Backend& backend, const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias,
             const Tensor& out) {
   constexpr std::string_view kOp = "linear";
-  check_operand(kOp, "x", x, backend, {DType::F32});
+  check_activation(kOp, "x", x, backend);
   check_operand(kOp, "weight", weight, backend, {DType::F32, DType::BF16, DType::F16});
-  check_operand(kOp, "out", out, backend, {DType::F32});
+  check_activation(kOp, "out", out, backend);
   check_rank(kOp, "x", x, 2);
   check_rank(kOp, "weight", weight, 2);
   DLM_CHECK(weight.dim(1) == x.dim(1), "linear: weight {} must have {} input features to match x {}",

@@ -6,13 +6,15 @@ namespace dlm::ops {
 
 namespace {
 
-// Shared by both norms: x f32 of any rank >= 1 normalized over its last axis D; weight (and bias)
-// f32/bf16/f16 [D]; out f32 shaped like x, and it may be x itself.
+// Shared by both norms: x an activation (f32, or bf16 where the backend computes in it) of any rank >= 1
+// normalized over its last axis D; weight (and bias) f32/bf16/f16 [D]; out shaped like x in x's dtype, and it
+// may be x itself.
 void check_norm_operands(std::string_view op, Backend& backend, const Tensor& x, const Tensor& weight,
                          const Tensor& out) {
-  check_operand(op, "x", x, backend, {DType::F32});
+  check_activation(op, "x", x, backend);
   check_operand(op, "weight", weight, backend, {DType::F32, DType::BF16, DType::F16});
-  check_operand(op, "out", out, backend, {DType::F32});
+  check_activation(op, "out", out, backend);
+  check_same_dtype(op, "out", out, "x", x);
   DLM_CHECK(x.rank() >= 1, "{}: x must have rank >= 1, got {}", op, x.describe());
   check_shape(op, "weight", weight, Shape{x.dim(-1)});
   check_shape(op, "out", out, x.shape());

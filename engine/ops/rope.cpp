@@ -22,15 +22,16 @@ HostTensor default_rope_inv_freq(double theta, int64_t rotary_dim) {
   return inv_freq;
 }
 
-// x f32 [T,H,D]; positions i32 [T]; inv_freq f32 [rotary_dim/2] with rotary_dim even and in (0, D]; out f32
-// [T,H,D], and it may be x itself.
+// x [T,H,D] an activation (f32, or bf16 where the backend computes in it); positions i32 [T]; inv_freq f32
+// [rotary_dim/2] with rotary_dim even and in (0, D]; out [T,H,D] in x's dtype, and it may be x itself.
 void rope(Backend& backend, const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
           const RopeParams& params, const Tensor& out) {
   constexpr std::string_view kOp = "rope";
-  check_operand(kOp, "x", x, backend, {DType::F32});
+  check_activation(kOp, "x", x, backend);
   check_operand(kOp, "positions", positions, backend, {DType::I32});
   check_operand(kOp, "inv_freq", inv_freq, backend, {DType::F32});
-  check_operand(kOp, "out", out, backend, {DType::F32});
+  check_activation(kOp, "out", out, backend);
+  check_same_dtype(kOp, "out", out, "x", x);
   check_rank(kOp, "x", x, 3);
   const int64_t head_dim = x.dim(2);
   DLM_CHECK(params.rotary_dim > 0 && params.rotary_dim % 2 == 0 && params.rotary_dim <= head_dim,

@@ -5,8 +5,9 @@
 // - linear: |gpu - cpu| <= (K + 2) * 2^-22 * S per element, S = sum_k |x_k w_k| + |bias| (in double). Any
 //   order of summing K + 1 terms errs by at most (K + 1) u S (u = 2^-24) plus the products' own roundings, on
 //   each side; 2^-22 = 4u also covers tensor cores that accumulate with truncation instead of rounding. Both
-//   sides see the same operands: where the GPU converts x to the weight's dtype (rounding to nearest even),
-//   the CPU is given x rounded the same way. A bf16/f16 output adds 2^-8 |cpu| (half an ulp is 2^-9).
+//   sides see the same operands: f32 x multiplies in f32 on both (16-bit weights widened exactly); where the
+//   GPU converts bf16 x to an f16 weight's dtype (rounding to nearest even), the CPU is given x rounded the
+//   same way. A bf16/f16 output adds 2^-8 |cpu| (half an ulp is 2^-9).
 //   Products of small integers are exact everywhere, so that case must match bit for bit.
 // - attention, f32: |gpu - cpu| <= 1e-4 (1 + |cpu|). Outputs are convex combinations of V rows; the two
 //   backends differ only in summation order (dots of <= 256 terms, sums over <= ~1000 keys), worth ~1e-6 on
@@ -272,10 +273,11 @@ std::vector<float> gpu_linear(const LinearSetup& s, const LinearData& d) {
   return values_of(to_host(out.tensor));
 }
 
-// The CPU's output for the operands the GPU multiplies (x rounded to the weight's dtype), and the tolerance.
+// The CPU's output for the operands the GPU multiplies (x in the dtype of the product: f32 for f32 x, the
+// weight's for bf16 x), and the tolerance.
 void cpu_linear(const LinearSetup& s, const LinearData& d, std::vector<float>& want,
                 std::vector<double>& tol) {
-  const std::vector<float> x_eff = rounded(s.w_dtype, d.x);
+  const std::vector<float> x_eff = rounded(s.x_dtype == DType::F32 ? DType::F32 : s.w_dtype, d.x);
   const HostTensor x = host_tensor(DType::F32, {s.m, s.k}, x_eff);
   const HostTensor w = host_tensor(s.w_dtype, {s.n, s.k}, d.w);
   std::optional<HostTensor> b;

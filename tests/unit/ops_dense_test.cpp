@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <random>
 #include <string>
@@ -804,6 +805,32 @@ TEST(Aliasing, OpsThatReadWhileWritingRejectOverlap) {
   HostTensor halves = f32({4, 2}, {1, 2, 3, 4, 0, 0, 0, 0});
   ops::embedding(backend(), halves.tensor().slice(0, 0, 2), i32({2}, {1, 0}), halves.tensor().slice(0, 2, 4));
   EXPECT_EQ(halves.to_vector<float>(), (std::vector<float>{1, 2, 3, 4, 3, 4, 1, 2}));
+}
+
+// bf16 activations are for backends that compute in them; the CPU, the reference, refuses them by name.
+TEST(Bf16Activations, TheCpuBackendRefusesThemNamingItself) {
+  const HostTensor x = narrow(DType::BF16, {2, 4}, random_values(8, 41));
+  const HostTensor weight = filled({4}, 1.0f);
+  auto message_of = [](const std::function<void()>& action) -> std::string {
+    try {
+      action();
+    } catch (const Error& error) {
+      return error.what();
+    }
+    return "no error";
+  };
+  const std::string norm =
+      message_of([&] { ops::rms_norm(backend(), x, weight, 1e-6f, NormWeight::Plain, x); });
+  EXPECT_NE(norm.find("rms_norm: x is bf16[2,4] cpu, but the cpu backend computes activations in f32 only"),
+            std::string::npos)
+      << norm;
+  const std::string add = message_of([&] { ops::add(backend(), x, x, x); });
+  EXPECT_NE(add.find("add: a is bf16[2,4] cpu"), std::string::npos) << add;
+  HostTensor out_bf16(DType::BF16, {2, 2});
+  const std::string linear = message_of([&] {
+    ops::linear(backend(), filled({2, 4}, 1.0f), filled({2, 4}, 1.0f), std::nullopt, out_bf16);
+  });
+  EXPECT_NE(linear.find("linear: out is bf16[2,2] cpu, but the cpu backend"), std::string::npos) << linear;
 }
 
 }  // namespace

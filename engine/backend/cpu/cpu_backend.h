@@ -13,6 +13,7 @@ class CpuBackend final : public Backend {
   ThreadPool& pool() { return pool_; }
 
   Device device() const override { return Device{}; }
+  bool supports_bf16_activations() const override { return false; }
   Buffer allocate(size_t bytes) override;
   void copy(const Tensor& src, const Tensor& dst) override;
   void synchronize() override {}

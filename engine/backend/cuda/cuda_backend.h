@@ -1,7 +1,7 @@
 #pragma once
-// The CUDA backend: every op of the Backend interface on one device and one stream. Storage is f32 or bf16
-// (f16 weights read as well) with f32 accumulation; matrix products through cuBLASLt. Each op has the CPU
-// backend's stem (engine/backend/cpu), which is its reference: <stem>.cpp unpacks the tensors (C++20) and
+// The CUDA backend: every op of the Backend interface on one device and one stream. Activations are f32 or
+// bf16 (f16 weights read as well) with f32 accumulation; matrix products through cuBLASLt. Each op has the
+// CPU backend's stem (engine/backend/cpu), which is its reference: <stem>.cpp unpacks the tensors (C++20) and
 // calls the launchers of <stem>.cu (C++17 kernels) declared in cuda_kernels.h.
 #include <memory>
 
@@ -18,6 +18,7 @@ class CudaBackend final : public Backend {
   CudaBackend& operator=(const CudaBackend&) = delete;
 
   Device device() const override;
+  bool supports_bf16_activations() const override { return true; }
   Buffer allocate(size_t bytes) override;
   void copy(const Tensor& src, const Tensor& dst) override;
   void synchronize() override;

@@ -20,35 +20,41 @@ namespace dlm::cuda {
 // same dtype copies the bits. x and out do not overlap.
 cudaError_t launch_cast(cudaStream_t stream, const void* x, DType from, void* out, DType to, int64_t n);
 
-// out[r, :] = table[ids[r], :] widened to f32 (table f32/bf16/f16 [vocab, width], ids i32/i64 [rows]). A row
+// Activations (an `out` of embedding, x and out of the norms, rope and the element-wise ops) are f32 or bf16:
+// each result is computed in f32 (or double) from the widened inputs and rounded once, so a bf16 result is
+// the f32 result rounded to nearest even.
+
+// out[r, :] = table[ids[r], :] (table f32/bf16/f16 [vocab, width], ids i32/i64 [rows], out f32/bf16). A row
 // whose id is outside [0, vocab) is zeroed and its index lowered into *first_bad (atomicMin), which the
 // launcher first sets to ~0.
 cudaError_t launch_embedding(cudaStream_t stream, const void* table, DType table_dtype, int64_t vocab,
-                             int64_t width, const void* ids, DType id_dtype, int64_t rows, float* out,
-                             unsigned long long* first_bad);
+                             int64_t width, const void* ids, DType id_dtype, int64_t rows, void* out,
+                             DType out_dtype, unsigned long long* first_bad);
 
-// Over rows of `width` elements; weight/bias f32/bf16/f16 [width]; out may be x.
-cudaError_t launch_rms_norm(cudaStream_t stream, const float* x, const void* weight, DType weight_dtype,
-                            float eps, NormWeight mode, int64_t rows, int64_t width, float* out);
+// Over rows of `width` elements; x and out in x_dtype; weight/bias f32/bf16/f16 [width]; out may be x.
+cudaError_t launch_rms_norm(cudaStream_t stream, const void* x, DType x_dtype, const void* weight,
+                            DType weight_dtype, float eps, NormWeight mode, int64_t rows, int64_t width,
+                            void* out);
 // bias may be null (then bias_dtype is ignored).
-cudaError_t launch_layer_norm(cudaStream_t stream, const float* x, const void* weight, DType weight_dtype,
-                              const void* bias, DType bias_dtype, float eps, int64_t rows, int64_t width,
-                              float* out);
+cudaError_t launch_layer_norm(cudaStream_t stream, const void* x, DType x_dtype, const void* weight,
+                              DType weight_dtype, const void* bias, DType bias_dtype, float eps, int64_t rows,
+                              int64_t width, void* out);
 
-// x [tokens, heads, head_dim]; positions i32 [tokens]; inv_freq f32 [rotary_dim / 2]; out may be x.
-cudaError_t launch_rope(cudaStream_t stream, const float* x, const int32_t* positions, const float* inv_freq,
-                        RopeLayout layout, int64_t rotary_dim, float attention_factor, int64_t tokens,
-                        int64_t heads, int64_t head_dim, float* out);
+// x and out [tokens, heads, head_dim] in x_dtype; positions i32 [tokens]; inv_freq f32 [rotary_dim / 2]; out
+// may be x.
+cudaError_t launch_rope(cudaStream_t stream, const void* x, DType x_dtype, const int32_t* positions,
+                        const float* inv_freq, RopeLayout layout, int64_t rotary_dim, float attention_factor,
+                        int64_t tokens, int64_t heads, int64_t head_dim, void* out);
 
-// out[i] = a[i] + b[i % b_count] over n elements (b_count == n, or b_count the width of a's rows); out may be
-// a or b.
-cudaError_t launch_add(cudaStream_t stream, const float* a, const float* b, int64_t n, int64_t b_count,
-                       float* out);
+// out[i] = a[i] + b[i % b_count] over n elements of `dtype` (b_count == n, or b_count the width of a's rows);
+// out may be a or b.
+cudaError_t launch_add(cudaStream_t stream, DType dtype, const void* a, const void* b, int64_t n,
+                       int64_t b_count, void* out);
 
 enum class Activation : uint8_t { Silu, GeluExact, GeluTanh };
-// out[i] = f(x[i]), or f(x[i]) * up[i] when up is not null; out may be x or up.
-cudaError_t launch_activation(cudaStream_t stream, Activation activation, const float* x, const float* up,
-                              int64_t n, float* out);
+// out[i] = f(x[i]), or f(x[i]) * up[i] when up is not null, all of `dtype`; out may be x or up.
+cudaError_t launch_activation(cudaStream_t stream, Activation activation, DType dtype, const void* x,
+                              const void* up, int64_t n, void* out);
 
 enum class SoftmaxKind : uint8_t { Probabilities, Log };
 // Over rows of `width` elements; out may be x.

@@ -6,10 +6,6 @@ namespace dlm {
 
 namespace {
 
-const float* floats(const Tensor& t) {
-  return static_cast<const float*>(t.data());
-}
-
 cuda::Activation gelu_activation(GeluApproximation approximation) {
   return approximation == GeluApproximation::Tanh ? cuda::Activation::GeluTanh : cuda::Activation::GeluExact;
 }
@@ -19,32 +15,32 @@ cuda::Activation gelu_activation(GeluApproximation approximation) {
 void CudaBackend::add(const Tensor& a, const Tensor& b, const Tensor& out) {
   if (a.numel() == 0) return;
   context_->make_current();
-  check_launch(cuda::launch_add(context_->stream, floats(a), floats(b), a.numel(), b.numel(),
-                                static_cast<float*>(out.data())),
-               "add");
+  check_launch(
+      cuda::launch_add(context_->stream, a.dtype(), a.data(), b.data(), a.numel(), b.numel(), out.data()),
+      "add");
 }
 
 void CudaBackend::silu(const Tensor& x, const Tensor& out) {
   if (x.numel() == 0) return;
   context_->make_current();
-  check_launch(cuda::launch_activation(context_->stream, cuda::Activation::Silu, floats(x), nullptr,
-                                       x.numel(), static_cast<float*>(out.data())),
+  check_launch(cuda::launch_activation(context_->stream, cuda::Activation::Silu, x.dtype(), x.data(), nullptr,
+                                       x.numel(), out.data()),
                "silu");
 }
 
 void CudaBackend::gelu(const Tensor& x, GeluApproximation approximation, const Tensor& out) {
   if (x.numel() == 0) return;
   context_->make_current();
-  check_launch(cuda::launch_activation(context_->stream, gelu_activation(approximation), floats(x), nullptr,
-                                       x.numel(), static_cast<float*>(out.data())),
+  check_launch(cuda::launch_activation(context_->stream, gelu_activation(approximation), x.dtype(), x.data(),
+                                       nullptr, x.numel(), out.data()),
                "gelu");
 }
 
 void CudaBackend::swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) {
   if (gate.numel() == 0) return;
   context_->make_current();
-  check_launch(cuda::launch_activation(context_->stream, cuda::Activation::Silu, floats(gate), floats(up),
-                                       gate.numel(), static_cast<float*>(out.data())),
+  check_launch(cuda::launch_activation(context_->stream, cuda::Activation::Silu, gate.dtype(), gate.data(),
+                                       up.data(), gate.numel(), out.data()),
                "swiglu");
 }
 
@@ -52,8 +48,8 @@ void CudaBackend::geglu(const Tensor& gate, const Tensor& up, GeluApproximation 
                         const Tensor& out) {
   if (gate.numel() == 0) return;
   context_->make_current();
-  check_launch(cuda::launch_activation(context_->stream, gelu_activation(approximation), floats(gate),
-                                       floats(up), gate.numel(), static_cast<float*>(out.data())),
+  check_launch(cuda::launch_activation(context_->stream, gelu_activation(approximation), gate.dtype(),
+                                       gate.data(), up.data(), gate.numel(), out.data()),
                "geglu");
 }
 

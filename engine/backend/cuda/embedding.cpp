@@ -13,10 +13,9 @@ void CudaBackend::embedding(const Tensor& table, const Tensor& ids, const Tensor
   const int64_t vocab = table.dim(0);
   Context& ctx = *context_;
   ctx.make_current();
-  check_launch(
-      cuda::launch_embedding(ctx.stream, table.data(), table.dtype(), vocab, table.dim(1), ids.data(),
-                             ids.dtype(), rows, static_cast<float*>(out.data()), ctx.status),
-      "embedding");
+  check_launch(cuda::launch_embedding(ctx.stream, table.data(), table.dtype(), vocab, table.dim(1),
+                                      ids.data(), ids.dtype(), rows, out.data(), out.dtype(), ctx.status),
+               "embedding");
   unsigned long long first_bad = 0;
   DLM_CUDA_CHECK(
       cudaMemcpyAsync(&first_bad, ctx.status, sizeof first_bad, cudaMemcpyDeviceToHost, ctx.stream));

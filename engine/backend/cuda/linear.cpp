@@ -6,10 +6,12 @@
 // feature.
 //
 // Types. cuBLASLt with CUBLAS_COMPUTE_32F takes A and B of one type (f32, bf16 or f16) and writes D of that
-// type, or f32 for 16-bit inputs; it does not take mixed A/B types. So x is converted into scratch of the
-// weight's dtype whenever the two differ: bf16 x with f32 W is widened (exact); f32 x with bf16/f16 W, and
-// bf16 x with f16 W, are rounded to nearest even to W's dtype (as torch does when it casts the activation to
-// the weight's dtype; f16 overflows to inf beyond 65504). The bias epilogue needs a bias of D's type: one of
+// type, or f32 for 16-bit inputs; it does not take mixed A/B types. The product is computed in f32 for f32 x
+// (a bf16/f16 weight is widened into scratch, exactly, as the CPU backend does: f32 activations give the
+// CPU's results whatever the checkpoint's dtype, at the price of N*K*4 bytes of scratch and no tensor cores:
+// the precise mode, for tests and references) and in the weight's dtype for bf16 x (the tensor-core
+// path; bf16 x with f32 W is widened, exact; bf16 x with f16 W is rounded to nearest even to f16, which
+// overflows to inf beyond 65504). The bias epilogue needs a bias of D's type: one of
 // another dtype is widened into scratch (exact), and the epilogue is used with an f32 D only (see below).
 // Where D cannot be the output (bf16 out with an f32 or f16 weight, or a bias with a bf16 out), or the
 // heuristic offers no algorithm with the bias epilogue, the product is written in f32 and linear_finish adds
@@ -178,18 +180,21 @@ void CudaBackend::linear(const Tensor& x, const Tensor& weight, const std::optio
     return;
   }
 
-  const DType ab = weight.dtype();
+  const DType ab = x.dtype() == DType::F32 ? DType::F32 : weight.dtype();  // the dtype multiplied in
   const DType od = out.dtype();
+  const bool convert_w = weight.dtype() != ab;
   const bool convert_x = x.dtype() != ab;
-  // Scratch, in 256-byte aligned parts: [x in W's dtype][bias in D's dtype | f32 product].
+  // Scratch, in 256-byte aligned parts: [W in ab][x in ab][bias in D's dtype | f32 product].
+  const size_t w_bytes = convert_w ? round_up(static_cast<size_t>(n * k) * dtype_size(ab)) : 0;
   const size_t x_bytes = convert_x ? round_up(static_cast<size_t>(m * k) * dtype_size(ab)) : 0;
+  const size_t operand_bytes = w_bytes + x_bytes;
 
   LinearAlgoKey key;
   key.m = m;
   key.n = n;
   key.k = k;
   key.ab_type = lt_type(ab);
-  key.align_a = alignment_of(weight.data());
+  key.align_a = convert_w ? 256 : alignment_of(weight.data());
   key.align_b = convert_x ? 256 : alignment_of(x.data());
 
   // Direct: cuBLASLt writes out itself, with the bias in its epilogue. Only into f32: with a bf16 D the
@@ -202,8 +207,8 @@ void CudaBackend::linear(const Tensor& x, const Tensor& weight, const std::optio
   const LinearAlgo* algo = nullptr;
   if (direct) {
     const size_t bias_bytes = copy_bias ? round_up(static_cast<size_t>(n) * dtype_size(od)) : 0;
-    if (x_bytes + bias_bytes > 0) scratch = ctx.reserve_scratch(x_bytes + bias_bytes);
-    if (copy_bias) lt_bias = static_cast<char*>(scratch) + x_bytes;
+    if (operand_bytes + bias_bytes > 0) scratch = ctx.reserve_scratch(operand_bytes + bias_bytes);
+    if (copy_bias) lt_bias = static_cast<char*>(scratch) + operand_bytes;
     key.d_type = lt_type(od);
     key.bias = bias.has_value();
     key.align_d = alignment_of(out.data());
@@ -214,8 +219,8 @@ void CudaBackend::linear(const Tensor& x, const Tensor& weight, const std::optio
   if (!direct) {
     const bool acc_in_scratch = od != DType::F32;
     const size_t acc_bytes = acc_in_scratch ? static_cast<size_t>(m * n) * sizeof(float) : 0;
-    scratch = x_bytes + acc_bytes > 0 ? ctx.reserve_scratch(x_bytes + acc_bytes) : nullptr;
-    acc = acc_in_scratch ? reinterpret_cast<float*>(static_cast<char*>(scratch) + x_bytes)
+    scratch = operand_bytes + acc_bytes > 0 ? ctx.reserve_scratch(operand_bytes + acc_bytes) : nullptr;
+    acc = acc_in_scratch ? reinterpret_cast<float*>(static_cast<char*>(scratch) + operand_bytes)
                          : static_cast<float*>(out.data());
     key.d_type = CUDA_R_32F;
     key.bias = false;
@@ -226,11 +231,18 @@ void CudaBackend::linear(const Tensor& x, const Tensor& weight, const std::optio
               x.describe(), weight.describe());
   }
 
+  const void* w_data = weight.data();
+  if (convert_w) {
+    check_launch(cuda::launch_cast(ctx.stream, weight.data(), weight.dtype(), scratch, ab, n * k),
+                 "linear (weight widening)");
+    w_data = scratch;
+  }
   const void* x_data = x.data();
   if (convert_x) {
-    check_launch(cuda::launch_cast(ctx.stream, x.data(), x.dtype(), scratch, ab, m * k),
+    void* converted = static_cast<char*>(scratch) + w_bytes;
+    check_launch(cuda::launch_cast(ctx.stream, x.data(), x.dtype(), converted, ab, m * k),
                  "linear (x conversion)");
-    x_data = scratch;
+    x_data = converted;
   }
   if (direct && copy_bias) {
     check_launch(cuda::launch_cast(ctx.stream, bias_data, bias_dtype, const_cast<void*>(lt_bias), od, n),
@@ -241,9 +253,9 @@ void CudaBackend::linear(const Tensor& x, const Tensor& weight, const std::optio
   void* d = direct ? out.data() : static_cast<void*>(acc);
   const float alpha = 1.0f;
   const float beta = 0.0f;  // C is not read, so whatever D held never leaks in
-  DLM_CUBLAS_CHECK(cublasLtMatmul(ctx.lt, product.desc(), &alpha, weight.data(), product.a(), x_data,
-                                  product.b(), &beta, d, product.d(), d, product.d(), &algo->algo,
-                                  ctx.workspace, ctx.workspace_bytes, ctx.stream));
+  DLM_CUBLAS_CHECK(cublasLtMatmul(ctx.lt, product.desc(), &alpha, w_data, product.a(), x_data, product.b(),
+                                  &beta, d, product.d(), d, product.d(), &algo->algo, ctx.workspace,
+                                  ctx.workspace_bytes, ctx.stream));
   if (!direct && (bias || od != DType::F32)) {
     check_launch(cuda::launch_linear_finish(ctx.stream, acc, bias_data, bias_dtype, out.data(), od, m, n),
                  "linear (bias and narrowing)");

@@ -10,8 +10,8 @@ void CudaBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps, Nor
   const int64_t rows = width == 0 ? 0 : x.numel() / width;
   if (rows == 0) return;
   context_->make_current();
-  check_launch(cuda::launch_rms_norm(context_->stream, static_cast<const float*>(x.data()), weight.data(),
-                                     weight.dtype(), eps, mode, rows, width, static_cast<float*>(out.data())),
+  check_launch(cuda::launch_rms_norm(context_->stream, x.data(), x.dtype(), weight.data(), weight.dtype(),
+                                     eps, mode, rows, width, out.data()),
                "rms_norm");
 }
 
@@ -21,10 +21,9 @@ void CudaBackend::layer_norm(const Tensor& x, const Tensor& weight, const std::o
   const int64_t rows = width == 0 ? 0 : x.numel() / width;
   if (rows == 0) return;
   context_->make_current();
-  check_launch(cuda::launch_layer_norm(context_->stream, static_cast<const float*>(x.data()), weight.data(),
-                                       weight.dtype(), bias ? bias->data() : nullptr,
-                                       bias ? bias->dtype() : DType::F32, eps, rows, width,
-                                       static_cast<float*>(out.data())),
+  check_launch(cuda::launch_layer_norm(context_->stream, x.data(), x.dtype(), weight.data(), weight.dtype(),
+                                       bias ? bias->data() : nullptr, bias ? bias->dtype() : DType::F32, eps,
+                                       rows, width, out.data()),
                "layer_norm");
 }
 

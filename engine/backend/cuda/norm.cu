@@ -1,22 +1,24 @@
 // rms_norm and layer_norm: one block per row, sums in double as on the CPU (kernels; the ops are in
 // norm.cpp). The element-wise tail uses explicitly rounded f32 operations (__fmul_rn, __fadd_rn) so that nvcc
-// does not fuse them into FMAs the CPU reference does not use.
+// does not fuse them into FMAs the CPU reference does not use. Activations (x, out) are f32 or bf16: bf16
+// is widened on load and each result rounded once, so a bf16 output is the f32 result rounded.
 #include "engine/backend/cuda/cuda_helpers.cuh"
 #include "engine/backend/cuda/cuda_kernels.h"
 
 namespace dlm::cuda {
 namespace {
 
-template <DType W>
-__global__ void rms_norm_kernel(const float* x, const typename Storage<W>::T* weight, float eps,
-                                NormWeight mode, int64_t rows, int64_t width, float* out) {
+template <DType A, DType W>
+__global__ void rms_norm_kernel(const typename Storage<A>::T* x, const typename Storage<W>::T* weight,
+                                float eps, NormWeight mode, int64_t rows, int64_t width,
+                                typename Storage<A>::T* out) {
   __shared__ double partials[32];
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
-    const float* in = x + row * width;
-    float* result = out + row * width;
+    const typename Storage<A>::T* in = x + row * width;
+    typename Storage<A>::T* result = out + row * width;
     double sum_of_squares = 0.0;
     for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
-      const double v = in[c];
+      const double v = Storage<A>::load(in, c);
       sum_of_squares += v * v;
     }
     sum_of_squares = block_reduce(sum_of_squares, SumOp{}, 0.0, partials);
@@ -25,69 +27,105 @@ __global__ void rms_norm_kernel(const float* x, const typename Storage<W>::T* we
     for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
       float scale = Storage<W>::load(weight, c);
       if (mode == NormWeight::OnePlus) scale = __fadd_rn(1.0f, scale);
-      result[c] = __fmul_rn(__fmul_rn(in[c], inv_rms), scale);
+      Storage<A>::store(result, c, __fmul_rn(__fmul_rn(Storage<A>::load(in, c), inv_rms), scale));
     }
   }
 }
 
 // Two passes over the row (mean, then the biased variance about it) and the result centred in double, as on
 // the CPU: a row far from 0 keeps its spread.
-template <DType W, DType B, bool kHasBias>
-__global__ void layer_norm_kernel(const float* x, const typename Storage<W>::T* weight,
+template <DType A, DType W, DType B, bool kHasBias>
+__global__ void layer_norm_kernel(const typename Storage<A>::T* x, const typename Storage<W>::T* weight,
                                   const typename Storage<B>::T* bias, float eps, int64_t rows, int64_t width,
-                                  float* out) {
+                                  typename Storage<A>::T* out) {
   __shared__ double partials[32];
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
-    const float* in = x + row * width;
-    float* result = out + row * width;
+    const typename Storage<A>::T* in = x + row * width;
+    typename Storage<A>::T* result = out + row * width;
     double sum = 0.0;
-    for (int64_t c = threadIdx.x; c < width; c += blockDim.x) sum += static_cast<double>(in[c]);
+    for (int64_t c = threadIdx.x; c < width; c += blockDim.x)
+      sum += static_cast<double>(Storage<A>::load(in, c));
     const double mean = block_reduce(sum, SumOp{}, 0.0, partials) / static_cast<double>(width);
     double squares = 0.0;
     for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
-      const double d = static_cast<double>(in[c]) - mean;
+      const double d = static_cast<double>(Storage<A>::load(in, c)) - mean;
       squares += d * d;
     }
     const double variance = block_reduce(squares, SumOp{}, 0.0, partials) / static_cast<double>(width);
     const double inv_std = 1.0 / sqrt(variance + static_cast<double>(eps));
     for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
-      const auto normalized = static_cast<float>((static_cast<double>(in[c]) - mean) * inv_std);
+      const auto normalized =
+          static_cast<float>((static_cast<double>(Storage<A>::load(in, c)) - mean) * inv_std);
       float value = __fmul_rn(normalized, Storage<W>::load(weight, c));
       if (kHasBias) value = __fadd_rn(value, Storage<B>::load(bias, c));
-      result[c] = value;
+      Storage<A>::store(result, c, value);
     }
   }
 }
 
-template <DType W>
-cudaError_t launch_rms(cudaStream_t stream, const float* x, const void* weight, float eps, NormWeight mode,
-                       int64_t rows, int64_t width, float* out) {
-  rms_norm_kernel<W><<<row_blocks(rows), row_threads(width), 0, stream>>>(
-      x, static_cast<const typename Storage<W>::T*>(weight), eps, mode, rows, width, out);
+template <DType A, DType W>
+cudaError_t launch_rms(cudaStream_t stream, const void* x, const void* weight, float eps, NormWeight mode,
+                       int64_t rows, int64_t width, void* out) {
+  rms_norm_kernel<A, W><<<row_blocks(rows), row_threads(width), 0, stream>>>(
+      static_cast<const typename Storage<A>::T*>(x), static_cast<const typename Storage<W>::T*>(weight), eps,
+      mode, rows, width, static_cast<typename Storage<A>::T*>(out));
   return cudaGetLastError();
 }
 
-template <DType W, DType B, bool kHasBias>
-cudaError_t launch_layer(cudaStream_t stream, const float* x, const void* weight, const void* bias, float eps,
-                         int64_t rows, int64_t width, float* out) {
-  layer_norm_kernel<W, B, kHasBias><<<row_blocks(rows), row_threads(width), 0, stream>>>(
-      x, static_cast<const typename Storage<W>::T*>(weight), static_cast<const typename Storage<B>::T*>(bias),
-      eps, rows, width, out);
+template <DType A>
+cudaError_t launch_rms_for_weight(cudaStream_t stream, const void* x, const void* weight, DType weight_dtype,
+                                  float eps, NormWeight mode, int64_t rows, int64_t width, void* out) {
+  switch (weight_dtype) {
+    case DType::F32:
+      return launch_rms<A, DType::F32>(stream, x, weight, eps, mode, rows, width, out);
+    case DType::BF16:
+      return launch_rms<A, DType::BF16>(stream, x, weight, eps, mode, rows, width, out);
+    case DType::F16:
+      return launch_rms<A, DType::F16>(stream, x, weight, eps, mode, rows, width, out);
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+template <DType A, DType W, DType B, bool kHasBias>
+cudaError_t launch_layer(cudaStream_t stream, const void* x, const void* weight, const void* bias, float eps,
+                         int64_t rows, int64_t width, void* out) {
+  layer_norm_kernel<A, W, B, kHasBias><<<row_blocks(rows), row_threads(width), 0, stream>>>(
+      static_cast<const typename Storage<A>::T*>(x), static_cast<const typename Storage<W>::T*>(weight),
+      static_cast<const typename Storage<B>::T*>(bias), eps, rows, width,
+      static_cast<typename Storage<A>::T*>(out));
   return cudaGetLastError();
 }
 
-template <DType W>
-cudaError_t launch_layer_for_bias(cudaStream_t stream, const float* x, const void* weight, const void* bias,
-                                  DType bias_dtype, float eps, int64_t rows, int64_t width, float* out) {
+template <DType A, DType W>
+cudaError_t launch_layer_for_bias(cudaStream_t stream, const void* x, const void* weight, const void* bias,
+                                  DType bias_dtype, float eps, int64_t rows, int64_t width, void* out) {
   if (bias == nullptr)
-    return launch_layer<W, DType::F32, false>(stream, x, weight, nullptr, eps, rows, width, out);
+    return launch_layer<A, W, DType::F32, false>(stream, x, weight, nullptr, eps, rows, width, out);
   switch (bias_dtype) {
     case DType::F32:
-      return launch_layer<W, DType::F32, true>(stream, x, weight, bias, eps, rows, width, out);
+      return launch_layer<A, W, DType::F32, true>(stream, x, weight, bias, eps, rows, width, out);
     case DType::BF16:
-      return launch_layer<W, DType::BF16, true>(stream, x, weight, bias, eps, rows, width, out);
+      return launch_layer<A, W, DType::BF16, true>(stream, x, weight, bias, eps, rows, width, out);
     case DType::F16:
-      return launch_layer<W, DType::F16, true>(stream, x, weight, bias, eps, rows, width, out);
+      return launch_layer<A, W, DType::F16, true>(stream, x, weight, bias, eps, rows, width, out);
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+template <DType A>
+cudaError_t launch_layer_for_weight(cudaStream_t stream, const void* x, const void* weight,
+                                    DType weight_dtype, const void* bias, DType bias_dtype, float eps,
+                                    int64_t rows, int64_t width, void* out) {
+  switch (weight_dtype) {
+    case DType::F32:
+      return launch_layer_for_bias<A, DType::F32>(stream, x, weight, bias, bias_dtype, eps, rows, width, out);
+    case DType::BF16:
+      return launch_layer_for_bias<A, DType::BF16>(stream, x, weight, bias, bias_dtype, eps, rows, width,
+                                                   out);
+    case DType::F16:
+      return launch_layer_for_bias<A, DType::F16>(stream, x, weight, bias, bias_dtype, eps, rows, width, out);
     default:
       return cudaErrorInvalidValue;
   }
@@ -95,32 +133,31 @@ cudaError_t launch_layer_for_bias(cudaStream_t stream, const float* x, const voi
 
 }  // namespace
 
-cudaError_t launch_rms_norm(cudaStream_t stream, const float* x, const void* weight, DType weight_dtype,
-                            float eps, NormWeight mode, int64_t rows, int64_t width, float* out) {
+cudaError_t launch_rms_norm(cudaStream_t stream, const void* x, DType x_dtype, const void* weight,
+                            DType weight_dtype, float eps, NormWeight mode, int64_t rows, int64_t width,
+                            void* out) {
   if (rows == 0 || width == 0) return cudaSuccess;
-  switch (weight_dtype) {
+  switch (x_dtype) {
     case DType::F32:
-      return launch_rms<DType::F32>(stream, x, weight, eps, mode, rows, width, out);
+      return launch_rms_for_weight<DType::F32>(stream, x, weight, weight_dtype, eps, mode, rows, width, out);
     case DType::BF16:
-      return launch_rms<DType::BF16>(stream, x, weight, eps, mode, rows, width, out);
-    case DType::F16:
-      return launch_rms<DType::F16>(stream, x, weight, eps, mode, rows, width, out);
+      return launch_rms_for_weight<DType::BF16>(stream, x, weight, weight_dtype, eps, mode, rows, width, out);
     default:
       return cudaErrorInvalidValue;
   }
 }
 
-cudaError_t launch_layer_norm(cudaStream_t stream, const float* x, const void* weight, DType weight_dtype,
-                              const void* bias, DType bias_dtype, float eps, int64_t rows, int64_t width,
-                              float* out) {
+cudaError_t launch_layer_norm(cudaStream_t stream, const void* x, DType x_dtype, const void* weight,
+                              DType weight_dtype, const void* bias, DType bias_dtype, float eps, int64_t rows,
+                              int64_t width, void* out) {
   if (rows == 0 || width == 0) return cudaSuccess;
-  switch (weight_dtype) {
+  switch (x_dtype) {
     case DType::F32:
-      return launch_layer_for_bias<DType::F32>(stream, x, weight, bias, bias_dtype, eps, rows, width, out);
+      return launch_layer_for_weight<DType::F32>(stream, x, weight, weight_dtype, bias, bias_dtype, eps, rows,
+                                                 width, out);
     case DType::BF16:
-      return launch_layer_for_bias<DType::BF16>(stream, x, weight, bias, bias_dtype, eps, rows, width, out);
-    case DType::F16:
-      return launch_layer_for_bias<DType::F16>(stream, x, weight, bias, bias_dtype, eps, rows, width, out);
+      return launch_layer_for_weight<DType::BF16>(stream, x, weight, weight_dtype, bias, bias_dtype, eps,
+                                                  rows, width, out);
     default:
       return cudaErrorInvalidValue;
   }

@@ -1,7 +1,8 @@
 // rope: one block per token (kernels; the op is in rope.cpp). The block first puts cos and sin of the token's
 // angles in shared memory, computed as the CPU does (the angle rounded to f32 as HF computes
 // position * inv_freq, then cos and sin in double, times attention_factor, rounded to f32), then rotates
-// every head's pairs. Each pair is read and written by one thread, so out may be x.
+// every head's pairs. Each pair is read and written by one thread, so out may be x. x and out are f32 or bf16
+// (widened on load, each result rounded once).
 #include "engine/backend/cuda/cuda_helpers.cuh"
 #include "engine/backend/cuda/cuda_kernels.h"
 
@@ -11,9 +12,10 @@ namespace {
 // Frequencies handled per round of the shared cos/sin table (16 KiB); larger rotary dims take several rounds.
 constexpr int kTableFrequencies = 2048;
 
-template <RopeLayout kLayout>
-__global__ void rope_kernel(const float* x, const int32_t* positions, const float* inv_freq, int64_t half,
-                            double factor, int64_t tokens, int64_t heads, int64_t head_dim, float* out) {
+template <RopeLayout kLayout, DType A>
+__global__ void rope_kernel(const typename Storage<A>::T* x, const int32_t* positions, const float* inv_freq,
+                            int64_t half, double factor, int64_t tokens, int64_t heads, int64_t head_dim,
+                            typename Storage<A>::T* out) {
   __shared__ float cos_table[kTableFrequencies];
   __shared__ float sin_table[kTableFrequencies];
   for (int64_t t = blockIdx.x; t < tokens; t += gridDim.x) {
@@ -34,12 +36,12 @@ __global__ void rope_kernel(const float* x, const int32_t* positions, const floa
         const int64_t i = first + j;
         const int64_t a_at = base + h * head_dim + (kLayout == RopeLayout::Interleaved ? 2 * i : i);
         const int64_t b_at = a_at + (kLayout == RopeLayout::Interleaved ? 1 : half);
-        const float a = x[a_at];
-        const float b = x[b_at];
+        const float a = Storage<A>::load(x, a_at);
+        const float b = Storage<A>::load(x, b_at);
         const float c = cos_table[j];
         const float s = sin_table[j];
-        out[a_at] = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
-        out[b_at] = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s));
+        Storage<A>::store(out, a_at, __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s)));
+        Storage<A>::store(out, b_at, __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s)));
       }
     }
     const int64_t rest = head_dim - 2 * half;  // features past rotary_dim pass through
@@ -53,23 +55,45 @@ __global__ void rope_kernel(const float* x, const int32_t* positions, const floa
   }
 }
 
+template <RopeLayout kLayout, DType A>
+cudaError_t launch(cudaStream_t stream, const void* x, const int32_t* positions, const float* inv_freq,
+                   int64_t half, double factor, int64_t tokens, int64_t heads, int64_t head_dim, void* out) {
+  rope_kernel<kLayout, A><<<row_blocks(tokens), row_threads(heads * head_dim / 2), 0, stream>>>(
+      static_cast<const typename Storage<A>::T*>(x), positions, inv_freq, half, factor, tokens, heads,
+      head_dim, static_cast<typename Storage<A>::T*>(out));
+  return cudaGetLastError();
+}
+
+template <DType A>
+cudaError_t launch_for_layout(cudaStream_t stream, const void* x, const int32_t* positions,
+                              const float* inv_freq, RopeLayout layout, int64_t half, double factor,
+                              int64_t tokens, int64_t heads, int64_t head_dim, void* out) {
+  if (layout == RopeLayout::Interleaved) {
+    return launch<RopeLayout::Interleaved, A>(stream, x, positions, inv_freq, half, factor, tokens, heads,
+                                              head_dim, out);
+  }
+  return launch<RopeLayout::HalfSplit, A>(stream, x, positions, inv_freq, half, factor, tokens, heads,
+                                          head_dim, out);
+}
+
 }  // namespace
 
-cudaError_t launch_rope(cudaStream_t stream, const float* x, const int32_t* positions, const float* inv_freq,
-                        RopeLayout layout, int64_t rotary_dim, float attention_factor, int64_t tokens,
-                        int64_t heads, int64_t head_dim, float* out) {
+cudaError_t launch_rope(cudaStream_t stream, const void* x, DType x_dtype, const int32_t* positions,
+                        const float* inv_freq, RopeLayout layout, int64_t rotary_dim, float attention_factor,
+                        int64_t tokens, int64_t heads, int64_t head_dim, void* out) {
   if (tokens == 0 || heads == 0 || head_dim == 0) return cudaSuccess;
   const int64_t half = rotary_dim / 2;
-  const int threads = row_threads(heads * head_dim / 2);
   const double factor = attention_factor;
-  if (layout == RopeLayout::Interleaved) {
-    rope_kernel<RopeLayout::Interleaved><<<row_blocks(tokens), threads, 0, stream>>>(
-        x, positions, inv_freq, half, factor, tokens, heads, head_dim, out);
-  } else {
-    rope_kernel<RopeLayout::HalfSplit><<<row_blocks(tokens), threads, 0, stream>>>(
-        x, positions, inv_freq, half, factor, tokens, heads, head_dim, out);
+  switch (x_dtype) {
+    case DType::F32:
+      return launch_for_layout<DType::F32>(stream, x, positions, inv_freq, layout, half, factor, tokens,
+                                           heads, head_dim, out);
+    case DType::BF16:
+      return launch_for_layout<DType::BF16>(stream, x, positions, inv_freq, layout, half, factor, tokens,
+                                            heads, head_dim, out);
+    default:
+      return cudaErrorInvalidValue;
   }
-  return cudaGetLastError();
 }
 
 }  // namespace dlm::cuda
