@@ -28,15 +28,14 @@ std::string canvas_text(const Tokenizer& tokenizer, int32_t mask_id, std::span<c
   std::string text;
   for (size_t i = 0; i < generated.size();) {
     const int32_t id = generated[i];
-    if (id == mask_id || id < 0 || id >= tokenizer.vocab_size()) {
+    if (id == mask_id || !tokenizer.has_id(id)) {
       text += id == mask_id ? kMasked : kUnknown;
       ++i;
       continue;
     }
     // A run of known tokens decodes together, so multi-token characters come out whole.
     size_t end = i;
-    while (end < generated.size() && generated[end] != mask_id && generated[end] >= 0 &&
-           generated[end] < tokenizer.vocab_size()) {
+    while (end < generated.size() && generated[end] != mask_id && tokenizer.has_id(generated[end])) {
       ++end;
     }
     text += tokenizer.decode(std::vector<int32_t>(generated.begin() + i, generated.begin() + end));

@@ -254,6 +254,7 @@ CLI::App* add_compare_command(CLI::App& app, CompareFlags& flags) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   command->add_flag("--chat", flags.chat, "wrap each prompt in the model's chat template");
   add_sampler_flags(*command, flags.sampler);
+  add_device_flags(*command, flags.device);
   command
       ->add_option("--sweep", flags.sweep,
                    fmt::format("one parallel run per value, KEY one of {} (threshold "
@@ -297,7 +298,9 @@ int run_compare(const CompareFlags& flags) {
   const std::optional<Sweep> sweep = flags.sweep ? std::optional(parse_sweep(*flags.sweep)) : std::nullopt;
   std::vector<PromptItem> items = collect_prompt_items(prompts_file, flags.prompts);
 
-  Engine parallel(resolve_model_dir(model), EngineOptions{0, flags.model_config.value_or("")});
+  const std::unique_ptr<Engine> parallel_engine =
+      open_engine(resolve_model_dir(model), flags.model_config.value_or(""), flags.device);
+  Engine& parallel = *parallel_engine;
   if (is_autoregressive(parallel)) {
     fail_input(
         "--model {}: an autoregressive model has nothing to decode in parallel; give a diffusion model "
@@ -306,7 +309,7 @@ int run_compare(const CompareFlags& flags) {
   }
   std::unique_ptr<Engine> ar_model, own_judge;
   if (flags.ar_model) {
-    ar_model = std::make_unique<Engine>(resolve_model_dir(*flags.ar_model));
+    ar_model = open_engine(resolve_model_dir(*flags.ar_model), "", flags.device);
     if (!is_autoregressive(*ar_model)) {
       fail_input("--ar-model {}: not an autoregressive model (this {} model decodes by {})",
                  ar_model->model_dir(), ar_model->spec().family->title,
@@ -319,7 +322,7 @@ int run_compare(const CompareFlags& flags) {
     if (ar_model && ar_model->model_dir() == judge_dir) {
       judge = ar_model.get();
     } else {
-      own_judge = std::make_unique<Engine>(judge_dir);
+      own_judge = open_engine(judge_dir, "", flags.device);
       judge = own_judge.get();
     }
     check_judge(*judge);

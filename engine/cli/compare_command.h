@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/cli/device_flags.h"
 #include "engine/cli/sampler_flags.h"
 
 namespace dlm::cli {
@@ -28,6 +29,7 @@ struct CompareFlags {
   std::optional<std::string> report;
   std::optional<std::string> chart;
   bool no_progress = false;
+  DeviceFlags device;  // every model of the comparison
 };
 
 // Registers the `compare` subcommand; its values land in `flags` when the command line is parsed.

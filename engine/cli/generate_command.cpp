@@ -112,7 +112,9 @@ int run_generate(const GenerateOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   std::vector<PromptItem> items;
   if (!options.print_config) items = collect_prompt_items(config.prompts, options.prompts);
-  Engine engine(resolve_model_dir(config.model), EngineOptions{0, options.model_config});
+  const std::unique_ptr<Engine> opened =
+      open_engine(resolve_model_dir(config.model), options.model_config, options.device);
+  Engine& engine = *opened;
   // The run's own settings must be good, whatever the items add.
   item_settings(engine, options.layers, nullptr);
   if (options.chat && engine.spec().chat.empty()) {

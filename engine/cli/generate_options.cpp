@@ -59,6 +59,7 @@ CLI::App* add_generate_command(CLI::App& app, GenerateFlags& flags) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   command->add_option("-o,--out", flags.output, "output file (JSON Lines); default: standard output");
   add_sampler_flags(*command, flags.sampler);
+  add_device_flags(*command, flags.device);
   command
       ->add_option("--seed", flags.seed,
                    fmt::format("seed of every prompt's random stream [{}]", defaults.seed))
@@ -115,6 +116,7 @@ GenerateOptions resolve_generate_options(const GenerateFlags& flags) {
     fail_input("--resume needs --out FILE (or 'output' in the --config file): the file whose ids are done");
   }
   options.model_config = flags.model_config.value_or("");
+  options.device = flags.device;
   options.prompts = flags.prompts;
   options.batch_size = flags.batch_size;
   options.chat = flags.chat;

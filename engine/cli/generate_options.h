@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/cli/device_flags.h"
 #include "engine/cli/run_settings.h"
 #include "engine/cli/sampler_flags.h"
 #include "engine/io/generation_config.h"
@@ -21,6 +22,7 @@ struct GenerateFlags {
   std::vector<std::string> prompts;  // -p, in order, after the file's prompts
   std::optional<std::string> output;
   SamplerFlags sampler;
+  DeviceFlags device;
   std::optional<uint64_t> seed;
   int64_t batch_size = 8;
   bool chat = false;
@@ -34,7 +36,8 @@ struct GenerateFlags {
 struct GenerateOptions {
   GenerationConfig config;  // model, prompts file, output and seed; its sampler is the --config file's
   SettingsLayers layers;
-  std::string model_config;          // a model overlay; empty: none
+  std::string model_config;  // a model overlay; empty: none
+  DeviceFlags device;
   std::vector<std::string> prompts;  // -p prompts
   int64_t batch_size = 8;
   bool chat = false;

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <string>
 
+#include "engine/cli/bench_command.h"
 #include "engine/cli/compare_command.h"
 #include "engine/cli/exit_codes.h"
 #include "engine/cli/generate_command.h"
@@ -39,6 +40,9 @@ int main(int argc, char** argv) {
   CLI::App* info = add_info_command(app, info_flags);
   CompareFlags compare_flags;
   CLI::App* compare = add_compare_command(app, compare_flags);
+  BenchFlags bench_flags;
+  bench_flags.command_line.assign(argv, argv + argc);
+  CLI::App* bench = add_bench_command(app, bench_flags);
 
   try {
     app.parse(argc, argv);
@@ -53,6 +57,7 @@ int main(int argc, char** argv) {
     if (generate->parsed()) return run_generate(resolve_generate_options(generate_flags));
     if (info->parsed()) return run_info(info_flags);
     if (compare->parsed()) return run_compare(compare_flags);
+    if (bench->parsed()) return run_bench(bench_flags);
     return kExitUsage;  // require_subcommand(1) makes this unreachable
   } catch (const dlm::InputError& error) {
     print_error("error", error.what());

@@ -1,15 +1,18 @@
 #include "engine/runtime/engine.h"
 
-#include "engine/runtime/model_sampling.h"
-
 #include <algorithm>
+
+#include "engine/runtime/model_sampling.h"
 
 namespace dlm {
 
 Engine::Engine(const std::string& model_dir, const EngineOptions& options)
+    : Engine(std::make_unique<CpuBackend>(options.threads), model_dir, options) {}
+
+Engine::Engine(std::unique_ptr<Backend> backend, const std::string& model_dir, const EngineOptions& options)
     : model_dir_(model_dir),
-      backend_(options.threads),
-      model_(load_model(backend_, model_dir, ModelLoadOptions{options.overlay_path})),
+      backend_(std::move(backend)),
+      model_(load_model(*backend_, model_dir, ModelLoadOptions{options.overlay_path, options.precision})),
       context_(model_decode_context(model_.spec, *model_.tokenizer)) {}
 
 Engine::~Engine() = default;
@@ -48,24 +51,24 @@ GenerationRequest Engine::make_request(std::vector<int32_t> prompt_ids, const Sa
 
 void Engine::generate(std::span<const GenerationRequest> requests, const SamplingConfig& resolved,
                       int64_t max_rows, const ResultSink& sink, const StepObserver& observer) {
-  Sampler(*model_.backbone, backend_, context_, resolved).generate(requests, max_rows, sink, observer);
+  Sampler(*model_.backbone, *backend_, context_, resolved).generate(requests, max_rows, sink, observer);
 }
 
 std::vector<GenerationResult> Engine::generate(std::span<const GenerationRequest> requests,
                                                const SamplingConfig& resolved, int64_t max_rows) {
-  return Sampler(*model_.backbone, backend_, context_, resolved).generate(requests, max_rows);
+  return Sampler(*model_.backbone, *backend_, context_, resolved).generate(requests, max_rows);
 }
 
 std::string Engine::decode_generation(const std::vector<int32_t>& tokens,
                                       const std::vector<std::string>& stop_strings) const {
   const std::vector<int32_t>& stops = model_.spec.stop_token_ids;
   const auto end = std::find_first_of(tokens.begin(), tokens.end(), stops.begin(), stops.end());
-  // A model's embedding is often larger than its tokenizer; an id past the tokenizer has no text and shows
-  // as U+FFFD (token_ids keep it).
+  // A model's embedding is often larger than its tokenizer, and a tokenizer.json may leave gaps in its ids:
+  // an id without a token has no text and shows as U+FFFD (token_ids keep it).
   const Tokenizer& tokenizer = *model_.tokenizer;
   std::string text;
   for (auto run = tokens.begin(); run != end;) {
-    const auto known_end = std::find_if(run, end, [&](int32_t id) { return id >= tokenizer.vocab_size(); });
+    const auto known_end = std::find_if(run, end, [&](int32_t id) { return !tokenizer.has_id(id); });
     text += tokenizer.decode(std::vector<int32_t>(run, known_end));
     if (known_end == end) break;
     text += "\uFFFD";

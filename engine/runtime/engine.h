@@ -18,14 +18,17 @@
 namespace dlm {
 
 struct EngineOptions {
-  int threads = 0;           // CPU threads; 0: one per hardware core
+  int threads = 0;           // CPU threads of the default CPU backend; 0: one per hardware core
   std::string overlay_path;  // a user model overlay (YAML); empty: none
+  ActivationPrecision precision = ActivationPrecision::Auto;
 };
 
 class Engine {
  public:
-  // InputError naming the directory and the fault (see load_model).
+  // On a CPU backend of options.threads. InputError naming the directory and the fault (see load_model).
   explicit Engine(const std::string& model_dir, const EngineOptions& options = {});
+  // On `backend` (a CudaBackend, say): the weights are uploaded to its device.
+  Engine(std::unique_ptr<Backend> backend, const std::string& model_dir, const EngineOptions& options = {});
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -35,7 +38,7 @@ class Engine {
   const ModelSpec& spec() const { return model_.spec; }
   const DecodeContext& context() const { return context_; }
   Backbone& backbone() { return *model_.backbone; }
-  Backend& backend() { return backend_; }
+  Backend& backend() { return *backend_; }
 
   // The model's own sampling defaults: the built-in defaults with its overlays' `sampler` sections applied
   // (unresolved: Method::Auto stays until resolve()).
@@ -66,7 +69,7 @@ class Engine {
 
  private:
   std::string model_dir_;
-  CpuBackend backend_;
+  std::unique_ptr<Backend> backend_;
   LoadedModel model_;
   DecodeContext context_;
 };

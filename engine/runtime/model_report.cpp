@@ -28,10 +28,10 @@ ModelReport describe_model(const std::string& dir, const ModelLoadOptions& optio
   const Tokenizer& tokenizer = *model.tokenizer;
   report.tokenizer_tokens = tokenizer.vocab_size();
   auto add = [&](std::string role, std::optional<int32_t> id) {
-    // An id past the tokenizer (a padded vocabulary) has no text.
+    // An id the tokenizer lacks (a padded vocabulary, a gap in its ids) has no text.
     if (id)
       report.tokens.push_back(
-          {std::move(role), *id, *id < tokenizer.vocab_size() ? tokenizer.id_to_token(*id) : ""});
+          {std::move(role), *id, tokenizer.has_id(*id) ? tokenizer.id_to_token(*id) : ""});
   };
   add("bos", spec.bos_token_id);
   add("mask", spec.mask_token_id);

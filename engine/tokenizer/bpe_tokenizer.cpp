@@ -98,7 +98,7 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text, SpecialText spe
 }
 
 const std::string& BpeTokenizer::token_bytes(int32_t id) const {
-  if (id < 0 || id >= vocab_size() || !token_strings_[id]) {
+  if (!has_id(id)) {
     fail_input("token id {} is not in the vocabulary (size {})", id, vocab_size());
   }
   return token_bytes_[id];

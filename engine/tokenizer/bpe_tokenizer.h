@@ -40,6 +40,7 @@ class BpeTokenizer final : public Tokenizer {
   // for any bytes x.
   std::string decode_bytes(const std::vector<int32_t>& ids) const;
   int32_t vocab_size() const override { return static_cast<int32_t>(token_strings_.size()); }
+  bool has_id(int32_t id) const override { return id >= 0 && id < vocab_size() && token_strings_[id]; }
   std::optional<int32_t> token_to_id(std::string_view token) const override;
   std::string id_to_token(int32_t id) const override;
   const SpecialTokens& special_tokens() const override { return special_tokens_; }

@@ -63,7 +63,7 @@ std::vector<int32_t> SentencePieceTokenizer::encode(std::string_view text, Speci
 }
 
 void SentencePieceTokenizer::check_id(int32_t id) const {
-  if (id < 0 || id >= vocab_size())
+  if (!has_id(id))
     fail_input("token id {} is not in the vocabulary (size {})", id, vocab_size());
 }
 

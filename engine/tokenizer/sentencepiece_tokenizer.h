@@ -26,6 +26,7 @@ class SentencePieceTokenizer final : public Tokenizer {
   // pieces are reassembled and broken UTF-8 becomes U+FFFD).
   std::string decode(const std::vector<int32_t>& ids) const override;
   int32_t vocab_size() const override;
+  bool has_id(int32_t id) const override { return id >= 0 && id < vocab_size(); }
   std::optional<int32_t> token_to_id(std::string_view token) const override;
   std::string id_to_token(int32_t id) const override;
   const SpecialTokens& special_tokens() const override { return special_tokens_; }

@@ -28,6 +28,8 @@ class Tokenizer {
   // InputError on an id outside the vocabulary.
   virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
   virtual int32_t vocab_size() const = 0;
+  // Whether `id` names a token: in [0, vocab_size()), and not a gap a tokenizer.json leaves in its ids.
+  virtual bool has_id(int32_t id) const = 0;
   virtual std::optional<int32_t> token_to_id(std::string_view token) const = 0;
   virtual std::string id_to_token(int32_t id) const = 0;
   virtual const SpecialTokens& special_tokens() const = 0;

@@ -10,9 +10,9 @@
 
 #include <chrono>
 #include <filesystem>
-#include <sstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -281,6 +281,20 @@ TEST_F(BatchInputsE2e, ProgressBarIsDrawnOnATerminalAndNeverInTheOutput) {
   ASSERT_EQ(records.size(), 2u) << "the output file holds records alone";
   const e2e::DlmRun redirected = generate({"-p", "A map"});
   EXPECT_EQ(redirected.err, "") << "no bar when stderr is not a terminal";
+}
+
+TEST_F(BatchInputsE2e, CudaDeviceDecodesAsTheCpuOrSaysWhyNot) {
+  const std::vector<std::string> prompt = {"-p", "A map", "--precision", "f32"};
+  std::vector<std::string> on_gpu = prompt;
+  on_gpu.insert(on_gpu.end(), {"--device", "cuda"});
+  const e2e::DlmRun gpu = generate(on_gpu);
+  if (gpu.exit_code == 2) {
+    EXPECT_THAT(gpu.err, StartsWith("dlm: error: --device cuda: "));
+    EXPECT_EQ(std::count(gpu.err.begin(), gpu.err.end(), '\n'), 1) << gpu.err;
+    GTEST_SKIP() << "no GPU here: " << gpu.err;
+  }
+  ASSERT_EQ(gpu.exit_code, 0) << gpu.err;
+  EXPECT_EQ(gpu.token_ids(), generate(prompt).token_ids()) << "f32 activations: the CPU's tokens";
 }
 
 TEST_F(BatchInputsE2e, ABareModelNameIsAShippedModel) {

@@ -42,6 +42,7 @@ class FakeTokenizer : public Tokenizer {
     return text;
   }
   int32_t vocab_size() const override { return static_cast<int32_t>(kVocab); }
+  bool has_id(int32_t id) const override { return id >= 0 && id < kVocab; }
   std::string_view kind() const override { return "fake"; }
   std::optional<int32_t> token_to_id(std::string_view token) const override {
     auto it = tokens_.find(std::string(token));

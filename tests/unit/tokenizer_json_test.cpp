@@ -142,6 +142,18 @@ TEST(TokenizerJson, MergesInStringAndPairFormAgree) {
   EXPECT_THROW(pairs->decode({10}), InputError);
 }
 
+TEST(TokenizerJson, IdsWithoutATokenAreGaps) {
+  json j = tokenizer_json(pair_merges());
+  j["model"]["vocab"].erase("aa");
+  j["model"]["vocab"]["aa"] = 12;  // ids 9 to 11 are left without a token
+  j["model"]["merges"] = json::array({{"a", "b"}, {"ab", "c"}});
+  const auto tokenizer = parse(j);
+  EXPECT_EQ(tokenizer->vocab_size(), 13);
+  for (int32_t id : {0, 8, 12}) EXPECT_TRUE(tokenizer->has_id(id)) << id;
+  for (int32_t id : {-1, 9, 10, 11, 13}) EXPECT_FALSE(tokenizer->has_id(id)) << id;
+  EXPECT_THROW(tokenizer->decode({10}), InputError);
+}
+
 TEST(TokenizerJson, SplitBehaviours) {
   auto pieces = [](const std::string& behavior, bool invert, const std::string& text) {
     return encode(tokenizer_json(pair_merges(), sequence({split(" ", behavior, invert), byte_level()})),

@@ -1,0 +1,51 @@
+#include "engine/cli/device_flags.h"
+
+#include "engine/backend/cpu/cpu_backend.h"
+#include "engine/core/error.h"
+#ifdef DLM_HAVE_CUDA
+#include "engine/backend/cuda/cuda_backend.h"
+#endif
+
+namespace dlm::cli {
+
+namespace {
+
+std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
+  if (flags.device == "cpu") return std::make_unique<CpuBackend>(flags.threads);
+#ifdef DLM_HAVE_CUDA
+  try {
+    return std::make_unique<CudaBackend>(0);
+  } catch (const Error& error) {
+    fail_input("--device cuda: no usable GPU: {}", error.what());
+  }
+#else
+  fail_input("--device cuda: this dlm was built without the CUDA backend (no nvcc at configure time)");
+#endif
+}
+
+}  // namespace
+
+void add_device_flags(CLI::App& command, DeviceFlags& flags) {
+  command.add_option("--device", flags.device, "where to compute: cpu, or cuda (the first GPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  command
+      .add_option("--precision", flags.precision,
+                  "activations: auto (bf16 on a GPU for a bf16 checkpoint, else f32) or f32 (the CPU's "
+                  "numbers on any device)")
+      ->check(CLI::IsMember({"auto", "f32"}))
+      ->capture_default_str();
+  command.add_option("--threads", flags.threads, "CPU threads; 0: one per core")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+}
+
+std::unique_ptr<Engine> open_engine(const std::string& model_dir, const std::string& overlay_path,
+                                    const DeviceFlags& flags) {
+  const EngineOptions options{
+      flags.threads, overlay_path,
+      flags.precision == "f32" ? ActivationPrecision::F32 : ActivationPrecision::Auto};
+  return std::make_unique<Engine>(make_backend(flags), model_dir, options);
+}
+
+}  // namespace dlm::cli

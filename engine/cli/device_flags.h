@@ -1,0 +1,25 @@
+#pragma once
+// Where a command computes: --device cpu|cuda, --precision auto|f32 and --threads, shared by the commands
+// that load a model to decode with it.
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+
+#include "engine/runtime/engine.h"
+
+namespace dlm::cli {
+
+struct DeviceFlags {
+  std::string device = "cpu";
+  std::string precision = "auto";
+  int threads = 0;
+};
+
+void add_device_flags(CLI::App& command, DeviceFlags& flags);
+
+// The engine of `model_dir` on the chosen device. InputError when the device cannot be used: a dlm built
+// without the CUDA backend, or no usable GPU (the CUDA error named).
+std::unique_ptr<Engine> open_engine(const std::string& model_dir, const std::string& overlay_path,
+                                    const DeviceFlags& flags);
+
+}  // namespace dlm::cli
