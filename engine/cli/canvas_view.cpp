@@ -6,7 +6,6 @@
 #include <algorithm>
 
 #include "engine/cli/progress_bar.h"
-#include "engine/core/utf8.h"
 
 namespace dlm::cli {
 
