@@ -281,10 +281,9 @@ int run_compare(const CompareFlags& flags) {
   GenerationConfig config;
   SettingsLayers layers;
   if (flags.config_file) {
-    const YamlMap root = YamlMap::load(*flags.config_file);
-    config = read_generation_config(root);
-    root.finish();
-    layers.config_sampler = root.optional_map("sampler");
+    RunConfigFile file = load_run_config(*flags.config_file);
+    config = std::move(file.config);
+    layers.config_sampler = std::move(file.sampler);
   }
   const std::string model = flags.model.value_or(config.model);
   const std::string prompts_file = flags.prompts_file.value_or(config.prompts);

@@ -91,10 +91,9 @@ GenerateOptions resolve_generate_options(const GenerateFlags& flags) {
   GenerateOptions options;
   GenerationConfig& config = options.config;
   if (flags.config_file) {
-    const YamlMap root = YamlMap::load(*flags.config_file);
-    config = read_generation_config(root);
-    root.finish();
-    options.layers.config_sampler = root.optional_map("sampler");
+    RunConfigFile file = load_run_config(*flags.config_file);
+    config = std::move(file.config);
+    options.layers.config_sampler = std::move(file.sampler);
   }
   if (flags.model) config.model = *flags.model;
   if (flags.prompts_file) config.prompts = *flags.prompts_file;

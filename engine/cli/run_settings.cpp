@@ -8,6 +8,13 @@
 
 namespace dlm::cli {
 
+RunConfigFile load_run_config(const std::string& path) {
+  const YamlMap root = YamlMap::load(path);
+  RunConfigFile file{read_generation_config(root), root.optional_map("sampler")};
+  root.finish();
+  return file;
+}
+
 ItemSettings item_settings(const Engine& engine, const SettingsLayers& layers, const PromptItem* item) {
   ItemSettings out;
   out.sampling = engine.default_sampling();

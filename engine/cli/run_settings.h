@@ -18,6 +18,14 @@ struct SettingsLayers {
   uint64_t seed = 0;  // the run's seed (defaults < --config < --seed)
 };
 
+// A --config file: its run keys, with its sampler section kept as a layer (the model's defaults go beneath it
+// once the model is loaded). InputError as load_generation_config.
+struct RunConfigFile {
+  GenerationConfig config;
+  std::optional<YamlMap> sampler;
+};
+RunConfigFile load_run_config(const std::string& path);
+
 struct ItemSettings {
   SamplingConfig sampling;  // resolved for the engine's model (Engine::resolve)
   uint64_t seed = 0;

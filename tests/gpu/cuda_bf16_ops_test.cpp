@@ -29,6 +29,7 @@
 #include "engine/ops/embedding.h"
 #include "engine/ops/norm.h"
 #include "engine/ops/rope.h"
+#include "tests/gpu/shared_gpu.h"
 
 namespace dlm {
 namespace {
@@ -36,10 +37,7 @@ namespace {
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-CudaBackend& gpu() {
-  static CudaBackend backend(0);
-  return backend;
-}
+using gpu_test::gpu;
 
 CpuBackend& cpu() {
   static CpuBackend backend(2);

@@ -35,6 +35,7 @@
 #include "engine/backend/cuda/cuda_device.h"
 #include "engine/core/buffer.h"
 #include "engine/core/half.h"
+#include "tests/gpu/shared_gpu.h"
 
 namespace dlm {
 namespace {
@@ -48,10 +49,7 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
     if (probe.count == 0) GTEST_SKIP() << "no CUDA device: " << probe.reason; \
   } while (0)
 
-CudaBackend& gpu() {
-  static CudaBackend backend(0);
-  return backend;
-}
+using gpu_test::gpu;
 
 CpuBackend& cpu() {
   static CpuBackend backend;

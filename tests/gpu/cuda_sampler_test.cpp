@@ -15,15 +15,13 @@
 
 #include "engine/backend/cuda/cuda_backend.h"
 #include "engine/backend/cuda/cuda_device.h"
+#include "tests/gpu/shared_gpu.h"
 #include "tests/parity/sampler_golden.h"
 
 namespace dlm {
 namespace {
 
-CudaBackend& gpu() {
-  static CudaBackend backend(0);
-  return backend;
-}
+using gpu_test::gpu;
 
 class CudaSamplerGolden : public ::testing::TestWithParam<std::string> {};
 

@@ -49,6 +49,7 @@
 #include "engine/backend/cuda/cuda_device.h"
 #include "engine/core/buffer.h"
 #include "engine/ops/vocab.h"
+#include "tests/gpu/shared_gpu.h"
 
 namespace dlm {
 namespace {
@@ -74,10 +75,7 @@ std::vector<Case> cases() {
   return all;
 }
 
-CudaBackend& gpu() {
-  static CudaBackend backend(0);
-  return backend;
-}
+using gpu_test::gpu;
 
 CpuBackend& cpu() {
   static CpuBackend backend(2);
