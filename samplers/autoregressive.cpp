@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "samplers/prediction.h"
 #include "samplers/token_rules.h"
 
 namespace dlm {
@@ -45,8 +46,17 @@ bool AutoregressiveTask::ends_with_stop_string() {
                      [&](const std::string& stop) { return text.find(stop) != std::string::npos; });
 }
 
-void AutoregressiveTask::consume(const LogitRows& logits) {
-  const int32_t token = next_token(logits.row(0));
+bool AutoregressiveTask::token_rules(std::vector<TokenRule>& rules) const {
+  // The repetition penalty and the filters read the whole row: they stay on the host.
+  if (config_.repetition_penalty != 1.0 || config_.top_k > 0 || config_.top_p < 1.0 || config_.min_p > 0.0)
+    return false;
+  rules.push_back(scaled_rule(config_.temperature, rng_, static_cast<uint64_t>(step_),
+                              static_cast<int64_t>(sequence_.size())));
+  return true;
+}
+
+void AutoregressiveTask::consume(const StepRows& rows) {
+  const int32_t token = rows.predicted ? rows.predictions[0].token : next_token(rows.logits.row(0));
   sequence_.push_back(token);
   ++step_;
   const bool stop_id =

@@ -20,7 +20,8 @@ class AutoregressiveTask final : public DecodeTask {
                      const GenerationRequest& request);
 
   StepPhase plan(ForwardBatch& batch) override;
-  void consume(const LogitRows& logits) override;
+  bool token_rules(std::vector<TokenRule>& rules) const override;
+  void consume(const StepRows& rows) override;
   bool finished() const override { return finished_; }
   TaskOutput output() const override { return output_; }
   std::span<const int32_t> generated() const override { return std::span(sequence_).subspan(prompt_); }

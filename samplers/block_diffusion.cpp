@@ -77,33 +77,46 @@ StepPhase BlockDiffusionTask::plan(ForwardBatch& batch) {
   return stage_ == Stage::Prefill ? StepPhase::Prefill : StepPhase::Commit;
 }
 
-void BlockDiffusionTask::take_first_token(std::span<const float> row, int64_t position) {
-  row_.assign(row.begin(), row.end());
-  canvas_[static_cast<size_t>(position)] =
-      predictor_.predict(row_, rng_, static_cast<uint64_t>(step_), position).token;
-  if (position < generated_end_) ++committed_;  // the padding past gen_length is not generated
+bool BlockDiffusionTask::token_rules(std::vector<TokenRule>& rules) const {
+  const size_t first = rules.size();
+  const auto add = [&](int64_t position) {
+    std::optional<TokenRule> rule = predictor_.rule(rng_, static_cast<uint64_t>(step_), position);
+    if (rule) rules.push_back(*rule);
+    return rule.has_value();
+  };
+  bool ok = true;
+  if (stage_ == Stage::Denoise) {
+    for (int64_t p : candidates_) ok = ok && add(p);
+  } else if (wants_last_row_) {
+    ok = add(next_block() * block_length_);
+  }
+  if (!ok) rules.resize(first);
+  return ok;
 }
 
-void BlockDiffusionTask::consume(const LogitRows& logits) {
+void BlockDiffusionTask::consume(const StepRows& rows) {
   if (stage_ == Stage::Denoise) {
-    denoise(logits);
+    denoise(rows);
   } else {
     // Prefill or commit done: the next block starts, its first token from the last row when asked for.
-    const int64_t next = stage_ == Stage::Prefill ? block_ : block_ + 1;
-    if (wants_last_row_) take_first_token(logits.row(0), next * block_length_);
+    const int64_t next = next_block();
+    if (wants_last_row_) {
+      const int64_t position = next * block_length_;
+      canvas_[static_cast<size_t>(position)] =
+          predictor_.predict(rows, 0, rng_, static_cast<uint64_t>(step_), position).token;
+      if (position < generated_end_) ++committed_;  // the padding past gen_length is not generated
+    }
     start_block(next);
   }
   ++step_;
 }
 
-void BlockDiffusionTask::denoise(const LogitRows& logits) {
+void BlockDiffusionTask::denoise(const StepRows& rows) {
   std::vector<Prediction> predictions;
   std::vector<CandidateScore> scores;
-  for (int64_t i = 0; i < logits.rows; ++i) {
-    const std::span<const float> row = logits.row(i);
-    row_.assign(row.begin(), row.end());
-    predictions.push_back(
-        predictor_.predict(row_, rng_, static_cast<uint64_t>(step_), candidates_[static_cast<size_t>(i)]));
+  for (size_t i = 0; i < candidates_.size(); ++i) {
+    predictions.push_back(predictor_.predict(rows, static_cast<int64_t>(i), rng_,
+                                             static_cast<uint64_t>(step_), candidates_[i]));
     scores.push_back(predictions.back().score);
   }
   const int64_t count =

@@ -24,7 +24,8 @@ class BlockDiffusionTask final : public DecodeTask {
   static int64_t canvas_length(int64_t prompt, const SamplingConfig& config);
 
   StepPhase plan(ForwardBatch& batch) override;
-  void consume(const LogitRows& logits) override;
+  bool token_rules(std::vector<TokenRule>& rules) const override;
+  void consume(const StepRows& rows) override;
   bool finished() const override { return finished_; }
   TaskOutput output() const override { return output_; }
   std::span<const int32_t> generated() const override {
@@ -41,12 +42,13 @@ class BlockDiffusionTask final : public DecodeTask {
   bool masked(int64_t begin, int64_t end) const;
   // Moves to the next sub-block that still has a masked position; false when the block has none.
   bool next_sub_block();
-  void denoise(const LogitRows& logits);
+  void denoise(const StepRows& rows);
   void start_block(int64_t block);
   // A block without masked positions: stop, finish, or commit it.
   void end_block();
   // The next block's first token from the last committed row (shifted logits only).
-  void take_first_token(std::span<const float> row, int64_t position);
+  // The block a prefill or commit step leads to: after the prompt, or after the block just committed.
+  int64_t next_block() const { return stage_ == Stage::Prefill ? block_ : block_ + 1; }
   void finish();
 
   const SamplingConfig& config_;
@@ -62,7 +64,6 @@ class BlockDiffusionTask final : public DecodeTask {
   Stage stage_ = Stage::Prefill;
   bool wants_last_row_ = false;  // the last plan asked for the row that predicts the next block's start
   std::vector<int64_t> candidates_;
-  std::vector<float> row_;
   bool finished_ = false;
   TaskOutput output_;
 };

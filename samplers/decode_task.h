@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "backbones/backbone.h"
+#include "engine/ops/token_rule.h"
 #include "samplers/generation.h"
 
 namespace dlm {
@@ -19,6 +20,14 @@ struct LogitRows {
   int64_t rows = 0;
   int64_t vocab = 0;
   std::span<const float> row(int64_t i) const { return {data + i * vocab, static_cast<size_t>(vocab)}; }
+};
+
+// What a task gets back for the rows of its last plan, in order: the host logit rows, or, when the step ran
+// every row's TokenRule on the device (DecodeTask::token_rules), one TokenPrediction per row.
+struct StepRows {
+  LogitRows logits;
+  std::span<const TokenPrediction> predictions;
+  bool predicted = false;  // predictions, not logits
 };
 
 // What a finished task hands back; the Decoder adds the counts and times it measured.
@@ -34,7 +43,11 @@ class DecodeTask {
   // Appends this request's sequences (with a CacheUse each) and logit rows for its next forward; a task that
   // is not finished always has one.
   virtual StepPhase plan(ForwardBatch& batch) = 0;
-  virtual void consume(const LogitRows& logits) = 0;
+  // Appends one TokenRule per logit row of the last plan, in order, and returns true; or returns false,
+  // appending nothing, when the rows need the host's logits. A rule's guidance_row counts from the task's
+  // first row.
+  virtual bool token_rules(std::vector<TokenRule>& rules) const = 0;
+  virtual void consume(const StepRows& rows) = 0;
   virtual bool finished() const = 0;
   virtual TaskOutput output() const = 0;
   // The generated positions as they stand now: committed tokens, and the mask id where a position is still

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "engine/core/error.h"
+#include "engine/ops/vocab.h"
 
 namespace dlm {
 
@@ -38,6 +39,21 @@ LogitRows Decoder::host_rows(const Tensor& logits, int64_t first, int64_t count)
   return LogitRows{staging_.data<float>() + first * vocab, count, vocab};
 }
 
+bool Decoder::gather_rules(std::vector<Active>& active) {
+  rules_.clear();
+  for (const Active& a : active) {
+    const size_t first = rules_.size();
+    if (!a.task->token_rules(rules_)) return false;
+    DLM_CHECK(static_cast<int64_t>(rules_.size() - first) == a.row_count,
+              "Decoder: request {} gave {} token rules for {} rows", a.request, rules_.size() - first,
+              a.row_count);
+    for (size_t i = first; i < rules_.size(); ++i) {
+      if (rules_[i].guidance_row >= 0) rules_[i].guidance_row += static_cast<int32_t>(a.first_row);
+    }
+  }
+  return true;
+}
+
 void Decoder::run(size_t count, const TaskFactory& make_task, const ResultSink& sink,
                   const StepObserver& observer) {
   const Clock::time_point start = Clock::now();
@@ -65,9 +81,15 @@ void Decoder::run(size_t count, const TaskFactory& make_task, const ResultSink& 
       a.phase = a.task->plan(batch_);
       a.row_count = static_cast<int64_t>(batch_.logit_rows.size()) - a.first_row;
     }
+    // A device backend applies the rules next to the logits when every task has them; otherwise the
+    // logit rows come to the host.
+    const bool on_device = backend_.predicts_tokens() && gather_rules(active);
     const Clock::time_point forward_start = Clock::now();
     const Tensor logits = backbone_.forward(batch_).logits;
-    if (logits.device().kind != DeviceKind::Cpu && logits.numel() > 0) {
+    if (on_device) {
+      predictions_.resize(rules_.size());
+      ops::predict_tokens(backend_, logits, rules_, predictions_);
+    } else if (logits.device().kind != DeviceKind::Cpu && logits.numel() > 0) {
       // Grown, never shrunk, so that steps of a steady batch copy without allocating.
       if (staging_.tensor().numel() < logits.numel())
         staging_ = HostTensor(logits.dtype(), Shape{logits.numel()});
@@ -76,7 +98,15 @@ void Decoder::run(size_t count, const TaskFactory& make_task, const ResultSink& 
     const double forward_seconds = seconds_between(forward_start, Clock::now());
 
     for (Active& a : active) {
-      a.task->consume(host_rows(logits, a.first_row, a.row_count));
+      StepRows rows;
+      if (on_device) {
+        rows.predicted = true;
+        rows.predictions = std::span(predictions_)
+                               .subspan(static_cast<size_t>(a.first_row), static_cast<size_t>(a.row_count));
+      } else {
+        rows.logits = host_rows(logits, a.first_row, a.row_count);
+      }
+      a.task->consume(rows);
       if (observer) observer(a.request, a.task->generated());
       ++a.result.nfe;
       PhaseSeconds& phases = a.result.phases;

@@ -39,13 +39,17 @@ class Decoder {
   struct Active;
 
   LogitRows host_rows(const Tensor& logits, int64_t first, int64_t count);
+  // Gathers every active task's token rules into rules_; false when one of them needs host logits.
+  bool gather_rules(std::vector<Active>& active);
 
   Backbone& backbone_;
   Backend& backend_;
   Visibility visibility_;
   int64_t max_rows_;
-  ForwardBatch batch_;  // reused across steps
-  HostTensor staging_;  // logits copied off a device backend, flat [capacity]
+  ForwardBatch batch_;                        // reused across steps
+  HostTensor staging_;                        // logits copied off a device backend, flat [capacity]
+  std::vector<TokenRule> rules_;              // a step's rules, one per logit row
+  std::vector<TokenPrediction> predictions_;  // their results
 };
 
 }  // namespace dlm

@@ -110,23 +110,46 @@ std::vector<int64_t> MaskedDiffusionTask::choose(const std::vector<Prediction>& 
   return select_commits(scores, params);
 }
 
-void MaskedDiffusionTask::consume(const LogitRows& logits) {
+bool MaskedDiffusionTask::token_rules(std::vector<TokenRule>& rules) const {
+  const size_t first = rules.size();
   const int64_t n = static_cast<int64_t>(candidates_.size());
-  const bool guided = !cache_ && config_.cfg_scale > 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    std::optional<TokenRule> rule =
+        predictor_.rule(rng_, static_cast<uint64_t>(step_), candidates_[static_cast<size_t>(i)]);
+    if (!rule) {
+      rules.resize(first);
+      return false;
+    }
+    if (guided()) {
+      rule->guidance_row = static_cast<int32_t>(n + i);
+      rule->guidance_scale = static_cast<float>(config_.cfg_scale + 1.0);
+    }
+    rules.push_back(*rule);
+  }
+  // The unconditional rows only guide; their own predictions go unused.
+  if (guided()) rules.resize(rules.size() + static_cast<size_t>(n));
+  return true;
+}
+
+void MaskedDiffusionTask::consume(const StepRows& rows) {
+  const int64_t n = static_cast<int64_t>(candidates_.size());
   std::vector<Prediction> predictions;
   predictions.reserve(candidates_.size());
   for (int64_t i = 0; i < n; ++i) {
-    const std::span<const float> conditional = logits.row(i);
-    row_.assign(conditional.begin(), conditional.end());
-    if (guided) {
-      const std::span<const float> unconditional = logits.row(n + i);
-      const float scale = static_cast<float>(config_.cfg_scale + 1.0);
-      for (size_t v = 0; v < row_.size(); ++v) {
-        row_[v] = unconditional[v] + scale * (conditional[v] - unconditional[v]);
-      }
+    const uint64_t step = static_cast<uint64_t>(step_);
+    const int64_t position = candidates_[static_cast<size_t>(i)];
+    if (rows.predicted || !guided()) {
+      predictions.push_back(predictor_.predict(rows, i, rng_, step, position));
+      continue;
     }
-    predictions.push_back(
-        predictor_.predict(row_, rng_, static_cast<uint64_t>(step_), candidates_[static_cast<size_t>(i)]));
+    const std::span<const float> conditional = rows.logits.row(i);
+    const std::span<const float> unconditional = rows.logits.row(n + i);
+    const float scale = static_cast<float>(config_.cfg_scale + 1.0);
+    row_.resize(conditional.size());
+    for (size_t v = 0; v < row_.size(); ++v) {
+      row_[v] = unconditional[v] + scale * (conditional[v] - unconditional[v]);
+    }
+    predictions.push_back(predictor_.predict(row_, rng_, step, position));
   }
   for (int64_t chosen : choose(predictions)) {
     canvas_[static_cast<size_t>(candidates_[static_cast<size_t>(chosen)])] =

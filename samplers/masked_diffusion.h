@@ -19,7 +19,8 @@ class MaskedDiffusionTask final : public DecodeTask {
                       Method method, const GenerationRequest& request);
 
   StepPhase plan(ForwardBatch& batch) override;
-  void consume(const LogitRows& logits) override;
+  bool token_rules(std::vector<TokenRule>& rules) const override;
+  void consume(const StepRows& rows) override;
   bool finished() const override { return finished_; }
   TaskOutput output() const override { return output_; }
   std::span<const int32_t> generated() const override {
@@ -34,6 +35,7 @@ class MaskedDiffusionTask final : public DecodeTask {
   int64_t query_begin() const { return block_begin() - context_.logit_shift; }
   void start_block();
   void add_rows(ForwardBatch& batch, int64_t sequence_begin);
+  bool guided() const { return !cache_ && config_.cfg_scale > 0.0; }
   std::vector<int64_t> choose(const std::vector<Prediction>& predictions);
   void finish();
 

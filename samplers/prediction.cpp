@@ -1,8 +1,23 @@
 #include "samplers/prediction.h"
 
+#include <algorithm>
+
 #include "samplers/token_rules.h"
 
 namespace dlm {
+
+TokenRule scaled_rule(double temperature, const RngStream& rng, uint64_t step, int64_t position) {
+  TokenRule rule;
+  rule.seed = rng.seed;
+  rule.position = static_cast<uint64_t>(position);
+  if (temperature > 0.0) {
+    rule.temperature = temperature;
+    rule.divide_by_temperature = true;
+    rule.draw = TokenDraw::Categorical;
+    rule.counter = draw_step(DrawPurpose::Categorical, step);
+  }
+  return rule;
+}
 
 Predictor::Predictor(const SamplingConfig& config, const DecodeContext& context, Method method)
     : config_(config), context_(context), method_(method) {}
@@ -46,17 +61,72 @@ Prediction Predictor::predict(std::span<float> row, const RngStream& rng, uint64
                         : argmax(row);
   }
   out.score.entropy = entropy(probabilities_);
+  out.score.confidence = confidence_by_policy(
+      rng, step, position, [&] { return confidence(probabilities_, out.token, config_.remasking); });
+  return out;
+}
+
+Prediction Predictor::predict(const StepRows& rows, int64_t i, const RngStream& rng, uint64_t step,
+                              int64_t position) {
+  if (rows.predicted) return from_device(rows.predictions[static_cast<size_t>(i)], rng, step, position);
+  const std::span<const float> row = rows.logits.row(i);
+  row_.assign(row.begin(), row.end());
+  return predict(row_, rng, step, position);
+}
+
+template <class Ranked>
+double Predictor::confidence_by_policy(const RngStream& rng, uint64_t step, int64_t position,
+                                       Ranked ranked) const {
   switch (config_.remasking) {
     case Remasking::Random:
-      out.score.confidence =
-          rng.uniform_float(draw_step(DrawPurpose::RandomConfidence, step), static_cast<uint64_t>(position));
-      break;
+      return rng.uniform_float(draw_step(DrawPurpose::RandomConfidence, step),
+                               static_cast<uint64_t>(position));
     case Remasking::Origin:  // reveals by coin flips, never by rank
-      out.score.confidence = 0.0;
-      break;
+      return 0.0;
     default:
-      out.score.confidence = confidence(probabilities_, out.token, config_.remasking);
+      return ranked();
   }
+}
+
+std::optional<TokenRule> Predictor::rule(const RngStream& rng, uint64_t step, int64_t position) const {
+  if (config_.top_k > 0 || config_.top_p < 1.0) return std::nullopt;
+  if (method_ != Method::Llada) return scaled_rule(config_.temperature, rng, step, position);
+  TokenRule rule;
+  rule.seed = rng.seed;
+  rule.position = static_cast<uint64_t>(position);
+  const bool sampled = config_.temperature > 0.0;
+  if (sampled) rule.temperature = config_.temperature;
+  const int32_t eos = context_.stop_ids.empty() ? -1 : context_.stop_ids.front();
+  if (config_.suppress_eos && eos >= 0) rule.suppress_before_draw = eos;
+  if (sampled) {
+    rule.draw = TokenDraw::Gumbel;
+    rule.counter = draw_step(DrawPurpose::Gumbel, step);
+  }
+  if (config_.suppress_eos_confidence) {
+    std::vector<int32_t> ranked_last(context_.stop_ids.begin() + (context_.stop_ids.empty() ? 0 : 1),
+                                     context_.stop_ids.end());
+    if (!sampled && eos >= 0) ranked_last.push_back(eos);
+    if (ranked_last.size() > static_cast<size_t>(kMaxScoreSuppressions)) return std::nullopt;
+    std::copy(ranked_last.begin(), ranked_last.end(), rule.suppress_before_scores);
+  }
+  return rule;
+}
+
+Prediction Predictor::from_device(const TokenPrediction& result, const RngStream& rng, uint64_t step,
+                                  int64_t position) const {
+  Prediction out;
+  out.token = result.token;
+  out.score.entropy = result.entropy;
+  out.score.confidence = confidence_by_policy(rng, step, position, [&] {
+    switch (config_.remasking) {
+      case Remasking::Margin:
+        return result.margin;
+      case Remasking::Entropy:
+        return result.neg_entropy;
+      default:
+        return result.probability;
+    }
+  });
   return out;
 }
 

@@ -6,10 +6,13 @@
 // f32, bf16 or f16; outputs are written in full; an output may alias an input only where the op's front-end
 // says so.
 #include <optional>
+#include <span>
 
 #include "engine/core/buffer.h"
+#include "engine/core/error.h"
 #include "engine/core/tensor.h"
 #include "engine/ops/op_types.h"
+#include "engine/ops/token_rule.h"
 
 namespace dlm {
 
@@ -75,6 +78,17 @@ class Backend {
   // The k largest per row, descending; ties go to the lower index.
   virtual void top_k(const Tensor& logits, int64_t k, const Tensor& values, const Tensor& indices) = 0;
   virtual void vocab_stats(const Tensor& logits, const VocabStats& out) = 0;
+
+  // Whether predict_tokens runs here. A device backend predicts next to its logits, so that a step brings
+  // back a few bytes per row instead of the rows; the CPU's samplers read the logits they already hold.
+  virtual bool predicts_tokens() const { return false; }
+  // out[r] = rules[r] applied to logits[r] (engine/ops/token_rule.h); rules and out are host memory, and
+  // out is complete when the call returns.
+  virtual void predict_tokens(const Tensor& logits, std::span<const TokenRule> rules,
+                              std::span<TokenPrediction> out) {
+    (void)logits, (void)rules, (void)out;
+    fail("predict_tokens: the {} backend has no token rules", device_name(device()));
+  }
 };
 
 }  // namespace dlm

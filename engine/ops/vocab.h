@@ -10,5 +10,10 @@ namespace dlm::ops {
 void argmax(Backend& backend, const Tensor& logits, const Tensor& out);
 void top_k(Backend& backend, const Tensor& logits, int64_t k, const Tensor& values, const Tensor& indices);
 void vocab_stats(Backend& backend, const Tensor& logits, const VocabStats& out);
+// One rule per row of logits; Error naming the row and the field for a rule the kernel cannot apply (a
+// guidance row outside the logits or equal to its own, an id outside the vocabulary, a draw or division
+// without a positive finite temperature, score-only suppressions with a Categorical draw).
+void predict_tokens(Backend& backend, const Tensor& logits, std::span<const TokenRule> rules,
+                    std::span<TokenPrediction> out);
 
 }  // namespace dlm::ops

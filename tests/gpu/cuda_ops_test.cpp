@@ -424,15 +424,18 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaEmbedding,
 
 class CudaEmbeddingErrors : public GpuTest {};
 
-// An id outside the table is an Error naming the id and its index (the first bad index), as on the CPU, and
-// the backend stays usable.
-TEST_F(CudaEmbeddingErrors, RejectsIdsOutsideTheTableAndStaysUsable) {
+// An id outside the table is an Error naming the id and its index (the first bad index), as on the CPU. The
+// call itself does not wait for the device: the Error comes at the next synchronize() or copy to the host,
+// and the backend stays usable after it.
+TEST_F(CudaEmbeddingErrors, RejectsIdsOutsideTheTableAtTheNextWaitAndStaysUsable) {
   const std::vector<float> rows = {0, 0.5f, 1, -1, -2, -3, 4, 5, 6, 0.25f, -0.25f, 8};
   Guarded table = upload(f32({4, 3}, rows));
   auto message_for = [&](const HostTensor& ids) -> std::string {
+    Guarded device_ids = upload(ids);
     Guarded out = output(DType::F32, Shape{ids.tensor().dim(0), 3});
+    ops::embedding(gpu(), table, device_ids, out);
     try {
-      ops::embedding(gpu(), table, upload(ids), out);
+      gpu().synchronize();
     } catch (const Error& e) {
       return e.what();
     }
@@ -440,14 +443,31 @@ TEST_F(CudaEmbeddingErrors, RejectsIdsOutsideTheTableAndStaysUsable) {
   };
   auto i32 = [](const std::vector<int32_t>& v) { return HostTensor::from(Shape{int64_t(v.size())}, v); };
   std::string m = message_for(i32({0, 4}));
-  EXPECT_NE(m.find("id 4 at index 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("id 4 at index 1 is outside [0, 4)"), std::string::npos) << m;
   m = message_for(i32({-1, 0}));
   EXPECT_NE(m.find("id -1 at index 0"), std::string::npos) << m;
   m = message_for(HostTensor::from<int64_t>(Shape{2}, {1, int64_t{1} << 33}));
   EXPECT_NE(m.find("id 8589934592 at index 1"), std::string::npos) << m;
   m = message_for(i32({0, 1, 9, 2, -7, 3}));  // two bad ids: the first index is named
   EXPECT_NE(m.find("id 9 at index 2"), std::string::npos) << m;
+  EXPECT_EQ(message_for(i32({3, 0})), "no error");  // raising the Error cleared the record
+
+  // Of several calls before a wait, the first with a bad id is named, with the id it had when it ran; a copy
+  // to the host raises it too.
+  Guarded first_ids = upload(i32({0, 2, 7}));
   Guarded out = output(DType::F32, Shape{3, 3});
+  ops::embedding(gpu(), table, first_ids, out);
+  gpu().copy(upload(i32({1, 1, 1})), first_ids);  // overwritten before the host looks
+  ops::embedding(gpu(), table, upload(i32({-5, 1, 1})), out);
+  HostTensor host_out(DType::F32, Shape{3, 3});
+  try {
+    gpu().copy(out, host_out);
+    ADD_FAILURE() << "no error from the copy to the host";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("id 7 at index 2 is outside [0, 4)"), std::string::npos) << e.what();
+  }
+  gpu().synchronize();  // nothing left to raise
+
   ops::embedding(gpu(), table, upload(i32({3, 0, 3})), out);
   expect_same_bits(download(out), f32({3, 3}, {0.25f, -0.25f, 8, 0, 0.5f, 1, 0.25f, -0.25f, 8}));
 }

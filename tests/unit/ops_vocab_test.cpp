@@ -308,5 +308,40 @@ TEST(VocabValidation, AcceptsNoRows) {
   EXPECT_NO_THROW(ops::argmax(backend, logits, out));
 }
 
+// The front-end names the rule and the field it cannot apply; a valid rule on the CPU, whose samplers read
+// the logits themselves, is refused by name.
+TEST(PredictTokens, NamesTheBadRuleAndRefusesTheCpu) {
+  CpuBackend backend(1);
+  const HostTensor logits = HostTensor::from(Shape{2, 4}, std::vector<float>(8, 0.5f));
+  std::vector<TokenPrediction> out(2);
+  const auto message = [&](std::vector<TokenRule> rules) {
+    try {
+      ops::predict_tokens(backend, logits, rules, out);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  std::vector<TokenRule> rules(2);
+  EXPECT_NE(message(rules).find("the cpu backend has no token rules"), std::string::npos) << message(rules);
+  rules[1].suppress_before_scores[2] = 4;
+  EXPECT_NE(message(rules).find("rule 1: suppress_before_scores id 4 is outside [-1, 4)"), std::string::npos)
+      << message(rules);
+  rules[1] = TokenRule{};
+  rules[0].guidance_row = 0;
+  EXPECT_NE(message(rules).find("rule 0: guidance_row 0 is not another of the 2 rows"), std::string::npos)
+      << message(rules);
+  rules[0] = TokenRule{};
+  rules[0].draw = TokenDraw::Gumbel;
+  EXPECT_NE(message(rules).find("rule 0: a draw or division needs a positive finite temperature, got 0"),
+            std::string::npos)
+      << message(rules);
+  rules[0].temperature = 0.5;
+  rules[0].draw = TokenDraw::Categorical;
+  rules[0].suppress_before_scores[0] = 1;
+  EXPECT_NE(message(rules).find("takes no score-only suppressions"), std::string::npos) << message(rules);
+  EXPECT_NE(message({TokenRule{}}).find("1 rules and 2 outputs"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace dlm

@@ -516,7 +516,9 @@ TEST(Stochastic, DreamOriginRevealsEachMaskedPositionWithProbabilityOneMinusSOve
       const int64_t rows = static_cast<int64_t>(batch.logit_rows.size());
       logits.assign(static_cast<size_t>(rows * kVocab), 0.0f);
       for (int64_t i = 0; i < rows; ++i) logits[static_cast<size_t>(i * kVocab + 1)] = 3.0f;
-      task->consume(LogitRows{logits.data(), rows, kVocab});
+      StepRows step_rows;
+      step_rows.logits = LogitRows{logits.data(), rows, kVocab};
+      task->consume(step_rows);
       int64_t left = 0;
       if (!task->finished()) {
         ForwardBatch next;

@@ -6,7 +6,7 @@
 
 namespace dlm {
 
-class CpuBackend final : public Backend {
+class CpuBackend : public Backend {
  public:
   explicit CpuBackend(int threads = 0);  // 0: one per hardware core
 

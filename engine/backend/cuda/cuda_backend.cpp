@@ -28,10 +28,11 @@ bool ranges_overlap(const void* a, const void* b, size_t bytes) {
 
 CudaBackend::Context::~Context() {
   // Nothing here may throw; errors (a device already lost) are ignored. Pending work is waited for first, so
-  // no kernel still uses what is freed.
+  // no kernel still uses what is freed. linear_plans release their descriptors as members (no handle needed).
   if (stream != nullptr) cudaStreamSynchronize(stream);
   if (scratch != nullptr) cudaFree(scratch);
-  if (status != nullptr) cudaFree(status);
+  if (embedding_fault_host != nullptr) cudaFreeHost(embedding_fault_host);
+  if (embedding_fault != nullptr) cudaFree(embedding_fault);
   if (workspace != nullptr) cudaFree(workspace);
   if (lt != nullptr) cublasLtDestroy(lt);
   if (stream != nullptr) cudaStreamDestroy(stream);
@@ -39,6 +40,18 @@ CudaBackend::Context::~Context() {
 
 void CudaBackend::Context::make_current() const {
   DLM_CUDA_CHECK(cudaSetDevice(device));
+}
+
+void CudaBackend::Context::wait() {
+  // The record's copy is queued before the wait, so one wait covers both.
+  const bool read_fault = embedding_queued;
+  if (read_fault) {
+    DLM_CUDA_CHECK(cudaMemcpyAsync(embedding_fault_host, embedding_fault, sizeof *embedding_fault,
+                                   cudaMemcpyDeviceToHost, stream));
+  }
+  DLM_CUDA_CHECK(cudaStreamSynchronize(stream));
+  embedding_queued = false;
+  if (read_fault) raise_embedding_fault();
 }
 
 void* CudaBackend::Context::reserve_scratch(size_t bytes) {
@@ -77,9 +90,17 @@ CudaBackend::CudaBackend(int device) : context_(std::make_unique<Context>()) {
             static_cast<int>(lt_status));
   check_setup(cudaMalloc(&ctx.workspace, kWorkspaceBytes), device, "cudaMalloc(cuBLASLt workspace)");
   ctx.workspace_bytes = kWorkspaceBytes;
-  void* status = nullptr;
-  check_setup(cudaMalloc(&status, sizeof(unsigned long long)), device, "cudaMalloc(status word)");
-  ctx.status = static_cast<unsigned long long*>(status);
+  void* fault = nullptr;
+  check_setup(cudaMalloc(&fault, sizeof(cuda::EmbeddingFault)), device, "cudaMalloc(embedding record)");
+  ctx.embedding_fault = static_cast<cuda::EmbeddingFault*>(fault);
+  void* fault_host = nullptr;
+  check_setup(cudaMallocHost(&fault_host, sizeof(cuda::EmbeddingFault)), device,
+              "cudaMallocHost(embedding record)");
+  ctx.embedding_fault_host = static_cast<cuda::EmbeddingFault*>(fault_host);
+  *ctx.embedding_fault_host = cuda::EmbeddingFault{};
+  check_setup(cudaMemcpyAsync(ctx.embedding_fault, ctx.embedding_fault_host, sizeof(cuda::EmbeddingFault),
+                              cudaMemcpyHostToDevice, ctx.stream),
+              device, "cudaMemcpyAsync(embedding record)");
 }
 
 CudaBackend::~CudaBackend() = default;  // the Context releases its handles
@@ -134,13 +155,19 @@ void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
   }
   const cudaMemcpyKind kind = src_host ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost;
   DLM_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, kind, ctx.stream));
-  // The host side is valid (read or written) on return; this also surfaces a fault of earlier kernels.
-  DLM_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+  // The host side is valid (read or written) on return, and a fault of earlier kernels shows here. A copy to
+  // the host also raises what earlier work recorded (an embedding id outside the table); a copy from it
+  // waits only so that its source may be reused, and leaves that to the next wait for results.
+  if (src_host) {
+    DLM_CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
+  } else {
+    ctx.wait();
+  }
 }
 
 void CudaBackend::synchronize() {
   context_->make_current();
-  DLM_CUDA_CHECK(cudaStreamSynchronize(context_->stream));
+  context_->wait();
 }
 
 }  // namespace dlm

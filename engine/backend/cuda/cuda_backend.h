@@ -46,6 +46,9 @@ class CudaBackend final : public Backend {
   void argmax(const Tensor& logits, const Tensor& out) override;
   void top_k(const Tensor& logits, int64_t k, const Tensor& values, const Tensor& indices) override;
   void vocab_stats(const Tensor& logits, const VocabStats& out) override;
+  bool predicts_tokens() const override { return true; }
+  void predict_tokens(const Tensor& logits, std::span<const TokenRule> rules,
+                      std::span<TokenPrediction> out) override;
 
   // The state the op files share (stream, cuBLASLt handle and workspace, algorithm cache); cuda_context.h.
   struct Context;

@@ -7,9 +7,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <tuple>
 
 #include "engine/backend/cuda/cuda_backend.h"
+#include "engine/backend/cuda/cuda_kernels.h"
 #include "engine/core/error.h"
 
 // Throws Error "<call> failed: <CUDA error>" with the file and line.
@@ -42,10 +44,19 @@ struct LinearAlgoKey {
   }
 };
 
-// The heuristic's first choice for a LinearAlgoKey, or found == false where it offered none.
-struct LinearAlgo {
+// What linear.cpp keeps per LinearAlgoKey, made on its first use: the matmul descriptor and the three layouts
+// (made once, not per call), and the heuristic's first choice for them, or found == false where it offered
+// none.
+struct LinearPlan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
   bool found = false;
   cublasLtMatmulAlgo_t algo{};
+
+  LinearPlan() = default;
+  LinearPlan(const LinearPlan&) = delete;
+  LinearPlan& operator=(const LinearPlan&) = delete;
+  ~LinearPlan();  // linear.cpp: destroys the descriptors made so far
 };
 
 struct CudaBackend::Context {
@@ -56,14 +67,15 @@ struct CudaBackend::Context {
   size_t workspace_bytes = 0;
 
   int sm_count = 0;  // streaming multiprocessors of the device, for sizing grids
-  // 8 bytes of device memory through which a kernel reports a condition to the host (embedding: the first
-  // index whose id is outside the table); whoever uses it sets it before the launch and reads it after.
-  unsigned long long* status = nullptr;
+  // embedding.cpp: ids outside the table are recorded on the device and raised at the next wait().
+  cuda::EmbeddingFault* embedding_fault = nullptr;       // device memory
+  cuda::EmbeddingFault* embedding_fault_host = nullptr;  // pinned host memory, the record's copy
+  bool embedding_queued = false;                         // an embedding was queued since the last wait()
   // Device scratch shared by the ops (top_k's sort space for large k), grown by reserve_scratch.
   void* scratch = nullptr;
   size_t scratch_bytes = 0;
-  // linear.cpp: cublasLtMatmulAlgoGetHeuristic is asked once per problem, its answer kept here.
-  std::map<LinearAlgoKey, LinearAlgo> linear_algos;
+  // linear.cpp: the descriptors are made and cublasLtMatmulAlgoGetHeuristic is asked once per problem.
+  std::map<LinearAlgoKey, std::unique_ptr<LinearPlan>> linear_plans;
 
   Context() = default;
   Context(const Context&) = delete;
@@ -72,6 +84,11 @@ struct CudaBackend::Context {
 
   // Makes `device` current for the calling thread.
   void make_current() const;
+  // Waits for the stream, then raises what queued work recorded for the host (an embedding id outside the
+  // table); synchronize() and the copies to the host wait through here.
+  void wait();
+  // embedding.cpp: after a wait, raises the recorded id outside the table, if any, and clears the record.
+  void raise_embedding_fault();
   // Scratch of at least `bytes` bytes; growing it first waits for the stream (queued work may still use the
   // old block), so it is meant to be called rarely, with sizes that settle.
   void* reserve_scratch(size_t bytes);

@@ -13,6 +13,7 @@
 
 #include "engine/core/dtype.h"
 #include "engine/ops/op_types.h"
+#include "engine/ops/token_rule.h"
 
 namespace dlm::cuda {
 
@@ -24,12 +25,21 @@ cudaError_t launch_cast(cudaStream_t stream, const void* x, DType from, void* ou
 // each result is computed in f32 (or double) from the widened inputs and rounded once, so a bf16 result is
 // the f32 result rounded to nearest even.
 
+// Device memory in which embedding launches record an id outside the table for the host to read later. Its
+// value-initialized state is the one between launches with nothing recorded.
+struct EmbeddingFault {
+  unsigned long long row = ~0ull;  // a launch's first row with a bad id while it runs; ~0 between launches
+  int64_t index = -1;              // the first such launch's row, or -1 while nothing is recorded
+  int64_t id = 0;                  // and its id
+  int64_t vocab = 0;               // and the table's size
+};
+
 // out[r, :] = table[ids[r], :] (table f32/bf16/f16 [vocab, width], ids i32/i64 [rows], out f32/bf16). A row
-// whose id is outside [0, vocab) is zeroed and its index lowered into *first_bad (atomicMin), which the
-// launcher first sets to ~0.
+// whose id is outside [0, vocab) is zeroed; the first such row, its id and vocab are recorded in *fault
+// unless a record is there already (a follow-up one-thread kernel, which also resets fault->row).
 cudaError_t launch_embedding(cudaStream_t stream, const void* table, DType table_dtype, int64_t vocab,
                              int64_t width, const void* ids, DType id_dtype, int64_t rows, void* out,
-                             DType out_dtype, unsigned long long* first_bad);
+                             DType out_dtype, EmbeddingFault* fault);
 
 // Over rows of `width` elements; x and out in x_dtype; weight/bias f32/bf16/f16 [width]; out may be x.
 cudaError_t launch_rms_norm(cudaStream_t stream, const void* x, DType x_dtype, const void* weight,
@@ -71,5 +81,8 @@ cudaError_t launch_top_k(cudaStream_t stream, const float* logits, int64_t rows,
                          float* values, int32_t* indices, void* scratch);
 cudaError_t launch_vocab_stats(cudaStream_t stream, const float* logits, int64_t rows, int64_t vocab,
                                int32_t* argmax, float* max_prob, float* entropy, float* margin);
+// out[r] = rules[r] applied to logits[r] (token_rule.h); rules and out are device arrays of `rows`.
+cudaError_t launch_predict_tokens(cudaStream_t stream, const float* logits, int64_t rows, int64_t vocab,
+                                  const TokenRule* rules, TokenPrediction* out);
 
 }  // namespace dlm::cuda

@@ -1,5 +1,5 @@
-// embedding: a row gather into f32 (widened exactly) or bf16 (rounded once) (kernels; the op is in
-// embedding.cpp).
+// embedding: a row gather into f32 (widened exactly) or bf16 (rounded once), then a one-thread kernel that
+// records an id outside the table for the host (kernels; the op is in embedding.cpp).
 #include "engine/backend/cuda/cuda_helpers.cuh"
 #include "engine/backend/cuda/cuda_kernels.h"
 
@@ -10,12 +10,12 @@ namespace {
 template <DType D, DType O, class Id>
 __global__ void embedding_kernel(const typename Storage<D>::T* table, int64_t vocab, int64_t width,
                                  const Id* ids, int64_t rows, typename Storage<O>::T* out,
-                                 unsigned long long* first_bad) {
+                                 EmbeddingFault* fault) {
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const int64_t id = static_cast<int64_t>(ids[row]);
     typename Storage<O>::T* result = out + row * width;
     if (id < 0 || id >= vocab) {
-      if (threadIdx.x == 0) atomicMin(first_bad, static_cast<unsigned long long>(row));
+      if (threadIdx.x == 0) atomicMin(&fault->row, static_cast<unsigned long long>(row));
       for (int64_t c = threadIdx.x; c < width; c += blockDim.x) Storage<O>::store(result, c, 0.0f);
       continue;
     }
@@ -26,26 +26,43 @@ __global__ void embedding_kernel(const typename Storage<D>::T* table, int64_t vo
   }
 }
 
+// After the gather: keeps the launch's first bad row with its id (read now: the ids may be overwritten before
+// the host looks) where nothing is recorded yet, so the host sees the first bad id since it last read the
+// record; then readies fault->row for the next launch.
+template <class Id>
+__global__ void embedding_record_kernel(const Id* ids, int64_t vocab, EmbeddingFault* fault) {
+  const unsigned long long row = fault->row;
+  if (row == ~0ull) return;
+  if (fault->index < 0) {
+    fault->index = static_cast<int64_t>(row);
+    fault->id = static_cast<int64_t>(ids[row]);
+    fault->vocab = vocab;
+  }
+  fault->row = ~0ull;
+}
+
 template <DType D, DType O, class Id>
 cudaError_t launch(cudaStream_t stream, const void* table, int64_t vocab, int64_t width, const void* ids,
-                   int64_t rows, void* out, unsigned long long* first_bad) {
+                   int64_t rows, void* out, EmbeddingFault* fault) {
   embedding_kernel<D, O, Id><<<row_blocks(rows), row_threads(width), 0, stream>>>(
       static_cast<const typename Storage<D>::T*>(table), vocab, width, static_cast<const Id*>(ids), rows,
-      static_cast<typename Storage<O>::T*>(out), first_bad);
+      static_cast<typename Storage<O>::T*>(out), fault);
+  const cudaError_t status = cudaGetLastError();
+  if (status != cudaSuccess) return status;
+  embedding_record_kernel<Id><<<1, 1, 0, stream>>>(static_cast<const Id*>(ids), vocab, fault);
   return cudaGetLastError();
 }
 
 template <DType O, class Id>
 cudaError_t launch_for_table(cudaStream_t stream, const void* table, DType table_dtype, int64_t vocab,
-                             int64_t width, const void* ids, int64_t rows, void* out,
-                             unsigned long long* first_bad) {
+                             int64_t width, const void* ids, int64_t rows, void* out, EmbeddingFault* fault) {
   switch (table_dtype) {
     case DType::F32:
-      return launch<DType::F32, O, Id>(stream, table, vocab, width, ids, rows, out, first_bad);
+      return launch<DType::F32, O, Id>(stream, table, vocab, width, ids, rows, out, fault);
     case DType::BF16:
-      return launch<DType::BF16, O, Id>(stream, table, vocab, width, ids, rows, out, first_bad);
+      return launch<DType::BF16, O, Id>(stream, table, vocab, width, ids, rows, out, fault);
     case DType::F16:
-      return launch<DType::F16, O, Id>(stream, table, vocab, width, ids, rows, out, first_bad);
+      return launch<DType::F16, O, Id>(stream, table, vocab, width, ids, rows, out, fault);
     default:
       return cudaErrorInvalidValue;
   }
@@ -54,14 +71,14 @@ cudaError_t launch_for_table(cudaStream_t stream, const void* table, DType table
 template <class Id>
 cudaError_t launch_for_ids(cudaStream_t stream, const void* table, DType table_dtype, int64_t vocab,
                            int64_t width, const void* ids, int64_t rows, void* out, DType out_dtype,
-                           unsigned long long* first_bad) {
+                           EmbeddingFault* fault) {
   switch (out_dtype) {
     case DType::F32:
       return launch_for_table<DType::F32, Id>(stream, table, table_dtype, vocab, width, ids, rows, out,
-                                              first_bad);
+                                              fault);
     case DType::BF16:
       return launch_for_table<DType::BF16, Id>(stream, table, table_dtype, vocab, width, ids, rows, out,
-                                               first_bad);
+                                               fault);
     default:
       return cudaErrorInvalidValue;
   }
@@ -71,17 +88,15 @@ cudaError_t launch_for_ids(cudaStream_t stream, const void* table, DType table_d
 
 cudaError_t launch_embedding(cudaStream_t stream, const void* table, DType table_dtype, int64_t vocab,
                              int64_t width, const void* ids, DType id_dtype, int64_t rows, void* out,
-                             DType out_dtype, unsigned long long* first_bad) {
+                             DType out_dtype, EmbeddingFault* fault) {
   if (rows == 0) return cudaSuccess;
-  const cudaError_t reset = cudaMemsetAsync(first_bad, 0xff, sizeof *first_bad, stream);
-  if (reset != cudaSuccess) return reset;
   if (id_dtype == DType::I32) {
     return launch_for_ids<int32_t>(stream, table, table_dtype, vocab, width, ids, rows, out, out_dtype,
-                                   first_bad);
+                                   fault);
   }
   if (id_dtype == DType::I64) {
     return launch_for_ids<int64_t>(stream, table, table_dtype, vocab, width, ids, rows, out, out_dtype,
-                                   first_bad);
+                                   fault);
   }
   return cudaErrorInvalidValue;
 }

@@ -16,9 +16,13 @@
 // Where D cannot be the output (bf16 out with an f32 or f16 weight, or a bias with a bf16 out), or the
 // heuristic offers no algorithm with the bias epilogue, the product is written in f32 and linear_finish adds
 // the bias in f32 and rounds once.
+//
+// The descriptors and the heuristic's choice are made once per problem (LinearAlgoKey) and kept in the
+// Context, so a call only sets the bias pointer and queues its kernels.
 #include <cublasLt.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 
 #include "engine/backend/cuda/cuda_context.h"
@@ -64,51 +68,11 @@ size_t round_up(size_t bytes) {
   return (bytes + kScratchAlignment - 1) / kScratchAlignment * kScratchAlignment;
 }
 
-// The descriptors of one cuBLASLt product, destroyed with it.
-class LtProduct {
- public:
-  LtProduct(const LinearAlgoKey& key, const void* bias) {
-    DLM_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    const cublasOperation_t transpose = CUBLAS_OP_T;
-    const cublasOperation_t keep = CUBLAS_OP_N;
-    DLM_CUBLAS_CHECK(
-        cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof transpose));
-    DLM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &keep, sizeof keep));
-    if (key.bias) {
-      const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-      DLM_CUBLAS_CHECK(
-          cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
-      // The heuristic reads the pointer's alignment from it, so it is set before the algorithm is chosen.
-      DLM_CUBLAS_CHECK(
-          cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
-    }
-    const auto ab = static_cast<cudaDataType_t>(key.ab_type);
-    const auto d = static_cast<cudaDataType_t>(key.d_type);
-    const auto m = static_cast<uint64_t>(key.m);
-    const auto n = static_cast<uint64_t>(key.n);
-    const auto k = static_cast<uint64_t>(key.k);
-    DLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&a_, ab, k, n, key.k));
-    DLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&b_, ab, k, m, key.k));
-    DLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d_, d, n, m, key.n));
-  }
-  ~LtProduct() {
-    if (d_ != nullptr) cublasLtMatrixLayoutDestroy(d_);
-    if (b_ != nullptr) cublasLtMatrixLayoutDestroy(b_);
-    if (a_ != nullptr) cublasLtMatrixLayoutDestroy(a_);
-    if (desc_ != nullptr) cublasLtMatmulDescDestroy(desc_);
-  }
-  LtProduct(const LtProduct&) = delete;
-  LtProduct& operator=(const LtProduct&) = delete;
-
-  cublasLtMatmulDesc_t desc() const { return desc_; }
-  cublasLtMatrixLayout_t a() const { return a_; }
-  cublasLtMatrixLayout_t b() const { return b_; }
-  cublasLtMatrixLayout_t d() const { return d_; }
-
- private:
-  cublasLtMatmulDesc_t desc_ = nullptr;
-  cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, d_ = nullptr;
-};
+// The descriptor keeps the bias pointer, not the bias: it is set again for each call (a host-side write).
+void set_bias(LinearPlan& plan, const void* bias) {
+  DLM_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+}
 
 class LtPreference {
  public:
@@ -129,11 +93,35 @@ class LtPreference {
   cublasLtMatmulPreference_t pref_ = nullptr;
 };
 
-// The heuristic's first choice for `key`, asked once per key and kept in the Context.
-const LinearAlgo& find_algo(CudaBackend::Context& ctx, const LinearAlgoKey& key, const void* bias) {
-  auto it = ctx.linear_algos.find(key);
-  if (it != ctx.linear_algos.end()) return it->second;
-  LtProduct product(key, bias);
+// The plan for `key`, made on its first use and kept in the Context. With the bias epilogue the heuristic
+// reads the bias pointer's alignment, so `bias` is set before it is asked: every bias linear() passes is
+// 256-byte aligned, which keeps its answer good for the bias pointers of later calls.
+LinearPlan& find_plan(CudaBackend::Context& ctx, const LinearAlgoKey& key, const void* bias) {
+  auto it = ctx.linear_plans.find(key);
+  if (it != ctx.linear_plans.end()) return *it->second;
+  auto plan = std::make_unique<LinearPlan>();
+  DLM_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t transpose = CUBLAS_OP_T;
+  const cublasOperation_t keep = CUBLAS_OP_N;
+  DLM_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof transpose));
+  DLM_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &keep, sizeof keep));
+  if (key.bias) {
+    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    DLM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                                    sizeof epilogue));
+    set_bias(*plan, bias);
+  }
+  const auto ab = static_cast<cudaDataType_t>(key.ab_type);
+  const auto d = static_cast<cudaDataType_t>(key.d_type);
+  const auto m = static_cast<uint64_t>(key.m);
+  const auto n = static_cast<uint64_t>(key.n);
+  const auto k = static_cast<uint64_t>(key.k);
+  DLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->a, ab, k, n, key.k));
+  DLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->b, ab, k, m, key.k));
+  DLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->d, d, n, m, key.n));
+
   LtPreference pref;
   pref.set(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, static_cast<uint64_t>(ctx.workspace_bytes));
   pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, static_cast<uint32_t>(key.align_a));
@@ -142,19 +130,24 @@ const LinearAlgo& find_algo(CudaBackend::Context& ctx, const LinearAlgoKey& key,
   pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, static_cast<uint32_t>(key.align_d));
   cublasLtMatmulHeuristicResult_t result{};
   int count = 0;
-  const cublasStatus_t status =
-      cublasLtMatmulAlgoGetHeuristic(ctx.lt, product.desc(), product.a(), product.b(), product.d(),
-                                     product.d(), pref.get(), 1, &result, &count);
+  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(ctx.lt, plan->desc, plan->a, plan->b, plan->d,
+                                                               plan->d, pref.get(), 1, &result, &count);
   DLM_CHECK(status == CUBLAS_STATUS_SUCCESS || status == CUBLAS_STATUS_NOT_SUPPORTED,
             "linear: cublasLtMatmulAlgoGetHeuristic failed for M={} N={} K={}: cuBLAS status {}", key.m,
             key.n, key.k, static_cast<int>(status));
-  LinearAlgo algo;
-  algo.found = status == CUBLAS_STATUS_SUCCESS && count > 0 && result.state == CUBLAS_STATUS_SUCCESS;
-  if (algo.found) algo.algo = result.algo;
-  return ctx.linear_algos.emplace(key, algo).first->second;
+  plan->found = status == CUBLAS_STATUS_SUCCESS && count > 0 && result.state == CUBLAS_STATUS_SUCCESS;
+  if (plan->found) plan->algo = result.algo;
+  return *ctx.linear_plans.emplace(key, std::move(plan)).first->second;
 }
 
 }  // namespace
+
+LinearPlan::~LinearPlan() {
+  if (d != nullptr) cublasLtMatrixLayoutDestroy(d);
+  if (b != nullptr) cublasLtMatrixLayoutDestroy(b);
+  if (a != nullptr) cublasLtMatrixLayoutDestroy(a);
+  if (desc != nullptr) cublasLtMatmulDescDestroy(desc);
+}
 
 void CudaBackend::linear(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias,
                          const Tensor& out) {
@@ -204,7 +197,7 @@ void CudaBackend::linear(const Tensor& x, const Tensor& weight, const std::optio
   const bool copy_bias = bias && (bias->dtype() != od || alignment_of(bias->data()) < 256);
   void* scratch = nullptr;
   const void* lt_bias = bias_data;
-  const LinearAlgo* algo = nullptr;
+  LinearPlan* plan = nullptr;
   if (direct) {
     const size_t bias_bytes = copy_bias ? round_up(static_cast<size_t>(n) * dtype_size(od)) : 0;
     if (operand_bytes + bias_bytes > 0) scratch = ctx.reserve_scratch(operand_bytes + bias_bytes);
@@ -212,8 +205,8 @@ void CudaBackend::linear(const Tensor& x, const Tensor& weight, const std::optio
     key.d_type = lt_type(od);
     key.bias = bias.has_value();
     key.align_d = alignment_of(out.data());
-    algo = &find_algo(ctx, key, lt_bias);
-    direct = algo->found;
+    plan = &find_plan(ctx, key, lt_bias);
+    direct = plan->found;
   }
   float* acc = nullptr;  // the f32 product awaiting linear_finish
   if (!direct) {
@@ -226,8 +219,8 @@ void CudaBackend::linear(const Tensor& x, const Tensor& weight, const std::optio
     key.bias = false;
     key.align_d = alignment_of(acc);
     lt_bias = nullptr;
-    algo = &find_algo(ctx, key, nullptr);
-    DLM_CHECK(algo->found, "linear: cuBLASLt offers no algorithm for x {} times weight {} into f32",
+    plan = &find_plan(ctx, key, nullptr);
+    DLM_CHECK(plan->found, "linear: cuBLASLt offers no algorithm for x {} times weight {} into f32",
               x.describe(), weight.describe());
   }
 
@@ -249,13 +242,13 @@ void CudaBackend::linear(const Tensor& x, const Tensor& weight, const std::optio
                  "linear (bias conversion)");
   }
 
-  LtProduct product(key, lt_bias);
+  if (key.bias) set_bias(*plan, lt_bias);
   void* d = direct ? out.data() : static_cast<void*>(acc);
   const float alpha = 1.0f;
   const float beta = 0.0f;  // C is not read, so whatever D held never leaks in
-  DLM_CUBLAS_CHECK(cublasLtMatmul(ctx.lt, product.desc(), &alpha, w_data, product.a(), x_data, product.b(),
-                                  &beta, d, product.d(), d, product.d(), &algo->algo, ctx.workspace,
-                                  ctx.workspace_bytes, ctx.stream));
+  DLM_CUBLAS_CHECK(cublasLtMatmul(ctx.lt, plan->desc, &alpha, w_data, plan->a, x_data, plan->b, &beta, d,
+                                  plan->d, d, plan->d, &plan->algo, ctx.workspace, ctx.workspace_bytes,
+                                  ctx.stream));
   if (!direct && (bias || od != DType::F32)) {
     check_launch(cuda::launch_linear_finish(ctx.stream, acc, bias_data, bias_dtype, out.data(), od, m, n),
                  "linear (bias and narrowing)");

@@ -1,4 +1,4 @@
-// CudaBackend::argmax, top_k and vocab_stats: dispatch to the kernels of vocab.cu.
+// CudaBackend::argmax, top_k, vocab_stats and predict_tokens: dispatch to the kernels of vocab.cu.
 #include "engine/backend/cuda/cuda_context.h"
 #include "engine/backend/cuda/cuda_kernels.h"
 
@@ -33,6 +33,28 @@ void CudaBackend::vocab_stats(const Tensor& logits, const VocabStats& out) {
                                         out.argmax.data_as<int32_t>(), out.max_prob.data_as<float>(),
                                         out.entropy.data_as<float>(), out.margin.data_as<float>()),
                "vocab_stats");
+}
+
+// The rules go up and the predictions come back through the shared scratch (stream-ordered after the ops
+// before that used it); the copy back waits for the stream, as a copy of the logits would.
+void CudaBackend::predict_tokens(const Tensor& logits, std::span<const TokenRule> rules,
+                                 std::span<TokenPrediction> out) {
+  const int64_t rows = logits.dim(0);
+  if (rows == 0) return;
+  Context& ctx = *context_;
+  ctx.make_current();
+  const size_t rule_bytes = rules.size_bytes();
+  const size_t rule_space = (rule_bytes + 255) / 256 * 256;  // keeps the predictions 256-byte aligned
+  char* scratch = static_cast<char*>(ctx.reserve_scratch(rule_space + out.size_bytes()));
+  auto* device_rules = reinterpret_cast<TokenRule*>(scratch);
+  auto* device_out = reinterpret_cast<TokenPrediction*>(scratch + rule_space);
+  DLM_CUDA_CHECK(cudaMemcpyAsync(device_rules, rules.data(), rule_bytes, cudaMemcpyHostToDevice, ctx.stream));
+  check_launch(cuda::launch_predict_tokens(ctx.stream, logits.data_as<float>(), rows, logits.dim(1),
+                                           device_rules, device_out),
+               "predict_tokens");
+  DLM_CUDA_CHECK(
+      cudaMemcpyAsync(out.data(), device_out, out.size_bytes(), cudaMemcpyDeviceToHost, ctx.stream));
+  synchronize();
 }
 
 }  // namespace dlm

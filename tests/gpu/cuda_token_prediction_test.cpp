@@ -1,0 +1,180 @@
+// predict_tokens on the CUDA backend against the samplers' host code, its reference: for every method's
+// rule (LLaDA's Gumbel draw and EOS suppressions, Dream's and block diffusion's categorical draw after the
+// temperature, greedy, classifier-free guidance) and every remasking score, the kernel's token must be the
+// host's and its scores must agree to float64 rounding of sums in another order (1e-10), on rows with
+// ties, -inf, +inf and NaN, at vocabulary sizes from 1 to LLaDA's 126,464. Without a device every test skips.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/backend/cuda/cuda_device.h"
+#include "engine/ops/vocab.h"
+#include "samplers/prediction.h"
+#include "tests/gpu/shared_gpu.h"
+
+namespace dlm {
+namespace {
+
+using gpu_test::gpu;
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr int32_t kEos = 2;
+constexpr int32_t kEot = 5;
+
+// Rows of every kind the kernel must treat as the host does.
+std::vector<float> make_rows(int64_t rows, int64_t vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  std::vector<float> x(static_cast<size_t>(rows * vocab));
+  for (float& v : x) v = normal(rng);
+  const auto at = [&](int64_t r, int64_t v) -> float& { return x[static_cast<size_t>(r * vocab + v)]; };
+  for (int64_t r = 0; r < rows; ++r) {
+    switch (r % 8) {
+      case 1:  // a repeated maximum: the first wins, the margin is 0
+        at(r, vocab / 3) = at(r, vocab - 1) = 40.0f;
+        break;
+      case 2:  // the suppressed ids are the likeliest
+        if (vocab > kEot) at(r, kEos) = at(r, kEot) = 30.0f;
+        break;
+      case 3:  // ids ruled out
+        for (int64_t v = 0; v < vocab; v += 3) at(r, v) = -kInf;
+        break;
+      case 4:  // all equal
+        for (int64_t v = 0; v < vocab; ++v) at(r, v) = 0.25f;
+        break;
+      case 5:
+        at(r, vocab / 2) = kInf;
+        break;
+      case 6:
+        at(r, vocab - 1) = std::numeric_limits<float>::quiet_NaN();
+        break;
+      default:
+        break;
+    }
+  }
+  return x;
+}
+
+bool same_number(double a, double b) {
+  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
+  if (std::isinf(a) || std::isinf(b)) return a == b;
+  // Sums over 126,464 terms in two orders: the host's sequential sum alone drifts by up to ~n ulp (1.4e-11).
+  return std::abs(a - b) <= 1e-10 * std::max(1.0, std::abs(b));
+}
+
+struct Setting {
+  const char* name;
+  Method method;
+  double temperature;
+  Remasking remasking;
+  bool suppress = false;  // LLaDA's EOS flags
+  double cfg = 0.0;       // guidance, LLaDA only
+};
+
+const Setting kSettings[] = {
+    {"llada_greedy", Method::Llada, 0.0, Remasking::LowConfidence},
+    {"llada_greedy_margin_suppressed", Method::Llada, 0.0, Remasking::Margin, true},
+    {"llada_gumbel", Method::Llada, 0.8, Remasking::LowConfidence},
+    {"llada_gumbel_suppressed", Method::Llada, 0.5, Remasking::Entropy, true},
+    {"llada_guided", Method::Llada, 0.7, Remasking::LowConfidence, false, 1.5},
+    {"dream_greedy_entropy", Method::Dream, 0.0, Remasking::Entropy},
+    {"dream_categorical", Method::Dream, 0.6, Remasking::Margin},
+    {"block_categorical", Method::BlockDiffusion, 1.3, Remasking::LowConfidence},
+};
+
+class CudaTokenPrediction : public ::testing::TestWithParam<Setting> {};
+
+void PrintTo(const Setting& s, std::ostream* os) {
+  *os << s.name;
+}
+
+TEST_P(CudaTokenPrediction, MatchesTheHostPrediction) {
+  const cuda::DeviceProbe probe = cuda::probe_devices();
+  if (probe.count == 0) GTEST_SKIP() << "no CUDA device: " << probe.reason;
+  const Setting& setting = GetParam();
+  SamplingConfig config;
+  config.temperature = setting.temperature;
+  config.remasking = setting.remasking;
+  config.suppress_eos = config.suppress_eos_confidence = setting.suppress;
+  config.cfg_scale = setting.cfg;
+  DecodeContext context;
+  context.stop_ids = {kEos, kEot};
+  Predictor predictor(config, context, setting.method);
+  const RngStream rng{77};
+  const uint64_t step = 9;
+
+  for (const int64_t vocab : {int64_t{1}, int64_t{37}, int64_t{4099}, int64_t{126464}}) {
+    const int64_t candidates = vocab > 100000 ? 8 : 40;
+    const bool guided = setting.cfg > 0.0;
+    const int64_t rows = guided ? 2 * candidates : candidates;
+    const std::vector<float> host = make_rows(rows, vocab, static_cast<uint32_t>(vocab));
+    std::vector<TokenRule> rules;
+    for (int64_t i = 0; i < candidates; ++i) {
+      const std::optional<TokenRule> rule = predictor.rule(rng, step, 100 + 3 * i);
+      ASSERT_TRUE(rule.has_value());
+      rules.push_back(*rule);
+      if (guided) {
+        rules.back().guidance_row = static_cast<int32_t>(candidates + i);
+        rules.back().guidance_scale = static_cast<float>(setting.cfg + 1.0);
+      }
+    }
+    rules.resize(static_cast<size_t>(rows));  // the unconditional rows' own rules: plain argmax
+    const bool suppressions_fit = vocab > kEot || !setting.suppress;
+    if (!suppressions_fit) {
+      for (TokenRule& r : rules) {  // ids the vocabulary lacks cannot be suppressed
+        r.suppress_before_draw = -1;
+        for (int32_t& id : r.suppress_before_scores) id = -1;
+      }
+    }
+    Buffer device = gpu().allocate(host.size() * sizeof(float));
+    const Tensor logits = device.view(DType::F32, Shape{rows, vocab});
+    gpu().copy(HostTensor::from(Shape{rows, vocab}, host).tensor(), logits);
+    std::vector<TokenPrediction> got(static_cast<size_t>(rows));
+    ops::predict_tokens(gpu(), logits, rules, got);
+
+    for (int64_t i = 0; i < candidates; ++i) {
+      if (!suppressions_fit) break;  // the host cannot suppress ids outside the row
+      std::vector<float> row(host.begin() + i * vocab, host.begin() + (i + 1) * vocab);
+      if (guided) {
+        const float scale = static_cast<float>(setting.cfg + 1.0);
+        for (int64_t v = 0; v < vocab; ++v) {
+          const float u = host[static_cast<size_t>((candidates + i) * vocab + v)];
+          row[static_cast<size_t>(v)] = u + scale * (row[static_cast<size_t>(v)] - u);
+        }
+      }
+      const int64_t position = 100 + 3 * i;
+      const Prediction want = predictor.predict(row, rng, step, position);
+      const Prediction from_gpu = predictor.from_device(got[static_cast<size_t>(i)], rng, step, position);
+      const std::string where = "vocab " + std::to_string(vocab) + " row " + std::to_string(i);
+      EXPECT_EQ(from_gpu.token, want.token) << where;
+      EXPECT_TRUE(same_number(from_gpu.score.confidence, want.score.confidence))
+          << where << ": confidence " << from_gpu.score.confidence << " vs " << want.score.confidence;
+      EXPECT_TRUE(same_number(from_gpu.score.entropy, want.score.entropy))
+          << where << ": entropy " << from_gpu.score.entropy << " vs " << want.score.entropy;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Settings, CudaTokenPrediction, ::testing::ValuesIn(kSettings),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(CudaTokenPrediction, RefusesARuleItCannotApply) {
+  const cuda::DeviceProbe probe = cuda::probe_devices();
+  if (probe.count == 0) GTEST_SKIP() << "no CUDA device: " << probe.reason;
+  Buffer device = gpu().allocate(2 * 10 * sizeof(float));
+  const Tensor logits = device.view(DType::F32, Shape{2, 10});
+  std::vector<TokenRule> rules(2);
+  std::vector<TokenPrediction> out(2);
+  rules[1].suppress_before_draw = 10;
+  EXPECT_THROW(ops::predict_tokens(gpu(), logits, rules, out), Error);
+  rules[1] = TokenRule{};
+  rules[0].guidance_row = 0;
+  EXPECT_THROW(ops::predict_tokens(gpu(), logits, rules, out), Error);
+}
+
+}  // namespace
+}  // namespace dlm
