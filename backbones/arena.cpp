@@ -1,5 +1,7 @@
 #include "backbones/arena.h"
 
+#include <algorithm>
+
 namespace dlm {
 
 namespace {
@@ -15,8 +17,11 @@ Tensor ArenaCarver::take(DType dtype, Shape shape) {
 
 void Arena::reserve(size_t bytes) {
   if (buffer_.data() != nullptr && bytes <= buffer_.bytes()) return;
+  // A quarter more than asked when growing: a cache's keys grow with every step (AR, dual cache), and each
+  // reallocation waits for the device.
+  const size_t grown = buffer_.data() == nullptr ? bytes : std::max(bytes, buffer_.bytes() / 4 * 5);
   buffer_ = Buffer();  // release first: the old and the new buffer need not coexist
-  buffer_ = backend_.allocate(bytes);
+  buffer_ = backend_.allocate(grown);
 }
 
 }  // namespace dlm

@@ -299,13 +299,16 @@ void TransformerModel::attend(int64_t index, const Activations& acts, const KeyP
     ops::attention(backend_, acts.q, acts.k, acts.v, ragged, params, acts.attention);
     return;
   }
+  copy_sources_.clear();
+  copy_destinations_.clear();
   for (const KeyPlan::Write& write : plan.writes) {
     const int64_t position = write.position;
-    backend_.copy(acts.k.slice(0, write.row, write.row + write.count),
-                  write.cache->keys(index).slice(0, position, position + write.count));
-    backend_.copy(acts.v.slice(0, write.row, write.row + write.count),
-                  write.cache->values(index).slice(0, position, position + write.count));
+    copy_sources_.push_back(acts.k.slice(0, write.row, write.row + write.count));
+    copy_destinations_.push_back(write.cache->keys(index).slice(0, position, position + write.count));
+    copy_sources_.push_back(acts.v.slice(0, write.row, write.row + write.count));
+    copy_destinations_.push_back(write.cache->values(index).slice(0, position, position + write.count));
   }
+  backend_.copy_batch(copy_sources_, copy_destinations_);
   const AttentionBatch ragged{acts.offsets, acts.key_offsets, acts.positions, acts.key_positions};
   if (!plan.gathers()) {
     const KeyPlan::Segment& only = plan.segments.front();
@@ -313,16 +316,21 @@ void TransformerModel::attend(int64_t index, const Activations& acts, const KeyP
                    only.cache->values(index).slice(0, 0, only.end), ragged, params, acts.attention);
     return;
   }
+  // The gathers read what the writes above wrote, so they are a second batch.
+  copy_sources_.clear();
+  copy_destinations_.clear();
   int64_t next = 0;
   for (const KeyPlan::Segment& segment : plan.segments) {
     const int64_t count = segment.end - segment.begin;
     const Tensor& key_source = segment.cache ? segment.cache->keys(index) : acts.k;
     const Tensor& value_source = segment.cache ? segment.cache->values(index) : acts.v;
-    backend_.copy(key_source.slice(0, segment.begin, segment.end), acts.keys.slice(0, next, next + count));
-    backend_.copy(value_source.slice(0, segment.begin, segment.end),
-                  acts.values.slice(0, next, next + count));
+    copy_sources_.push_back(key_source.slice(0, segment.begin, segment.end));
+    copy_destinations_.push_back(acts.keys.slice(0, next, next + count));
+    copy_sources_.push_back(value_source.slice(0, segment.begin, segment.end));
+    copy_destinations_.push_back(acts.values.slice(0, next, next + count));
     next += count;
   }
+  backend_.copy_batch(copy_sources_, copy_destinations_);
   ops::attention(backend_, acts.q, acts.keys, acts.values, ragged, params, acts.attention);
 }
 

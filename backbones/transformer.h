@@ -75,6 +75,7 @@ class TransformerModel final : public Backbone {
   Arena arena_;
   KeyPlan plan_;                       // reused across calls
   std::vector<int32_t> host_indices_;  // a call's i32 inputs, packed for one copy; reused across calls
+  std::vector<Tensor> copy_sources_, copy_destinations_;  // a layer's cache writes or gathers, as one batch
 };
 
 }  // namespace dlm

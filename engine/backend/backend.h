@@ -46,6 +46,13 @@ class Backend {
   // Same dtype and shape; either side may be on the host or on this backend's device.
   virtual void copy(const Tensor& src, const Tensor& dst) = 0;
   virtual void synchronize() = 0;
+  // copy(sources[i], destinations[i]) for every i, as one batch where the backend can (a layer's K/V cache
+  // writes and gathers). The copies are independent: none reads or writes another's destination.
+  virtual void copy_batch(std::span<const Tensor> sources, std::span<const Tensor> destinations) {
+    DLM_CHECK(sources.size() == destinations.size(), "copy_batch: {} sources for {} destinations",
+              sources.size(), destinations.size());
+    for (size_t i = 0; i < sources.size(); ++i) copy(sources[i], destinations[i]);
+  }
 
   // Element conversion between float dtypes (f32, bf16, f16), same shape.
   virtual void cast(const Tensor& x, const Tensor& out) = 0;

@@ -22,6 +22,7 @@ class CudaBackend final : public Backend {
   Buffer allocate(size_t bytes) override;
   void copy(const Tensor& src, const Tensor& dst) override;
   void synchronize() override;
+  void copy_batch(std::span<const Tensor> sources, std::span<const Tensor> destinations) override;
 
   void cast(const Tensor& x, const Tensor& out) override;
   void linear(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias,

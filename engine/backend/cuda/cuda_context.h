@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <tuple>
+#include <vector>
 
 #include "engine/backend/cuda/cuda_backend.h"
 #include "engine/backend/cuda/cuda_kernels.h"
@@ -67,6 +68,10 @@ struct CudaBackend::Context {
   size_t workspace_bytes = 0;
 
   int sm_count = 0;  // streaming multiprocessors of the device, for sizing grids
+  // copy_batch's argument arrays, reused so that a batch allocates nothing once they have grown.
+  std::vector<void*> batch_destinations;
+  std::vector<const void*> batch_sources;
+  std::vector<size_t> batch_sizes;
   // embedding.cpp: ids outside the table are recorded on the device and raised at the next wait().
   cuda::EmbeddingFault* embedding_fault = nullptr;       // device memory
   cuda::EmbeddingFault* embedding_fault_host = nullptr;  // pinned host memory, the record's copy
