@@ -34,8 +34,8 @@ Prediction Predictor::predict(std::span<float> row, const RngStream& rng, uint64
     filter_top_k(row, config_.top_k);
     filter_top_p(row, config_.top_p);
     out.token = sampled ? gumbel_argmax(row, config_.temperature, rng, step,
-                                        static_cast<uint64_t>(position) * row.size())
-                        : argmax(row);
+                                        static_cast<uint64_t>(position) * row.size(), context_.mask_id)
+                        : argmax(row, context_.mask_id);
     if (config_.suppress_eos_confidence) {
       // confidence_eos_eot_inf writes -inf into EoT's logit and into EOS's noisy logit, which at temperature
       // 0 is the logit itself.
@@ -55,10 +55,12 @@ Prediction Predictor::predict(std::span<float> row, const RngStream& rng, uint64
       filter_top_p(row, config_.top_p);
     }
     softmax(row, probabilities_);
-    out.token = sampled ? sample_categorical(probabilities_, rng.uniform_double_open(
-                                                                 draw_step(DrawPurpose::Categorical, step),
-                                                                 static_cast<uint64_t>(position)))
-                        : argmax(row);
+    out.token = sampled
+                    ? sample_categorical(probabilities_,
+                                         rng.uniform_double_open(draw_step(DrawPurpose::Categorical, step),
+                                                                 static_cast<uint64_t>(position)),
+                                         context_.mask_id)
+                    : argmax(row, context_.mask_id);
   }
   out.score.entropy = entropy(probabilities_);
   out.score.confidence = confidence_by_policy(
@@ -90,10 +92,15 @@ double Predictor::confidence_by_policy(const RngStream& rng, uint64_t step, int6
 
 std::optional<TokenRule> Predictor::rule(const RngStream& rng, uint64_t step, int64_t position) const {
   if (config_.top_k > 0 || config_.top_p < 1.0) return std::nullopt;
-  if (method_ != Method::Llada) return scaled_rule(config_.temperature, rng, step, position);
+  if (method_ != Method::Llada) {
+    TokenRule rule = scaled_rule(config_.temperature, rng, step, position);
+    rule.never_drawn = context_.mask_id;
+    return rule;
+  }
   TokenRule rule;
   rule.seed = rng.seed;
   rule.position = static_cast<uint64_t>(position);
+  rule.never_drawn = context_.mask_id;
   const bool sampled = config_.temperature > 0.0;
   if (sampled) rule.temperature = config_.temperature;
   const int32_t eos = context_.stop_ids.empty() ? -1 : context_.stop_ids.front();

@@ -91,16 +91,23 @@ void softmax(std::span<const float> row, std::vector<double>& probabilities) {
   for (double& p : probabilities) p /= sum;
 }
 
-int32_t argmax(std::span<const float> row) {
-  return static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
+int32_t argmax(std::span<const float> row, int32_t never) {
+  int32_t best = -1;
+  for (size_t v = 0; v < row.size(); ++v) {
+    const auto id = static_cast<int32_t>(v);
+    if (id == never) continue;
+    if (best < 0 || row[static_cast<size_t>(best)] < row[v]) best = id;
+  }
+  return best < 0 ? 0 : best;
 }
 
 int32_t gumbel_argmax(std::span<const float> row, double temperature, const RngStream& rng, uint64_t step,
-                      uint64_t base) {
+                      uint64_t base, int32_t never) {
   const uint64_t counter = draw_step(DrawPurpose::Gumbel, step);
   int32_t best = 0;
   double best_score = -std::numeric_limits<double>::infinity();
   for (size_t v = 0; v < row.size(); ++v) {
+    if (static_cast<int32_t>(v) == never) continue;
     const double u = rng.uniform_double_open(counter, base + v);
     const double score = std::exp(static_cast<double>(row[v])) / std::pow(-std::log(u), temperature);
     if (score > best_score) {
@@ -111,11 +118,14 @@ int32_t gumbel_argmax(std::span<const float> row, double temperature, const RngS
   return best;
 }
 
-int32_t sample_categorical(std::span<const double> probabilities, double u) {
+int32_t sample_categorical(std::span<const double> probabilities, double u, int32_t never) {
+  if (never >= 0 && static_cast<size_t>(never) < probabilities.size()) {
+    u *= 1.0 - probabilities[static_cast<size_t>(never)];
+  }
   double mass = 0.0;
   int32_t last_possible = 0;
   for (size_t v = 0; v < probabilities.size(); ++v) {
-    if (probabilities[v] <= 0.0) continue;
+    if (static_cast<int32_t>(v) == never || probabilities[v] <= 0.0) continue;
     last_possible = static_cast<int32_t>(v);
     mass += probabilities[v];
     if (u < mass) return last_possible;

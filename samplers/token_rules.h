@@ -42,14 +42,18 @@ void apply_temperature(std::span<float> row, double temperature);
 
 // softmax in float64.
 void softmax(std::span<const float> row, std::vector<double>& probabilities);
-// The first maximum, as torch.argmax.
-int32_t argmax(std::span<const float> row);
+// The draws below never return `never` (when >= 0): a diffusion step passes its mask id, whose prediction
+// would leave the position masked and the step without progress.
+//
+// The first maximum, as torch.argmax (std::max_element over the ids other than `never`).
+int32_t argmax(std::span<const float> row, int32_t never = -1);
 // LLaDA's add_gumbel_noise then argmax: argmax_v exp(l_v) / (-log u_v)^T in float64, u_v drawn at
 // (Gumbel | step, base + v).
 int32_t gumbel_argmax(std::span<const float> row, double temperature, const RngStream& rng, uint64_t step,
-                      uint64_t base);
-// Inverse-CDF draw from `probabilities` with one uniform u in (0, 1).
-int32_t sample_categorical(std::span<const double> probabilities, double u);
+                      uint64_t base, int32_t never = -1);
+// Inverse-CDF draw from `probabilities` with one uniform u in (0, 1); without `never`, the draw is from the
+// others renormalized (u scaled by their mass).
+int32_t sample_categorical(std::span<const double> probabilities, double u, int32_t never = -1);
 
 // How sure a prediction is, by remasking policy (higher is surer): LowConfidence p[token]; Margin top-1 minus
 // top-2 probability; Entropy sum p log(p + 1e-10) (Dream's negative entropy). Random and Origin draw theirs

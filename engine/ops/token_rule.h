@@ -21,7 +21,7 @@ inline constexpr int kMaxScoreSuppressions = 4;
 // Applied to row r of logits [N, V], in this order:
 //   l = logits[r]; with guidance_row g >= 0, l = logits[g] + guidance_scale * (l - logits[g]) in f32
 //   with divide_by_temperature, l = f32(l / temperature) computed in float64
-//   the draw row: l with suppress_before_draw at -inf; the token comes from it
+//   the draw row: l with suppress_before_draw at -inf; the token comes from it, never never_drawn
 //   the score row: the draw row with every suppress_before_scores id at -inf; the scores are its softmax's.
 // A Categorical draw samples from the score row's softmax, so it takes no score-only suppressions. Unused
 // ids are -1. Draws come from the request's Philox stream (engine/core/rng.h), as on the host.
@@ -35,6 +35,9 @@ struct TokenRule {
   int32_t guidance_row = -1;  // a row of the same logits
   float guidance_scale = 0.0f;
   int32_t suppress_before_draw = -1;
+  // An id the draw never returns, the scores keep (diffusion: the mask id, whose prediction would leave the
+  // position masked); a Categorical draw then samples the other ids renormalized, u scaled by their mass.
+  int32_t never_drawn = -1;
   int32_t suppress_before_scores[kMaxScoreSuppressions] = {-1, -1, -1, -1};
 };
 

@@ -29,6 +29,8 @@ void check_token_rule(const TokenRule& rule, size_t row, int64_t rows, int64_t v
             rule.guidance_scale);
   DLM_CHECK(id_ok(rule.suppress_before_draw), "{}: rule {}: suppress_before_draw {} is outside [-1, {})", kOp,
             row, rule.suppress_before_draw, vocab);
+  DLM_CHECK(id_ok(rule.never_drawn), "{}: rule {}: never_drawn {} is outside [-1, {})", kOp, row,
+            rule.never_drawn, vocab);
   bool score_only = false;
   for (int32_t id : rule.suppress_before_scores) {
     DLM_CHECK(id_ok(id), "{}: rule {}: suppress_before_scores id {} is outside [-1, {})", kOp, row, id,

@@ -36,14 +36,16 @@ TokenPrediction apply_rule(const float* logits, int64_t vocab, const TokenRule& 
   TokenPrediction out;
   switch (rule.draw) {
     case TokenDraw::Argmax:
-      out.token = argmax(l);
+      out.token = argmax(l, rule.never_drawn);
       break;
     case TokenDraw::Gumbel:
-      out.token = gumbel_argmax(l, rule.temperature, rng, rule.counter & kStepBits, rule.position * v_count);
+      out.token = gumbel_argmax(l, rule.temperature, rng, rule.counter & kStepBits, rule.position * v_count,
+                                rule.never_drawn);
       break;
     case TokenDraw::Categorical:
       softmax(l, probabilities);
-      out.token = sample_categorical(probabilities, rng.uniform_double_open(rule.counter, rule.position));
+      out.token = sample_categorical(probabilities, rng.uniform_double_open(rule.counter, rule.position),
+                                     rule.never_drawn);
       break;
   }
   for (int32_t id : rule.suppress_before_scores) {

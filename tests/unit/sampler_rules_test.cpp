@@ -539,5 +539,58 @@ TEST(Stochastic, DreamOriginRevealsEachMaskedPositionWithProbabilityOneMinusSOve
   }
 }
 
+// A model that ranks the mask id first everywhere must still fill its canvas: the draws skip the mask id
+// (committing it would leave the position masked, and a step that fills nothing repeats itself forever).
+TEST(NeverDrawn, MaskedDiffusionFinishesWhenTheMaskIdIsEveryArgmax) {
+  constexpr int64_t kVocab = 8;
+  constexpr int32_t kMask = 0;
+  NoForwardBackbone backbone;
+  DecodeContext context;
+  context.mask_id = kMask;
+  for (const auto& [method, commit, temperature] : {std::tuple{Method::Llada, CommitRule::Schedule, 0.0},
+                                                    std::tuple{Method::Llada, CommitRule::Threshold, 0.8},
+                                                    std::tuple{Method::Dream, CommitRule::Threshold, 0.0},
+                                                    std::tuple{Method::Dream, CommitRule::Schedule, 0.9}}) {
+    SamplingConfig config;
+    config.gen_length = 8;
+    config.steps = 4;
+    config.block_length = 8;
+    config.commit = commit;
+    config.temperature = temperature;
+    MaskedDiffusionTask task(backbone, config, context, method, GenerationRequest{{2, 3}, 5});
+    std::vector<float> logits;
+    for (int step = 0; step < 16 && !task.finished(); ++step) {
+      ForwardBatch batch;
+      task.plan(batch);
+      const int64_t rows = static_cast<int64_t>(batch.logit_rows.size());
+      logits.assign(static_cast<size_t>(rows * kVocab), 0.0f);
+      for (int64_t i = 0; i < rows; ++i) {
+        logits[static_cast<size_t>(i * kVocab + kMask)] = 9.0f;
+        logits[static_cast<size_t>(i * kVocab + 1 + i % 7)] = 2.0f;
+      }
+      StepRows step_rows;
+      step_rows.logits = LogitRows{logits.data(), rows, kVocab};
+      task.consume(step_rows);
+    }
+    ASSERT_TRUE(task.finished()) << "method " << static_cast<int>(method) << " commit "
+                                 << static_cast<int>(commit);
+    EXPECT_THAT(task.output().tokens, ::testing::Each(::testing::Ne(kMask)));
+  }
+}
+
+TEST(NeverDrawn, DrawsSkipTheIdAndRenormalizeTheRest) {
+  EXPECT_EQ(argmax(std::vector<float>{5.0f, 1.0f, 3.0f}, 0), 2);
+  EXPECT_EQ(argmax(std::vector<float>{5.0f, 3.0f, 3.0f}, 0), 1);
+  const std::vector<double> p{0.5, 0.25, 0.25};
+  // Without id 0 the others have mass 0.5: u = 0.4 lands at 0.2 (id 1), u = 0.6 at 0.3 (id 2).
+  EXPECT_EQ(sample_categorical(p, 0.4, 0), 1);
+  EXPECT_EQ(sample_categorical(p, 0.6, 0), 2);
+  EXPECT_EQ(sample_categorical(p, 0.4), 0);
+  const std::vector<float> row{30.0f, 0.0f, 0.0f};
+  for (uint64_t step = 0; step < 50; ++step) {
+    EXPECT_NE(gumbel_argmax(row, 1.0, RngStream{3}, step, 0, 0), 0);
+  }
+}
+
 }  // namespace
 }  // namespace dlm

@@ -379,8 +379,9 @@ __global__ void predict_tokens_kernel(const float* logits, int64_t rows, int64_t
     for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
       const float d = row.draw_value(v);
       const auto index = static_cast<int32_t>(v);
-      if (!isnan(d)) arg = first_max(arg, Best{d, index});
-      if (rule.draw == TokenDraw::Gumbel) {
+      const bool drawable = index != rule.never_drawn;
+      if (drawable && !isnan(d)) arg = first_max(arg, Best{d, index});
+      if (drawable && rule.draw == TokenDraw::Gumbel) {
         const double u = rng.uniform_double_open(rule.counter, gumbel_base + static_cast<uint64_t>(v));
         const double score = exp(static_cast<double>(d)) / pow(-log(u), rule.temperature);
         if (!isnan(score)) gumbel = better_score(gumbel, ScoreBest{score, index});
@@ -428,19 +429,21 @@ __global__ void predict_tokens_kernel(const float* logits, int64_t rows, int64_t
       double mass = 0.0;
       for (int64_t v = begin; v < end; ++v) {
         const double p = exp(static_cast<double>(row.score_value(v)) - m) / sum;
-        if (!(p <= 0.0)) mass += p;
+        if (v != rule.never_drawn && !(p <= 0.0)) mass += p;
       }
       if (threadIdx.x == 0) {
         categorical_token = kNoIndex;
         last_possible = 0;
       }
       mass = block_inclusive_scan(mass, sum_partials) - mass;  // exclusive: the mass before the chunk
-      const double u = rng.uniform_double_open(rule.counter, rule.position);
+      double u = rng.uniform_double_open(rule.counter, rule.position);
+      if (rule.never_drawn >= 0)
+        u *= 1.0 - exp(static_cast<double>(row.score_value(rule.never_drawn)) - m) / sum;
       int32_t crossing = kNoIndex;
       int32_t last = -1;
       for (int64_t v = begin; v < end; ++v) {
         const double p = exp(static_cast<double>(row.score_value(v)) - m) / sum;
-        if (p <= 0.0) continue;
+        if (v == rule.never_drawn || p <= 0.0) continue;
         last = static_cast<int32_t>(v);
         mass += p;
         if (crossing == kNoIndex && u < mass) crossing = static_cast<int32_t>(v);
@@ -453,10 +456,12 @@ __global__ void predict_tokens_kernel(const float* logits, int64_t rows, int64_t
     if (threadIdx.x == 0) {
       int32_t token = 0;
       switch (rule.draw) {
-        case TokenDraw::Argmax:
-          // std::max_element keeps a NaN first element: nothing compares above it.
-          token = isnan(row.draw_value(0)) || arg.index == kNoIndex ? 0 : arg.index;
+        case TokenDraw::Argmax: {
+          // std::max_element over the drawable ids keeps a NaN first one: nothing compares above it.
+          const int32_t first = rule.never_drawn == 0 && vocab > 1 ? 1 : 0;
+          token = isnan(row.draw_value(first)) || arg.index == kNoIndex ? first : arg.index;
           break;
+        }
         case TokenDraw::Gumbel:
           token = gumbel.index == kNoIndex ? 0 : gumbel.index;
           break;
