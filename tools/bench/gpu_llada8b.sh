@@ -1,44 +1,148 @@
 #!/usr/bin/env bash
-# dlm on the GPU against the PyTorch reference, on LLaDA-8B's shapes (and Qwen2.5-7B's for AR decoding):
-# full-recompute denoising steps at batch 1 and 32 (128 prompt + 256 canvas tokens) and AR tokens/s.
-#   tools/bench/gpu_llada8b.sh DLM_BINARY OUT_DIR
-# Random bf16 checkpoints are written under /tmp by tools/checkpoints/make_random_checkpoint.py. dlm's step
-# time is a record's denoise seconds over its forwards (`timings.denoise / nfe`): every forward of a run
-# serves all its rows, so at --batch-size 32 it is the time of a 32-row step.
+# dlm against the PyTorch reference on one GPU, on random bf16 checkpoints with LLaDA-8B-Instruct's and
+# Qwen2.5-7B-Instruct's exact shapes; one table of both sides.
+#
+#   tools/bench/gpu_llada8b.sh DLM_BINARY OUT_DIR        (from the repository root, on the GPU machine)
+#
+# Environment: CKPT_DIR (default /tmp/dlm-ckpt: the checkpoints are written there when missing, 53 s),
+# LLADA_B32=0 to leave out LLaDA's end-to-end run at batch 32 on both sides (256 steps of a 32-request batch:
+# ~100 s each side), BUDGET_S (default 570: the whole script's time; each step's timeout is cut to what is
+# left, and a step with no time left is skipped, so the summary is written inside a 10-minute device call),
+# TORCH_PYTHON (default python3; needs torch + transformers + safetensors). DLM_BINARY must start on its own
+# (LD_LIBRARY_PATH set for its libraries): `DLM_BINARY --help` is tried first.
+# Writes OUT_DIR/summary.md (also printed) and keeps every raw output in OUT_DIR: dlm_*.items.jsonl (the
+# prompts and per-item settings fed to dlm), dlm_*.jsonl (its records), torch_*.jsonl (the reference's JSON
+# lines), *.log (stderr), steps.tsv (each step's exit status and seconds). Each step runs under a timeout and
+# on its own: a failure leaves its rows empty ("—") and the others go on.
+#
+# Time on an H200 (measured 2026-12-04 but for the LLaDA b32 end-to-end runs, estimated from the step times):
+# checkpoints 53 s when missing; dlm: LLaDA b1 11 s, AR b1 6 s, AR b32 8 s, LLaDA b32 ~30 s (+~100 s with
+# LLADA_B32); reference: AR 46 s, LLaDA 44 s (+~110 s with LLADA_B32). About 7 minutes in all from a bare
+# machine, 6 with the checkpoints written, 3 with LLADA_B32=0.
+#
+# The LLaDA checkpoint's LM-head row of the MASK id is zeroed first (zero_mask_logit.py): with random weights
+# MASK can be the argmax; dlm never draws it but the reference commits it, so both sides would decode
+# different canvases.
+#
+# Every request: 128 prompt token ids (random, below the special ids) and 256 generated positions; LLaDA
+# schedules use blocks of 32, temperature 0, low-confidence remasking, a fixed count per step, no early stop.
+# dlm runs `dlm generate --device cuda` (bf16 activations), one process per model and batch size, on a
+# prompts file whose groups of items carry their own settings (gpu_llada8b.py: RUNS); the reference is
+# tools/bench/torch_reference.py (transformers LlamaForCausalLM with LLaDA's tensors renamed and an all-zero
+# 4-D mask; AutoModelForCausalLM for Qwen), one process per model. The rows:
+#  a  full-recompute step at batch 1 and 32: a forward of all 384 positions, then the commit.
+#     dlm "whole": a request's `seconds / nfe` (32 steps at b1, 16 at b32: 4 and 2 per block, full
+#     recompute), the sampler's own work included; "forward only": `timings.denoise / nfe`, the time inside
+#     the decoder's forward calls (the backbone over all rows and the copy of its outputs for the block's
+#     masked positions to the host). A forward serves every row of the batch and counts in full for each.
+#     reference "whole": model(x).logits + LLaDA's commit on the GPU (argmax, float32 softmax over every
+#     position, confidence, top-k, where); "forward only": model(x).logits (LM head on all 384 positions, as
+#     LLaDA's model does). Medians of 5 calls after 2.
+#  b  dual-cache block step (Fast-dLLM) at batch 1 and 32: the 32 positions of a block against the cached K/V
+#     of the other 352. dlm: the difference of two dual-cache runs, 128 steps (8 refreshes + 120 block
+#     steps) and 8 steps (the 8 refreshes alone), over 120: `seconds` for "whole", `timings.denoise` for
+#     "forward only" (dlm's records have no per-forward split: the refresh forwards are denoise forwards too).
+#     reference: one block forward against a DualCache filled by a refresh (transformers' attention with the
+#     block's fresh K/V written into the canvas' K/V, Fast-dLLM's replace_position), with / without the
+#     commit. Medians of 5 after 2.
+#  c  end to end, tok/s = batch * 256 / wall time of the whole generation (prompt to last token):
+#     LLaDA: 256 steps (1 token a step), a full forward every step; batch 1 and 32 (LLADA_B32=0: 1 only).
+#     Fast-dLLM: dual cache, 128 steps (2 tokens a step); per block one refresh forward over all 384
+#     positions (which also takes the block's first step), then 15 forwards of the block's 32 positions
+#     against the cache; batch 1 and 32. dlm: the group's record `seconds` (at b32 the largest: the batch
+#     starts together); reference: CUDA events around the run, median of the timed runs, after a one-block
+#     warm-up.
+#  d  Qwen2.5-7B-shaped AR decoding, 128-token prompt, 256 greedy tokens, KV cache, batch 1 and 32, tok/s as
+#     in c (prefill included). Reference: the faster of a manual greedy loop over transformers' DynamicCache
+#     and transformers' generate() (the table names it); dlm --method autoregressive.
 set -uo pipefail
+
+if [[ $# -ne 2 ]]; then
+  echo "usage: $0 DLM_BINARY OUT_DIR" >&2
+  exit 2
+fi
 dlm=$1
 out=$2
-mkdir -p "$out"
-ckpt=/tmp/dlm-ckpt
-[[ -d $ckpt/llada-8b ]] || python3 tools/checkpoints/make_random_checkpoint.py --family llada-8b --out "$ckpt/llada-8b"
-[[ -d $ckpt/qwen2.5-7b ]] || python3 tools/checkpoints/make_random_checkpoint.py --family qwen2.5-7b --out "$ckpt/qwen2.5-7b"
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+ckpt=${CKPT_DIR:-/tmp/dlm-ckpt}
+py=${TORCH_PYTHON:-python3}
+llada_b32=${LLADA_B32:-1}
+budget=${BUDGET_S:-570}
+if [[ ! -x $dlm ]]; then
+  echo "$0: DLM_BINARY $dlm is not an executable file" >&2
+  exit 2
+fi
+mkdir -p "$out" || exit 2
+: >"$out/steps.tsv"
 
-# Prompts of exactly 128 token ids, no special ids, one per request.
-prompts() {  # count vocabulary
-  python3 -c "import json, random; r = random.Random(7)
-for i in range($1): print(json.dumps({'id': i, 'prompt_ids': [r.randrange(1000, $2) for _ in range(128)]}))"
+# step NAME TIMEOUT_S STDOUT_FILE COMMAND...: runs COMMAND with stdout to STDOUT_FILE and stderr to
+# OUT_DIR/NAME.log, under its timeout cut to what is left of BUDGET_S; records its exit status (124: timed
+# out; "skipped": no time left) and seconds in steps.tsv.
+step() {
+  local name=$1 limit=$2 stdout=$3
+  shift 3
+  local left=$((budget - SECONDS - 15))  # 15 s kept for the summary
+  if ((left < 20)); then
+    printf '%s\tskipped\t0\n' "$name" >>"$out/steps.tsv"
+    echo "[$(date +%T)] $name: skipped, BUDGET_S=$budget s spent" >&2
+    return 0
+  fi
+  ((limit > left)) && limit=$left
+  echo "[$(date +%T)] $name (timeout ${limit} s): $*" >&2
+  local start=$SECONDS
+  timeout --kill-after=15 "$limit" "$@" >"$stdout" 2>"$out/$name.log"
+  local rc=$?
+  printf '%s\t%s\t%s\n' "$name" "$rc" "$((SECONDS - start))" >>"$out/steps.tsv"
+  echo "[$(date +%T)] $name: exit $rc, $((SECONDS - start)) s" >&2
+  return 0
 }
-prompts 1 126000 >"$out/p1.jsonl"
-prompts 32 126000 >"$out/p32.jsonl"
-prompts 1 150000 >"$out/q1.jsonl"
-prompts 32 150000 >"$out/q32.jsonl"
 
-step_ms() {  # records.jsonl: median over requests of denoise / nfe, in ms
-  python3 -c "import json, statistics, sys
-r = [json.loads(l) for l in open(sys.argv[1])]
-ok = [x for x in r if 'error' not in x]
-assert ok, r[0]
-print(round(statistics.median(1000 * x['timings']['denoise'] / x['nfe'] for x in ok), 2),
-      sum(x['nfe'] for x in ok) // len(ok))" "$1"
+step dlm_help 30 "$out/dlm_help.txt" "$dlm" --help
+
+# The checkpoints: written once per machine (the index is written last, so its presence means complete).
+checkpoint() {  # family
+  local dir=$ckpt/$1
+  [[ -f $dir/model.safetensors.index.json ]] && return 0
+  step "checkpoint_$1" 300 "$out/checkpoint_$1.txt" \
+    "$py" "$repo/tools/checkpoints/make_random_checkpoint.py" --family "$1" --out "$dir" --force
 }
-for batch in 1 32; do
-  "$dlm" generate --device cuda -m "$ckpt/llada-8b" --prompts "$out/p$batch.jsonl" --gen-length 256 \
-    --block-length 256 --steps 16 --no-stop-early --batch-size "$batch" -o "$out/llada_b$batch.jsonl"
-  echo "dlm llada-8b full-recompute step, batch $batch: $(step_ms "$out/llada_b$batch.jsonl") (ms, nfe)"
+checkpoint llada-8b
+checkpoint qwen2.5-7b
+step zero_mask_logit 30 "$out/zero_mask_logit.txt" python3 "$here/zero_mask_logit.py" "$ckpt/llada-8b"
+
+items_flag=()
+[[ $llada_b32 == 1 ]] && items_flag=(--llada-b32)
+for run in llada_b1 llada_b32 ar_b1 ar_b32; do
+  python3 "$here/gpu_llada8b.py" items "$run" "$out/dlm_$run.items.jsonl" "${items_flag[@]}"
 done
-python3 tools/bench/torch_llada_step.py --batch 1 32 --repeat 10
-for batch in 1 32; do
-  "$dlm" generate --device cuda -m "$ckpt/qwen2.5-7b" --prompts "$out/q$batch.jsonl" --gen-length 256 \
-    --no-stop-early --batch-size "$batch" -o "$out/ar_b$batch.jsonl"
-  echo "dlm qwen2.5-7b AR, batch $batch: $(step_ms "$out/ar_b$batch.jsonl") (ms per token step, nfe)"
-done
+
+# dlm generate RUN BATCH TIMEOUT MODEL_FLAGS...
+dlm_run() {
+  local run=$1 batch=$2 limit=$3
+  shift 3
+  step "dlm_$run" "$limit" "$out/dlm_$run.stdout" "$dlm" generate --device cuda \
+    --prompts "$out/dlm_$run.items.jsonl" -o "$out/dlm_$run.jsonl" --batch-size "$batch" --gen-length 256 --no-stop-early --temperature 0 \
+    --no-progress -v "$@"
+}
+llada=(-m "$ckpt/llada-8b" --method llada --block-length 32)
+ar=(-m "$ckpt/qwen2.5-7b" --method autoregressive)
+# The runs most likely to be cut by BUDGET_S go last: LLaDA at batch 32 (its end-to-end group last of all).
+b32_limit=120
+[[ $llada_b32 == 1 ]] && b32_limit=240
+dlm_run llada_b1 1 120 "${llada[@]}"
+dlm_run ar_b1 1 90 "${ar[@]}"
+dlm_run ar_b32 32 90 "${ar[@]}"
+dlm_run llada_b32 32 "$b32_limit" "${llada[@]}"
+
+# The reference: one process per model (each loads its checkpoint once), LLaDA's batch-32 end to end last.
+step torch_ar 150 "$out/torch_ar.jsonl" "$py" "$here/torch_reference.py" "$ckpt/qwen2.5-7b" \
+  ar ar-generate --batch 1 32 --runs 1
+llada_e2e=llada:1
+[[ $llada_b32 == 1 ]] && llada_e2e=llada:1,32
+ref_limit=150
+[[ $llada_b32 == 1 ]] && ref_limit=300
+step torch_llada "$ref_limit" "$out/torch_llada.jsonl" "$py" "$here/torch_reference.py" "$ckpt/llada-8b" \
+  step dual-step fast-dllm "$llada_e2e" --batch 1 32 --warmup 2 --repeat 5 --runs 1
+
+python3 "$here/gpu_llada8b.py" summary "$out"
