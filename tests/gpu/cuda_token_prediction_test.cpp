@@ -1,8 +1,9 @@
 // predict_tokens on the CUDA backend against the samplers' host code, its reference: for every method's
 // rule (LLaDA's Gumbel draw and EOS suppressions, Dream's and block diffusion's categorical draw after the
-// temperature, greedy, classifier-free guidance) and every remasking score, the kernel's token must be the
-// host's and its scores must agree to float64 rounding of sums in another order (1e-10), on rows with
-// ties, -inf, +inf and NaN, at vocabulary sizes from 1 to LLaDA's 126,464. Without a device every test skips.
+// temperature, greedy, classifier-free guidance, the mask id never drawn) and every remasking score, the
+// kernel's token must be the host's and its scores must agree to float64 rounding of sums taken in another
+// order (1e-10), on rows with ties, -inf, +inf and NaN, at vocabulary sizes from 1 to LLaDA's 126,464.
+// Without a device every test skips.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -24,6 +25,7 @@ using gpu_test::gpu;
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr int32_t kEos = 2;
 constexpr int32_t kEot = 5;
+constexpr int32_t kMask = 11;  // never drawn, where the vocabulary has it
 
 // Rows of every kind the kernel must treat as the host does.
 std::vector<float> make_rows(int64_t rows, int64_t vocab, uint32_t seed) {
@@ -51,6 +53,9 @@ std::vector<float> make_rows(int64_t rows, int64_t vocab, uint32_t seed) {
         break;
       case 6:
         at(r, vocab - 1) = std::numeric_limits<float>::quiet_NaN();
+        break;
+      case 7:  // the mask id is the likeliest
+        if (vocab > kMask) at(r, kMask) = 50.0f;
         break;
       default:
         break;
@@ -101,13 +106,14 @@ TEST_P(CudaTokenPrediction, MatchesTheHostPrediction) {
   config.remasking = setting.remasking;
   config.suppress_eos = config.suppress_eos_confidence = setting.suppress;
   config.cfg_scale = setting.cfg;
-  DecodeContext context;
-  context.stop_ids = {kEos, kEot};
-  Predictor predictor(config, context, setting.method);
   const RngStream rng{77};
   const uint64_t step = 9;
 
   for (const int64_t vocab : {int64_t{1}, int64_t{37}, int64_t{4099}, int64_t{126464}}) {
+    DecodeContext context;
+    context.stop_ids = {kEos, kEot};
+    context.mask_id = vocab > kMask ? kMask : -1;
+    Predictor predictor(config, context, setting.method);
     const int64_t candidates = vocab > 100000 ? 8 : 40;
     const bool guided = setting.cfg > 0.0;
     const int64_t rows = guided ? 2 * candidates : candidates;
