@@ -48,13 +48,16 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs"
 run_ctest build release
 
-# The dataset tools' own tests: the task checker scores the default models.
-echo "== python (tools/data)" >&2
-if python3 tools/data/test_tasks.py; then
-  passed=$((passed + 1))
-else
-  failed=$((failed + 1))
-fi
+# The Python tools' own tests: the task checker scores the default models; the GPU benchmark's summary and
+# checkpoint edit work on the host.
+for python_test in tools/data/test_tasks.py tools/bench/test_bench_tools.py; do
+  echo "== python ($python_test)" >&2
+  if python3 "$python_test"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+  fi
+done
 
 if ((run_sanitizers)); then
   echo "== build (AddressSanitizer + UBSan)" >&2
