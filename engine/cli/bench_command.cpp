@@ -14,6 +14,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "engine/backend/profiling_backend.h"
 #include "engine/cli/bench_report.h"
 #include "engine/cli/exit_codes.h"
 #include "engine/cli/model_path.h"
@@ -260,25 +261,35 @@ Measurement measure(Engine& engine, const std::vector<GenerationRequest>& reques
 
 // ---- The run --------------------------------------------------------------------------------------------
 
-std::string describe(const SweepPoint& point) {
-  const SamplingConfig& s = point.sampling;
-  return fmt::format("method {}, batch {}, prompt {}, gen {}, block {}, steps {}, commit {}, cache {}",
-                     enum_name(s.method, kMethodNames), point.batch_size, point.prompt_length, s.gen_length,
-                     s.block_length, s.steps, enum_name(s.commit, kCommitRuleNames),
-                     enum_name(s.cache, kCacheModeNames));
+// One more run with the profiler timing every op.
+PointProfile profile_run(Engine& engine, ProfilingBackend& profiler,
+                         const std::vector<GenerationRequest>& requests, const SamplingConfig& resolved) {
+  profiler.clear();
+  profiler.set_enabled(true);
+  const Clock::time_point start = Clock::now();
+  const std::vector<GenerationResult> results =
+      engine.generate(requests, resolved, static_cast<int64_t>(requests.size()));
+  PointProfile profile;
+  profile.run_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  profiler.set_enabled(false);
+  for (const GenerationResult& result : results) profile.forwards = std::max(profile.forwards, result.nfe);
+  profile.ops = profiler.times();
+  return profile;
 }
 
 // A point the model cannot decode (an invalid combination, a method it was not trained for, a prompt past its
-// context) gets its error and the sweep goes on.
+// context) gets its error and the sweep goes on. With a profiler, the point gets one profiled run more.
 BenchRow run_point(Engine& engine, const SweepPoint& point, const std::vector<int32_t>& ids, uint64_t seed,
-                   const RunCounts& runs) {
-  BenchRow row{point, std::nullopt, ""};
+                   const RunCounts& runs, ProfilingBackend* profiler) {
+  BenchRow row;
+  row.point = point;
   try {
     validate(point.sampling, "the point's settings");
     row.point.sampling = engine.resolve(point.sampling);
     const std::vector<GenerationRequest> requests =
         synthetic_requests(engine, ids, point.batch_size, point.prompt_length, seed);
     row.measured = measure(engine, requests, row.point.sampling, runs);
+    if (profiler != nullptr) row.profile = profile_run(engine, *profiler, requests, row.point.sampling);
   } catch (const InputError& error) {
     row.error = error.what();
   }
@@ -340,6 +351,10 @@ CLI::App* add_bench_command(CLI::App& app, BenchFlags& flags) {
       ->check(CLI::IsMember({"md", "csv", "json"}))
       ->capture_default_str();
   command->add_option("-o,--out", flags.output, "output file; default: standard output");
+  command->add_flag("--profile", flags.profile,
+                    "after each point's timed runs, one more run with every backend op timed alone (waiting "
+                    "for the device around each): md and json show where the time goes, by op and by "
+                    "operand shapes; csv leaves it out");
   add_device_flags(*command, flags.device);
   command->add_flag(
       "--stop-early", flags.stop_early,
@@ -404,9 +419,15 @@ int run_bench(const BenchFlags& flags) {
       flags.device.threads > 0 ? flags.device.threads : static_cast<int>(std::thread::hardware_concurrency());
   report.runs = RunCounts{flags.warmup, flags.repeat};
 
-  const std::unique_ptr<Engine> opened =
-      open_engine(model_dir, flags.model_config.value_or(""), flags.device);
-  Engine& engine = *opened;
+  // --profile: the engine runs on a profiler around the device's backend, idle but for the profiled runs.
+  std::unique_ptr<Backend> backend = make_backend(flags.device);
+  ProfilingBackend* profiler = nullptr;
+  if (flags.profile) {
+    auto wrapped = std::make_unique<ProfilingBackend>(std::move(backend));
+    profiler = wrapped.get();
+    backend = std::move(wrapped);
+  }
+  Engine engine(std::move(backend), model_dir, engine_options(flags.model_config.value_or(""), flags.device));
   SamplingConfig base = engine.default_sampling();
   apply_sampler_flags(flags.sampler, base);
   base.stop_early = flags.stop_early;
@@ -423,7 +444,7 @@ int run_bench(const BenchFlags& flags) {
   std::cerr << fmt::format("dlm bench: {} point{} on {}: {}\n", points.size(), points.size() == 1 ? "" : "s",
                            model_dir, report.command);
   for (size_t i = 0; i < points.size(); ++i) {
-    BenchRow row = run_point(engine, points[i], ids, flags.seed, report.runs);
+    BenchRow row = run_point(engine, points[i], ids, flags.seed, report.runs, profiler);
     std::cerr << fmt::format("dlm bench: [{}/{}] {}: {}\n", i + 1, points.size(), describe(row.point),
                              row.measured
                                  ? fmt::format("median {:.4f} s, {:.1f} tok/s", row.measured->median_seconds,

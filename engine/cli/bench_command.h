@@ -22,6 +22,7 @@ struct BenchFlags {
   std::vector<std::string> batch_sizes, prompt_lengths, methods, gen_lengths, block_lengths, steps, commits,
       caches;
   bool stop_early = false;
+  bool profile = false;  // one more run per point with each backend op timed alone
   int64_t warmup = 1;
   int64_t repeat = 5;
   uint64_t seed = 0;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <span>
 
@@ -122,6 +123,64 @@ std::string csv_field(const std::string& text) {
 
 }  // namespace
 
+std::string describe(const SweepPoint& point) {
+  const SamplingConfig& s = point.sampling;
+  return fmt::format("method {}, batch {}, prompt {}, gen {}, block {}, steps {}, commit {}, cache {}",
+                     enum_name(s.method, kMethodNames), point.batch_size, point.prompt_length, s.gen_length,
+                     s.block_length, s.steps, enum_name(s.commit, kCommitRuleNames),
+                     enum_name(s.cache, kCacheModeNames));
+}
+
+namespace {
+
+// One profiled point: the time by op, then the costliest op shapes.
+std::string profile_markdown(size_t index, const BenchRow& row) {
+  const PointProfile& p = *row.profile;
+  double op_seconds = 0;
+  std::map<std::string, OpTime> by_op;
+  for (const OpTime& t : p.ops) {
+    op_seconds += t.seconds;
+    OpTime& sum = by_op[t.op];
+    sum.op = t.op;
+    sum.calls += t.calls;
+    sum.seconds += t.seconds;
+  }
+  std::vector<OpTime> ops;
+  for (const auto& [name, t] : by_op) ops.push_back(t);
+  std::stable_sort(ops.begin(), ops.end(),
+                   [](const OpTime& a, const OpTime& b) { return a.seconds > b.seconds; });
+  const double forwards = static_cast<double>(std::max<int64_t>(p.forwards, 1));
+  const auto share = [&](double seconds) {
+    return p.run_seconds > 0 ? 100.0 * seconds / p.run_seconds : 0.0;
+  };
+  std::string out = fmt::format(
+      "\n### Where the time goes: point {} ({})\n\n"
+      "One more run with every backend op timed alone (the device waited for before and after each): {:.4f} "
+      "s "
+      "for {} forwards. The ops take {:.4f} s ({:.1f}%); the rest ({:.4f} s) is host work between them: "
+      "building batches, sampling on the host, bookkeeping.\n\n"
+      "| op | calls | ms | ms/forward | share |\n| --- | ---: | ---: | ---: | ---: |\n",
+      index + 1, describe(row.point), p.run_seconds, p.forwards, op_seconds, share(op_seconds),
+      p.run_seconds - op_seconds);
+  for (const OpTime& t : ops) {
+    out += fmt::format("| {} | {} | {:.3f} | {:.3f} | {:.1f}% |\n", t.op, t.calls, 1e3 * t.seconds,
+                       1e3 * t.seconds / forwards, share(t.seconds));
+  }
+  constexpr size_t kShapes = 12;
+  out += fmt::format(
+      "\nThe {} costliest op shapes:\n\n| op | operands | calls | ms | share |\n"
+      "| --- | --- | ---: | ---: | ---: |\n",
+      std::min(kShapes, p.ops.size()));
+  for (size_t i = 0; i < p.ops.size() && i < kShapes; ++i) {
+    const OpTime& t = p.ops[i];
+    out += fmt::format("| {} | {} | {} | {:.3f} | {:.1f}% |\n", t.op, t.shape, t.calls, 1e3 * t.seconds,
+                       share(t.seconds));
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string report_markdown(const BenchReport& report) {
   const bool any_error =
       std::any_of(report.rows.begin(), report.rows.end(), [](const auto& r) { return !r.measured; });
@@ -178,6 +237,9 @@ std::string report_markdown(const BenchReport& report) {
   }
   out += rule + "\n";
   for (const auto& line : lines) out += render(line);
+  for (size_t i = 0; i < report.rows.size(); ++i) {
+    if (report.rows[i].profile) out += profile_markdown(i, report.rows[i]);
+  }
   return out;
 }
 
@@ -204,6 +266,15 @@ std::string report_json(const BenchReport& report) {
       for (const Column& column : kMetricColumns) record[std::string(column.key)] = column.cell(row);
     } else {
       record["error"] = row.error;
+    }
+    if (row.profile) {
+      nlohmann::ordered_json ops = nlohmann::ordered_json::array();
+      for (const OpTime& t : row.profile->ops) {
+        ops.push_back({{"op", t.op}, {"operands", t.shape}, {"calls", t.calls}, {"seconds", t.seconds}});
+      }
+      record["profile"] = {{"run_seconds", row.profile->run_seconds},
+                           {"forwards", row.profile->forwards},
+                           {"ops", std::move(ops)}};
     }
     rows.push_back(std::move(record));
   }

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/backend/profiling_backend.h"
 #include "engine/io/generation_config.h"
 
 namespace dlm::cli {
@@ -30,11 +31,22 @@ struct Measurement {
   double latency_p50 = 0, latency_p95 = 0;  // seconds from the run's start to a request's end
 };
 
+// Where one more run of a point spent its time (--profile), with every backend op timed alone.
+struct PointProfile {
+  double run_seconds = 0;  // the run's wall time, the waits around each op included
+  int64_t forwards = 0;    // the forwards of the run's longest request: every step of the run
+  std::vector<OpTime> ops;
+};
+
 struct BenchRow {
   SweepPoint point;  // its settings resolved for the model when it ran, as swept otherwise
   std::optional<Measurement> measured;
   std::string error;  // why the point did not run
+  std::optional<PointProfile> profile;
 };
+
+// "method llada, batch 1, prompt 32, gen 64, block 32, steps 16, commit schedule, cache none"
+std::string describe(const SweepPoint& point);
 
 struct BenchReport {
   std::string command;  // the shell command that reproduces the run
@@ -46,7 +58,7 @@ struct BenchReport {
 };
 
 // The command, model, machine, date and run counts as a list, then the table; an "error" column only when a
-// point did not run.
+// point did not run; then, for each profiled point, its time by op and its costliest op shapes.
 std::string report_markdown(const BenchReport& report);
 // A header row of keys, then one row per point; a point that did not run has empty metrics and its error.
 std::string report_csv(const BenchReport& report);

@@ -8,23 +8,6 @@
 
 namespace dlm::cli {
 
-namespace {
-
-std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
-  if (flags.device == "cpu") return std::make_unique<CpuBackend>(flags.threads);
-#ifdef DLM_HAVE_CUDA
-  try {
-    return std::make_unique<CudaBackend>(0);
-  } catch (const Error& error) {
-    fail_input("--device cuda: no usable GPU: {}", error.what());
-  }
-#else
-  fail_input("--device cuda: this dlm was built without the CUDA backend (no nvcc at configure time)");
-#endif
-}
-
-}  // namespace
-
 void add_device_flags(CLI::App& command, DeviceFlags& flags) {
   command.add_option("--device", flags.device, "where to compute: cpu, or cuda (the first GPU)")
       ->check(CLI::IsMember({"cpu", "cuda"}))
@@ -40,12 +23,27 @@ void add_device_flags(CLI::App& command, DeviceFlags& flags) {
       ->capture_default_str();
 }
 
+std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
+  if (flags.device == "cpu") return std::make_unique<CpuBackend>(flags.threads);
+#ifdef DLM_HAVE_CUDA
+  try {
+    return std::make_unique<CudaBackend>(0);
+  } catch (const Error& error) {
+    fail_input("--device cuda: no usable GPU: {}", error.what());
+  }
+#else
+  fail_input("--device cuda: this dlm was built without the CUDA backend (no nvcc at configure time)");
+#endif
+}
+
+EngineOptions engine_options(const std::string& overlay_path, const DeviceFlags& flags) {
+  return EngineOptions{flags.threads, overlay_path,
+                       flags.precision == "f32" ? ActivationPrecision::F32 : ActivationPrecision::Auto};
+}
+
 std::unique_ptr<Engine> open_engine(const std::string& model_dir, const std::string& overlay_path,
                                     const DeviceFlags& flags) {
-  const EngineOptions options{
-      flags.threads, overlay_path,
-      flags.precision == "f32" ? ActivationPrecision::F32 : ActivationPrecision::Auto};
-  return std::make_unique<Engine>(make_backend(flags), model_dir, options);
+  return std::make_unique<Engine>(make_backend(flags), model_dir, engine_options(overlay_path, flags));
 }
 
 }  // namespace dlm::cli

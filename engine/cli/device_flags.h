@@ -17,6 +17,11 @@ struct DeviceFlags {
 
 void add_device_flags(CLI::App& command, DeviceFlags& flags);
 
+// The chosen device's backend; InputError as open_engine.
+std::unique_ptr<Backend> make_backend(const DeviceFlags& flags);
+// The engine options the flags choose, with the model overlay at `overlay_path` ("" for none).
+EngineOptions engine_options(const std::string& overlay_path, const DeviceFlags& flags);
+
 // The engine of `model_dir` on the chosen device. InputError when the device cannot be used: a dlm built
 // without the CUDA backend, or no usable GPU (the CUDA error named).
 std::unique_ptr<Engine> open_engine(const std::string& model_dir, const std::string& overlay_path,

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -204,6 +206,38 @@ TEST_F(BenchE2e, JsonHoldsTheRowsAndACommandThatReproducesThem) {
       EXPECT_EQ(repeated.at("rows")[i].at(key), rows[i].at(key)) << key;
     }
   }
+}
+
+// --profile: one more run per point with every backend op timed. Its op counts follow from the model and the
+// run's forwards: per LLaDA layer 7 linears (q, k, v, out, gate, up, down) and one attention, plus the LM
+// head once per forward; the ops' time is part of the run's.
+TEST_F(BenchE2e, ProfileCountsEveryOpOfTheProfiledRun) {
+  const json config = json::parse(std::ifstream(std::filesystem::path(DLM_E2E_MODEL_DIR) / "config.json"));
+  const int64_t layers = config.at("n_layers");
+  const e2e::DlmRun run = bench({"--batch-size", "2", "--steps", "8", "--format", "json", "--profile"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const json report = json::parse(run.out);
+  const json& profile = report.at("rows").at(0).at("profile");
+  const int64_t forwards = profile.at("forwards");
+  EXPECT_EQ(forwards, 8);
+  std::map<std::string, int64_t> calls;
+  double op_seconds = 0;
+  for (const json& op : profile.at("ops")) {
+    calls[op.at("op")] += op.at("calls").get<int64_t>();
+    op_seconds += op.at("seconds").get<double>();
+    EXPECT_FALSE(op.at("operands").get<std::string>().empty());
+  }
+  EXPECT_EQ(calls["linear"], forwards * (7 * layers + 1));
+  EXPECT_EQ(calls["attention"], forwards * layers);
+  EXPECT_GT(op_seconds, 0.0);
+  EXPECT_LE(op_seconds, profile.at("run_seconds").get<double>());
+
+  const e2e::DlmRun markdown = bench({"--batch-size", "2", "--steps", "8", "--profile"});
+  ASSERT_EQ(markdown.exit_code, 0) << markdown.err;
+  EXPECT_THAT(markdown.out,
+              HasSubstr("### Where the time goes: point 1 (method llada, batch 2, prompt 8, gen 16, "
+                        "block 8, steps 8, commit schedule, cache none)"));
+  EXPECT_THAT(markdown.out, HasSubstr(fmt::format("| attention | {} |", forwards * layers)));
 }
 
 TEST_F(BenchE2e, APointThatCannotRunGetsAnErrorRowAndTheOthersAreMeasured) {
