@@ -135,6 +135,12 @@ dlm_run ar_b1 1 90 "${ar[@]}"
 dlm_run ar_b32 32 90 "${ar[@]}"
 dlm_run llada_b32 32 "$b32_limit" "${llada[@]}"
 
+# Where dlm's step time goes: every op timed alone in one more run per point (full recompute and dual cache,
+# batch 1 and 32, 2 steps per block); the tables land in profile.md.
+step dlm_profile 150 "$out/profile.md" "$dlm" bench --device cuda -m "$ckpt/llada-8b" --method llada \
+  --batch-size 1,32 --prompt-length 128 --gen-length 256 --block-length 32 --steps 16 --cache none,dual \
+  --warmup 1 --repeat 1 --profile
+
 # The reference: one process per model (each loads its checkpoint once), LLaDA's batch-32 end to end last.
 step torch_ar 150 "$out/torch_ar.jsonl" "$py" "$here/torch_reference.py" "$ckpt/qwen2.5-7b" \
   ar ar-generate --batch 1 32 --runs 1
