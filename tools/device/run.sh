@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# On the GPU machine, from the repository root: unpacks what tools/device/pack.sh packed into /tmp/dlm-bin,
+# runs the GPU tests (logs and XML under $OUT), then the command given, if any, with DLM naming the dlm binary
+# and the libraries on LD_LIBRARY_PATH.
+#   tools/device/run.sh PACK.tar.xz [COMMAND...]      e.g. ... tools/bench/gpu_llada8b.sh '$DLM' "$OUT/bench"
+# GTEST_ARGS (say --gtest_filter=...) narrows the tests; SKIP_TESTS=1 skips them.
+set -uo pipefail
+bin=/tmp/dlm-bin
+mkdir -p "$bin" && tar -xJf "$1" -C "$bin" || exit 2
+shift
+# The tests find their golden data under the path they were built at.
+[[ -e /work/main ]] || { mkdir -p /work && ln -s "$PWD" /work/main; }
+cublaslt=$(find /usr/local /usr/lib /opt -name 'libcublasLt.so.13' 2>/dev/null | head -1)
+export LD_LIBRARY_PATH=$bin/libs:$(dirname "$cublaslt"):/usr/local/cuda/lib64
+export DLM=$bin/dlm
+out=${OUT:-/tmp/out}
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+if [[ -z ${SKIP_TESTS:-} ]]; then
+  start=$SECONDS
+  "$bin/dlm_gpu_tests" --gtest_output="xml:$out/gpu.xml" ${GTEST_ARGS:-} >"$out/gpu.log" 2>&1
+  echo "gpu tests: exit $? in $((SECONDS - start)) s"
+  grep -E '^\[  (FAILED|PASSED|SKIPPED) ' "$out/gpu.log" | head -40
+  grep -B2 -A12 'Failure$' "$out/gpu.log" | head -60
+fi
+(($# == 0)) || eval "$@"
