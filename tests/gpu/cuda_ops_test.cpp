@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -318,6 +319,45 @@ TEST_F(CudaBackendBasics, CopyRejectsMismatchesAndOverlap) {
   EXPECT_THROW(gpu().copy(a.tensor.slice(0, 0, 2), a.tensor.slice(0, 1, 3)), Error);
   gpu().copy(a.tensor, a.tensor);
   expect_same_bits(download(a), f32({4, 4}, std::vector<float>(16, 1.0f)));
+}
+
+TEST_F(CudaBackendBasics, CopyBatchCopiesEverySliceAndLeavesTheRestAlone) {
+  // Row slices of a source packed into a destination in one batch (a layer's cache gathers), an empty one
+  // among them; a batch with a host tensor goes copy by copy; mismatched lists and shapes are refused.
+  constexpr int64_t kRows = 37, kWidth = 5;
+  HostTensor bits = random_bits(DType::F32, Shape{kRows, kWidth}, 2);
+  Guarded source = upload(bits);
+  Guarded destination = output(DType::F32, Shape{kRows, kWidth});
+  const std::vector<std::pair<int64_t, int64_t>> slices = {{0, 20}, {25, 3}, {3, 0}, {30, 7}};  // begin, rows
+  std::vector<Tensor> sources, destinations;
+  int64_t packed = 0;
+  for (const auto& [begin, rows] : slices) {
+    sources.push_back(source.tensor.slice(0, begin, begin + rows));
+    destinations.push_back(destination.tensor.slice(0, packed, packed + rows));
+    packed += rows;
+  }
+  gpu().copy_batch(sources, destinations);
+  const HostTensor got = download(destination);
+  const auto* want = static_cast<const char*>(bits.tensor().data());
+  const auto* have = static_cast<const char*>(got.tensor().data());
+  constexpr size_t kRowBytes = kWidth * sizeof(float);
+  packed = 0;
+  for (const auto& [begin, rows] : slices) {
+    EXPECT_EQ(0, std::memcmp(have + packed * kRowBytes, want + begin * kRowBytes, rows * kRowBytes))
+        << "the slice from row " << begin;
+    packed += rows;
+  }
+  for (size_t i = packed * kRowBytes; i < kRows * kRowBytes; ++i) {  // rows no copy wrote
+    ASSERT_EQ(static_cast<uint8_t>(have[i]), kOutputGuard) << "byte " << i;
+  }
+  expect_guards_intact(destination);
+
+  HostTensor to_host(DType::F32, Shape{20, kWidth});
+  gpu().copy_batch(std::vector<Tensor>{sources[0]}, std::vector<Tensor>{to_host.tensor()});
+  EXPECT_EQ(0, std::memcmp(to_host.tensor().data(), want, 20 * kRowBytes));
+  EXPECT_THROW(gpu().copy_batch(sources, std::vector<Tensor>{destinations[0]}), Error);
+  EXPECT_THROW(gpu().copy_batch(std::vector<Tensor>{sources[0]}, std::vector<Tensor>{destinations[1]}),
+               Error);
 }
 
 // ============================================================================================== cast
