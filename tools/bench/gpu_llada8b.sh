@@ -12,7 +12,8 @@
 # (LD_LIBRARY_PATH set for its libraries): `DLM_BINARY --help` is tried first.
 # Writes OUT_DIR/summary.md (also printed) and keeps every raw output in OUT_DIR: dlm_*.items.jsonl (the
 # prompts and per-item settings fed to dlm), dlm_*.jsonl (its records), torch_*.jsonl (the reference's JSON
-# lines), *.log (stderr), steps.tsv (each step's exit status and seconds). Each step runs under a timeout and
+# lines), profile.md (dlm bench --profile: where dlm's step time goes, by op), *.log (stderr), steps.tsv (each
+# step's exit status and seconds). Each step runs under a timeout and
 # on its own: a failure leaves its rows empty ("—") and the others go on.
 #
 # Time on an H200 (measured 2026-12-04 but for the LLaDA b32 end-to-end runs, estimated from the step times):
