@@ -47,9 +47,7 @@ bool AutoregressiveTask::ends_with_stop_string() {
 }
 
 bool AutoregressiveTask::token_rules(std::vector<TokenRule>& rules) const {
-  // The repetition penalty and the filters read the whole row: they stay on the host.
-  if (config_.repetition_penalty != 1.0 || config_.top_k > 0 || config_.top_p < 1.0 || config_.min_p > 0.0)
-    return false;
+  if (needs_host_rows(config_)) return false;
   rules.push_back(scaled_rule(config_.temperature, rng_, static_cast<uint64_t>(step_),
                               static_cast<int64_t>(sequence_.size())));
   return true;

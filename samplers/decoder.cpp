@@ -39,7 +39,7 @@ LogitRows Decoder::host_rows(const Tensor& logits, int64_t first, int64_t count)
   return LogitRows{staging_.data<float>() + first * vocab, count, vocab};
 }
 
-bool Decoder::gather_rules(std::vector<Active>& active) {
+bool Decoder::gather_rules(const std::vector<Active>& active) {
   rules_.clear();
   for (const Active& a : active) {
     const size_t first = rules_.size();

@@ -40,7 +40,7 @@ class Decoder {
 
   LogitRows host_rows(const Tensor& logits, int64_t first, int64_t count);
   // Gathers every active task's token rules into rules_; false when one of them needs host logits.
-  bool gather_rules(std::vector<Active>& active);
+  bool gather_rules(const std::vector<Active>& active);
 
   Backbone& backbone_;
   Backend& backend_;

@@ -6,6 +6,10 @@
 
 namespace dlm {
 
+bool needs_host_rows(const SamplingConfig& config) {
+  return config.top_k > 0 || config.top_p < 1.0 || config.min_p > 0.0 || config.repetition_penalty != 1.0;
+}
+
 TokenRule scaled_rule(double temperature, const RngStream& rng, uint64_t step, int64_t position) {
   TokenRule rule;
   rule.seed = rng.seed;
@@ -91,7 +95,7 @@ double Predictor::confidence_by_policy(const RngStream& rng, uint64_t step, int6
 }
 
 std::optional<TokenRule> Predictor::rule(const RngStream& rng, uint64_t step, int64_t position) const {
-  if (config_.top_k > 0 || config_.top_p < 1.0) return std::nullopt;
+  if (needs_host_rows(config_)) return std::nullopt;
   if (method_ != Method::Llada) {
     TokenRule rule = scaled_rule(config_.temperature, rng, step, position);
     rule.never_drawn = context_.mask_id;
