@@ -283,19 +283,19 @@ void TransformerModel::attention_block(int64_t index, const Activations& acts, c
   ops::rope(backend_, acts.q, acts.positions, inv_freq_, rope_, acts.q);
   ops::rope(backend_, acts.k, acts.positions, inv_freq_, rope_, acts.k);
 
-  attend(index, acts, plan, AttentionParams{batch.visibility, 0.0f, 0.0f});
+  attend(index, acts, plan, batch.offsets, AttentionParams{batch.visibility, 0.0f, 0.0f});
   ops::linear(backend_, flat(acts.attention), layer.o.weight, layer.o.bias, acts.normed);
   if (batch.observer) batch.observer("attention_output", index, acts.normed);
   ops::add(backend_, acts.hidden, acts.normed, acts.hidden);
 }
 
 // acts.attention from acts.q and the keys of the plan; writes the rows' keys and values into the caches
-// first.
+// first. `offsets` are the batch's (host) query offsets.
 void TransformerModel::attend(int64_t index, const Activations& acts, const KeyPlan& plan,
-                              const AttentionParams& params) {
+                              std::span<const int32_t> offsets, const AttentionParams& params) {
   if (plan.direct) {
     // Without a cache the queries are the keys: the same offsets and positions on both sides.
-    const AttentionBatch ragged{acts.offsets, acts.offsets, acts.positions, acts.positions};
+    const AttentionBatch ragged{acts.offsets, acts.offsets, acts.positions, acts.positions, offsets, offsets};
     ops::attention(backend_, acts.q, acts.k, acts.v, ragged, params, acts.attention);
     return;
   }
@@ -309,7 +309,8 @@ void TransformerModel::attend(int64_t index, const Activations& acts, const KeyP
     copy_destinations_.push_back(write.cache->values(index).slice(0, position, position + write.count));
   }
   backend_.copy_batch(copy_sources_, copy_destinations_);
-  const AttentionBatch ragged{acts.offsets, acts.key_offsets, acts.positions, acts.key_positions};
+  const AttentionBatch ragged{acts.offsets,       acts.key_offsets, acts.positions,
+                              acts.key_positions, offsets,          plan.key_offsets};
   if (!plan.gathers()) {
     const KeyPlan::Segment& only = plan.segments.front();
     ops::attention(backend_, acts.q, only.cache->keys(index).slice(0, 0, only.end),

@@ -4,6 +4,7 @@
 // in the checkpoint's dtype: views into its memory map on the CPU, one copy in device memory on a device
 // backend, where the activations, the caches and the outputs live as well. Activations (and the K/V cache)
 // are f32, or bf16 as ActivationPrecision resolves; logits are f32.
+#include <span>
 #include <string>
 
 #include "backbones/arena.h"
@@ -60,7 +61,8 @@ class TransformerModel final : public Backbone {
   void plan_keys(const ForwardBatch& batch, KeyPlan& plan) const;
   void attention_block(int64_t layer, const Activations& acts, const KeyPlan& plan,
                        const ForwardBatch& batch);
-  void attend(int64_t layer, const Activations& acts, const KeyPlan& plan, const AttentionParams& params);
+  void attend(int64_t layer, const Activations& acts, const KeyPlan& plan, std::span<const int32_t> offsets,
+              const AttentionParams& params);
   void mlp_block(const TransformerLayerWeights& layer, const Activations& acts);
 
   Backend& backend_;

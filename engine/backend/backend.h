@@ -24,6 +24,11 @@ struct AttentionBatch {
   Tensor key_offsets;      // i32 [B+1]
   Tensor query_positions;  // i32 [Tq]
   Tensor key_positions;    // i32 [Tk]
+  // The offsets again, on the host, where the caller has them (empty: not given). They let a backend plan
+  // from the sequence lengths without reading the device: the CUDA backend sizes cuDNN's attention from the
+  // longest sequence and runs it only when they are given.
+  std::span<const int32_t> host_query_offsets;
+  std::span<const int32_t> host_key_offsets;
 };
 
 // Per-row statistics of softmax(logits) computed without materializing probabilities.

@@ -21,13 +21,22 @@ void add_device_flags(CLI::App& command, DeviceFlags& flags) {
   command.add_option("--threads", flags.threads, "CPU threads; 0: one per core")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  command
+      .add_option("--cuda-attention", flags.cuda_attention,
+                  "attention on the GPU: auto (cuDNN's fused attention where it applies, dlm's kernels "
+                  "elsewhere), cudnn (an error where cuDNN does not apply) or kernel (dlm's kernels only)")
+      ->check(CLI::IsMember({"auto", "cudnn", "kernel"}))
+      ->capture_default_str();
 }
 
 std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
   if (flags.device == "cpu") return std::make_unique<CpuBackend>(flags.threads);
 #ifdef DLM_HAVE_CUDA
   try {
-    return std::make_unique<CudaBackend>(0);
+    const CudaAttention attention = flags.cuda_attention == "cudnn"    ? CudaAttention::Cudnn
+                                    : flags.cuda_attention == "kernel" ? CudaAttention::Kernel
+                                                                       : CudaAttention::Auto;
+    return std::make_unique<CudaBackend>(0, attention);
   } catch (const Error& error) {
     fail_input("--device cuda: no usable GPU: {}", error.what());
   }

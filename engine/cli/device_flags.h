@@ -1,6 +1,6 @@
 #pragma once
-// Where a command computes: --device cpu|cuda, --precision auto|f32 and --threads, shared by the commands
-// that load a model to decode with it.
+// Where a command computes: --device cpu|cuda, --precision auto|f32, --threads and --cuda-attention, shared
+// by the commands that load a model to decode with it.
 #include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
@@ -13,6 +13,7 @@ struct DeviceFlags {
   std::string device = "cpu";
   std::string precision = "auto";
   int threads = 0;
+  std::string cuda_attention = "auto";
 };
 
 void add_device_flags(CLI::App& command, DeviceFlags& flags);

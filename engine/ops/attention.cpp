@@ -1,8 +1,11 @@
 #include "engine/ops/attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <span>
+#include <utility>
 
 #include "engine/ops/check.h"
 
@@ -36,9 +39,8 @@ void check_params(const AttentionParams& params) {
 
 // Offsets never decrease and stay within [0, rows]; query offsets also run from 0 to rows exactly, so every
 // output row belongs to a sequence and is written.
-void check_offsets(std::string_view arg, const Tensor& offsets, int64_t rows, bool cover_all) {
-  const int32_t* o = offsets.data_as<int32_t>();
-  const int64_t count = offsets.dim(0);
+void check_offsets(std::string_view arg, std::span<const int32_t> o, int64_t rows, bool cover_all) {
+  const int64_t count = static_cast<int64_t>(o.size());
   if (cover_all) {
     DLM_CHECK(o[0] == 0, "{}: {}[0] must be 0, got {}", kOp, arg, o[0]);
     DLM_CHECK(o[count - 1] == rows, "{}: {}[{}] must equal the {} rows, got {}", kOp, arg, count - 1, rows,
@@ -54,6 +56,34 @@ void check_offsets(std::string_view arg, const Tensor& offsets, int64_t rows, bo
   }
 }
 
+std::span<const int32_t> host_span(const Tensor& offsets) {
+  return {offsets.data_as<int32_t>(), static_cast<size_t>(offsets.dim(0))};
+}
+
+// The host copies of the offsets, when given, are valid offsets of B+1 entries, and equal the batch's own
+// where those are on the host too.
+void check_host_offsets(const AttentionBatch& batch, int64_t query_rows, int64_t key_rows,
+                        bool batch_on_host) {
+  const bool has_query = !batch.host_query_offsets.empty();
+  const bool has_key = !batch.host_key_offsets.empty();
+  if (!has_query && !has_key) return;
+  DLM_CHECK(has_query && has_key,
+            "{}: host_query_offsets and host_key_offsets come together, got {} and {} entries", kOp,
+            batch.host_query_offsets.size(), batch.host_key_offsets.size());
+  const int64_t count = batch.query_offsets.dim(0);
+  for (const auto& [arg, host] : {std::pair{"host_query_offsets", batch.host_query_offsets},
+                                  std::pair{"host_key_offsets", batch.host_key_offsets}}) {
+    DLM_CHECK(static_cast<int64_t>(host.size()) == count, "{}: {} must hold the batch's {} offsets, got {}",
+              kOp, arg, count, host.size());
+  }
+  check_offsets("host_query_offsets", batch.host_query_offsets, query_rows, true);
+  check_offsets("host_key_offsets", batch.host_key_offsets, key_rows, false);
+  if (!batch_on_host) return;
+  DLM_CHECK(std::ranges::equal(batch.host_query_offsets, host_span(batch.query_offsets)) &&
+                std::ranges::equal(batch.host_key_offsets, host_span(batch.key_offsets)),
+            "{}: host_query_offsets and host_key_offsets must equal query_offsets and key_offsets", kOp);
+}
+
 void check_positions(std::string_view arg, const Tensor& positions) {
   const int32_t* p = positions.data_as<int32_t>();
   for (int64_t i = 0; i < positions.dim(0); ++i) {
@@ -63,8 +93,8 @@ void check_positions(std::string_view arg, const Tensor& positions) {
 
 // The checks that read the batch's contents; possible only where the batch lives on the host.
 void check_batch_contents(const AttentionBatch& batch, int64_t query_rows, int64_t key_rows) {
-  check_offsets("query_offsets", batch.query_offsets, query_rows, true);
-  check_offsets("key_offsets", batch.key_offsets, key_rows, false);
+  check_offsets("query_offsets", host_span(batch.query_offsets), query_rows, true);
+  check_offsets("key_offsets", host_span(batch.key_offsets), key_rows, false);
   check_positions("query_positions", batch.query_positions);
   check_positions("key_positions", batch.key_positions);
 }
@@ -122,7 +152,9 @@ void attention(Backend& backend, const Tensor& q, const Tensor& k, const Tensor&
   check_shape(kOp, "query_positions", batch.query_positions, Shape{query_rows});
   check_shape(kOp, "key_positions", batch.key_positions, Shape{key_rows});
   check_params(params);
-  if (on_host(batch)) check_batch_contents(batch, query_rows, key_rows);
+  const bool batch_on_host = on_host(batch);
+  if (batch_on_host) check_batch_contents(batch, query_rows, key_rows);
+  check_host_offsets(batch, query_rows, key_rows, batch_on_host);
 
   backend.attention(q, k, v, batch, params, out);
 }

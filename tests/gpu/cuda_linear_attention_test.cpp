@@ -16,6 +16,10 @@
 //   (relative error <= 2^-9), which moves sum_j p_j v_j / sum_j p_j by at most 2^-9 max|v|; a bf16 output
 //   adds 2^-8 |cpu|.
 // - NaN must match NaN, +-inf must match exactly, everywhere.
+//
+// Attention runs dlm's kernels: the batches carry no host offsets, so the Auto backend never picks cuDNN for
+// them. The cuDNN cases (finite bf16 data, the bf16 tolerance above: cuDNN also rounds P to bf16) run on a
+// backend that requires cuDNN, with the host offsets given.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -478,6 +482,7 @@ struct AttentionSetup {
   bool shuffle = false;          // positions in random order within each sequence
   int32_t key_position_offset = 0;
   size_t out_misalign = 0;
+  bool cudnn = false;  // on gpu_test::cudnn_gpu(), with the batch's host offsets
   uint32_t seed = 1;
 
   std::string str() const {
@@ -518,6 +523,7 @@ struct AttentionSetup {
       s += " out misaligned by ";
       s += std::to_string(out_misalign);
     }
+    if (cudnn) s += " cudnn";
     return s;
   }
 };
@@ -578,7 +584,7 @@ std::vector<float> cpu_attention(const AttentionSetup& s, const AttentionData& d
   const HostTensor qo = i32_tensor(d.query_offsets), ko = i32_tensor(d.key_offsets);
   const HostTensor qp = i32_tensor(d.query_positions), kp = i32_tensor(d.key_positions);
   HostTensor out(DType::F32, {d.tq, s.hq, s.dv});
-  cpu().attention(q, k, v, AttentionBatch{qo, ko, qp, kp}, params_of(s), out);
+  cpu().attention(q, k, v, AttentionBatch{qo, ko, qp, kp, {}, {}}, params_of(s), out);
   return out.to_vector<float>();
 }
 
@@ -591,9 +597,14 @@ std::vector<float> gpu_attention(const AttentionSetup& s, const AttentionData& d
   const DeviceTensor qp = to_device(i32_tensor(d.query_positions));
   const DeviceTensor kp = to_device(i32_tensor(d.key_positions));
   Guarded out = guarded(s.out_dtype, {d.tq, s.hq, s.dv}, s.out_misalign);
-  gpu().attention(q.tensor, k.tensor, v.tensor, AttentionBatch{qo.tensor, ko.tensor, qp.tensor, kp.tensor},
-                  params_of(s), out.tensor);
-  gpu().synchronize();
+  AttentionBatch batch{qo.tensor, ko.tensor, qp.tensor, kp.tensor, {}, {}};
+  if (s.cudnn) {
+    batch.host_query_offsets = d.query_offsets;
+    batch.host_key_offsets = d.key_offsets;
+  }
+  CudaBackend& backend = s.cudnn ? gpu_test::cudnn_gpu() : gpu();
+  backend.attention(q.tensor, k.tensor, v.tensor, batch, params_of(s), out.tensor);
+  backend.synchronize();
   expect_guards_intact(out, s.str());
   return values_of(to_host(out.tensor));
 }
@@ -918,6 +929,57 @@ TEST(CudaAttention, LongKeysAndMisalignedOutputMatchCpu) {
       s.seed = seed++;
       check_attention(s);
     }
+  }
+}
+
+TEST(CudaAttention, CudnnMatchesCpuOnBidirectionalBf16Batches) {
+  DLM_SKIP_WITHOUT_GPU();
+  struct Case {
+    std::vector<int32_t> queries, keys;
+    int64_t hq, hkv, d, dv;
+    float scale;
+  };
+  const Case cases[] = {
+      {{384}, {384}, 32, 32, 128, 128, 0.0f},                  // LLaDA-8B's full-recompute step
+      {{32}, {384}, 32, 32, 128, 128, 0.0f},                   // a dual-cache block against its cached keys
+      {{32, 32, 32}, {384, 300, 385}, 32, 8, 128, 128, 0.0f},  // a batch of them, GQA, 385 keys: a 512 plan
+      {{5, 77, 130}, {9, 77, 300}, 8, 2, 64, 64, 0.3f},        // ragged, an explicit scale
+      {{0, 17, 64}, {3, 17, 65}, 4, 4, 256, 256, 0.0f},        // a sequence without queries; the largest head
+      {{40, 3}, {40, 3}, 6, 3, 64, 128, 0.0f},                 // value_dim != head_dim
+      {{100}, {100}, 2, 1, 72, 72, 0.0f},                      // head_dim a multiple of 8 only
+  };
+  uint32_t seed = 1000;
+  for (const Case& c : cases) {
+    AttentionSetup s;
+    s.query_lengths = c.queries;
+    s.key_lengths = c.keys;
+    s.hq = c.hq;
+    s.hkv = c.hkv;
+    s.d = c.d;
+    s.dv = c.dv;
+    s.scale = c.scale;
+    s.visibility = Visibility::bidirectional();
+    s.dtype = s.out_dtype = DType::BF16;
+    s.cudnn = true;
+    s.seed = seed++;
+    check_attention(s);
+  }
+}
+
+TEST(CudaAttention, RequiredCudnnNamesTheCallItCannotTake) {
+  DLM_SKIP_WITHOUT_GPU();
+  AttentionSetup s;
+  s.query_lengths = {8};
+  s.key_lengths = {8};
+  s.dtype = s.out_dtype = DType::BF16;
+  s.cudnn = true;
+  s.visibility = Visibility::causal();
+  try {
+    gpu_attention(s, attention_data(s));
+    ADD_FAILURE() << "causal attention through a backend that requires cuDNN did not throw";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("the visibility is not bidirectional"), std::string::npos)
+        << error.what();
   }
 }
 

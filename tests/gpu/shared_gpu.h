@@ -10,4 +10,10 @@ inline CudaBackend& gpu() {
   return backend;
 }
 
+// A second backend whose attention must go through cuDNN (an Error where cuDNN cannot take a call).
+inline CudaBackend& cudnn_gpu() {
+  static CudaBackend backend(0, CudaAttention::Cudnn);
+  return backend;
+}
+
 }  // namespace dlm::gpu_test

@@ -112,8 +112,12 @@ TEST_F(OpsGolden, Attention) {
     }
     const AttentionParams params{visibility, std::stof(meta(name + ".scale")),
                                  std::stof(meta(name + ".softcap"))};
-    const AttentionBatch batch{tensor(name, "query_offsets"), tensor(name, "key_offsets"),
-                               tensor(name, "query_positions"), tensor(name, "key_positions")};
+    const AttentionBatch batch{tensor(name, "query_offsets"),
+                               tensor(name, "key_offsets"),
+                               tensor(name, "query_positions"),
+                               tensor(name, "key_positions"),
+                               {},
+                               {}};
     const Tensor want = tensor(name, "out");
     HostTensor out(DType::F32, want.shape());
     ops::attention(backend_, tensor(name, "q"), tensor(name, "k"), tensor(name, "v"), batch, params, out);

@@ -24,14 +24,17 @@ const float kLn3 = std::log(3.0f);
 
 struct Batch {
   HostTensor query_offsets, key_offsets, query_positions, key_positions;
+  std::vector<int32_t> host_query_offsets, host_key_offsets;  // empty: not given
 
-  AttentionBatch view() const { return {query_offsets, key_offsets, query_positions, key_positions}; }
+  AttentionBatch view() const {
+    return {query_offsets, key_offsets, query_positions, key_positions, host_query_offsets, host_key_offsets};
+  }
 };
 
 Batch make_batch(const std::vector<int32_t>& query_offsets, const std::vector<int32_t>& key_offsets,
                  const std::vector<int32_t>& query_positions, const std::vector<int32_t>& key_positions) {
   auto vec = [](const std::vector<int32_t>& v) { return HostTensor::from(Shape{int64_t(v.size())}, v); };
-  return {vec(query_offsets), vec(key_offsets), vec(query_positions), vec(key_positions)};
+  return {vec(query_offsets), vec(key_offsets), vec(query_positions), vec(key_positions), {}, {}};
 }
 
 // One sequence, query i at position query_positions[i], key j at position j.
@@ -387,6 +390,11 @@ TEST(AttentionValidation, AcceptsTheValidCall) {
   std::fill(args.v.data<float>(), args.v.data<float>() + 72, 2.0f);
   ops::attention(backend, args.q, args.k, args.v, args.batch.view(), args.params, args.out);
   for (float x : args.out.to_vector<float>()) EXPECT_FLOAT_EQ(x, 2.0f);
+  // With the offsets' host copies as well.
+  args.batch.host_query_offsets = {0, 2, 4};
+  args.batch.host_key_offsets = {0, 3, 6};
+  ops::attention(backend, args.q, args.k, args.v, args.batch.view(), args.params, args.out);
+  for (float x : args.out.to_vector<float>()) EXPECT_FLOAT_EQ(x, 2.0f);
 }
 
 TEST(AttentionValidation, RejectsBadTensors) {
@@ -467,6 +475,32 @@ TEST(AttentionValidation, RejectsBadBatch) {
         a.batch.key_positions = HostTensor::from<int32_t>(Shape{6}, {0, 1, -2, 0, 1, 2});
       },
       {"key_positions[2]", ">= 0", "-2"});
+}
+
+TEST(AttentionValidation, RejectsBadHostOffsets) {
+  expect_error(
+      [](Args& a) {
+        a.batch.host_query_offsets = {0, 2, 4};
+      },
+      {"host_query_offsets and host_key_offsets come together", "3 and 0"});
+  expect_error(
+      [](Args& a) {
+        a.batch.host_query_offsets = {0, 4};
+        a.batch.host_key_offsets = {0, 3, 6};
+      },
+      {"host_query_offsets", "the batch's 3 offsets", "got 2"});
+  expect_error(
+      [](Args& a) {
+        a.batch.host_query_offsets = {0, 2, 4};
+        a.batch.host_key_offsets = {0, 4, 3};
+      },
+      {"host_key_offsets", "decrease"});
+  expect_error(
+      [](Args& a) {
+        a.batch.host_query_offsets = {0, 2, 4};
+        a.batch.host_key_offsets = {0, 2, 6};
+      },
+      {"must equal query_offsets and key_offsets"});
 }
 
 TEST(AttentionValidation, RejectsBadParams) {

@@ -1,10 +1,45 @@
-// CudaBackend::attention: dispatch to the kernels of attention.cu (which describes them).
+// CudaBackend::attention: cuDNN's fused attention where the choice and the call allow it
+// (cudnn_attention.h), else the kernels of attention.cu (which describes them).
 #include <cmath>
+#include <string>
 
 #include "engine/backend/cuda/attention_kernels.h"
 #include "engine/backend/cuda/cuda_context.h"
 
 namespace dlm {
+namespace {
+
+// Queues `problem` through cuDNN and returns true, or returns false for dlm's kernels to take it (Error
+// instead under CudaAttention::Cudnn, naming why cuDNN cannot).
+bool attend_with_cudnn(CudaBackend::Context& ctx, const cuda::AttentionProblem& problem,
+                       const AttentionBatch& batch) {
+  if (ctx.attention == CudaAttention::Kernel) return false;
+  std::string why_not = ctx.cudnn_unusable;
+  if (why_not.empty()) {
+    why_not = cuda::sdpa_unsupported(problem, batch.host_query_offsets, batch.host_key_offsets, ctx.sm_major);
+  }
+  if (why_not.empty() && !ctx.cudnn_attention) {
+    try {
+      ctx.cudnn_attention = std::make_unique<cuda::CudnnAttention>(ctx.stream);
+    } catch (const Error& error) {
+      ctx.cudnn_unusable = why_not = error.what();
+    }
+  }
+  if (why_not.empty()) {
+    const cuda::SdpaShape shape = cuda::plan_shape(problem, batch.host_query_offsets, batch.host_key_offsets);
+    const size_t workspace = ctx.cudnn_attention->workspace_bytes(shape, why_not);
+    if (why_not.empty()) {
+      void* scratch = ctx.reserve_scratch(cuda::CudnnAttention::length_array_bytes(shape) + workspace);
+      ctx.cudnn_attention->run(problem, shape, scratch);
+      return true;
+    }
+  }
+  DLM_CHECK(ctx.attention != CudaAttention::Cudnn, "attention on CUDA: cuDNN was required but cannot take {}",
+            why_not);
+  return false;
+}
+
+}  // namespace
 
 void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionBatch& batch,
                             const AttentionParams& params, const Tensor& out) {
@@ -49,6 +84,7 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   problem.softcap = params.softcap;
   problem.visibility = params.visibility;
   context_->make_current();
+  if (attend_with_cudnn(*context_, problem, batch)) return;
   check_launch(cuda::launch_attention(context_->stream, problem), "attention");
 }
 

@@ -43,4 +43,21 @@ inline constexpr int64_t kMaxAttentionHeadDim = 256;
 
 cudaError_t launch_attention(cudaStream_t stream, const AttentionProblem& problem);
 
+// The device arrays cuDNN's attention (cudnn_attention.cpp) reads, derived from a batch's offsets: i32
+// query and key rows per sequence [sequences], and the element offset of each sequence's first row of q, k,
+// v and out [sequences + 1].
+struct SdpaLengthArrays {
+  int32_t* query_rows = nullptr;
+  int32_t* key_rows = nullptr;
+  int32_t* q_offsets = nullptr;
+  int32_t* k_offsets = nullptr;
+  int32_t* v_offsets = nullptr;
+  int32_t* out_offsets = nullptr;
+};
+
+// Fills `arrays` from the device offsets of `problem` (the caller checked that every element offset fits
+// in i32).
+cudaError_t launch_sdpa_lengths(cudaStream_t stream, const AttentionProblem& problem,
+                                const SdpaLengthArrays& arrays);
+
 }  // namespace dlm::cuda

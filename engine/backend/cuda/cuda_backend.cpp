@@ -30,6 +30,7 @@ CudaBackend::Context::~Context() {
   // Nothing here may throw; errors (a device already lost) are ignored. Pending work is waited for first, so
   // no kernel still uses what is freed. linear_plans release their descriptors as members (no handle needed).
   if (stream != nullptr) cudaStreamSynchronize(stream);
+  cudnn_attention.reset();  // its handle is bound to the stream
   if (scratch != nullptr) cudaFree(scratch);
   if (embedding_fault_host != nullptr) cudaFreeHost(embedding_fault_host);
   if (embedding_fault != nullptr) cudaFree(embedding_fault);
@@ -73,9 +74,10 @@ void* CudaBackend::Context::reserve_scratch(size_t bytes) {
 
 // --------------------------------------------------------------------------------------------- CudaBackend
 
-CudaBackend::CudaBackend(int device) : context_(std::make_unique<Context>()) {
+CudaBackend::CudaBackend(int device, CudaAttention attention) : context_(std::make_unique<Context>()) {
   Context& ctx = *context_;
   ctx.device = device;
+  ctx.attention = attention;
   int count = 0;
   check_setup(cudaGetDeviceCount(&count), device, "cudaGetDeviceCount");
   DLM_CHECK(device >= 0 && device < count, "CUDA device {} cannot be used: {} device(s) present", device,
@@ -83,6 +85,8 @@ CudaBackend::CudaBackend(int device) : context_(std::make_unique<Context>()) {
   check_setup(cudaSetDevice(device), device, "cudaSetDevice");
   check_setup(cudaDeviceGetAttribute(&ctx.sm_count, cudaDevAttrMultiProcessorCount, device), device,
               "cudaDeviceGetAttribute(multiprocessor count)");
+  check_setup(cudaDeviceGetAttribute(&ctx.sm_major, cudaDevAttrComputeCapabilityMajor, device), device,
+              "cudaDeviceGetAttribute(compute capability)");
   check_setup(cudaStreamCreateWithFlags(&ctx.stream, cudaStreamNonBlocking), device, "cudaStreamCreate");
   const cublasStatus_t lt_status = cublasLtCreate(&ctx.lt);
   DLM_CHECK(lt_status == CUBLAS_STATUS_SUCCESS,

@@ -9,10 +9,16 @@
 
 namespace dlm {
 
+// Which implementation attention runs on: Auto takes cuDNN's fused attention wherever it applies
+// (cudnn_attention.h: bf16, bidirectional, the batch's host offsets given, an engine for the shape) and
+// dlm's own kernels elsewhere; Cudnn raises an Error for a call cuDNN cannot take (to measure or test it
+// alone); Kernel always runs dlm's kernels.
+enum class CudaAttention { Auto, Cudnn, Kernel };
+
 class CudaBackend final : public Backend {
  public:
   // Error naming the device and the CUDA error when it cannot be used.
-  explicit CudaBackend(int device = 0);
+  explicit CudaBackend(int device = 0, CudaAttention attention = CudaAttention::Auto);
   ~CudaBackend() override;
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;

@@ -8,11 +8,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string>
 #include <tuple>
 #include <vector>
 
 #include "engine/backend/cuda/cuda_backend.h"
 #include "engine/backend/cuda/cuda_kernels.h"
+#include "engine/backend/cuda/cudnn_attention.h"
 #include "engine/core/error.h"
 
 // Throws Error "<call> failed: <CUDA error>" with the file and line.
@@ -68,6 +70,7 @@ struct CudaBackend::Context {
   size_t workspace_bytes = 0;
 
   int sm_count = 0;  // streaming multiprocessors of the device, for sizing grids
+  int sm_major = 0;  // the device's compute capability, major version
   // copy_batch's argument arrays, reused so that a batch allocates nothing once they have grown.
   std::vector<void*> batch_destinations;
   std::vector<const void*> batch_sources;
@@ -81,6 +84,11 @@ struct CudaBackend::Context {
   size_t scratch_bytes = 0;
   // linear.cpp: the descriptors are made and cublasLtMatmulAlgoGetHeuristic is asked once per problem.
   std::map<LinearAlgoKey, std::unique_ptr<LinearPlan>> linear_plans;
+  // attention.cpp: the implementation chosen, and cuDNN's handle and plans, made on first use (or why
+  // cuDNN could not be initialized, so it is not tried again).
+  CudaAttention attention = CudaAttention::Auto;
+  std::unique_ptr<cuda::CudnnAttention> cudnn_attention;
+  std::string cudnn_unusable;
 
   Context() = default;
   Context(const Context&) = delete;
