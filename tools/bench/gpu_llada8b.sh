@@ -12,7 +12,8 @@
 # (LD_LIBRARY_PATH set for its libraries): `DLM_BINARY --help` is tried first.
 # Writes OUT_DIR/summary.md (also printed) and keeps every raw output in OUT_DIR: dlm_*.items.jsonl (the
 # prompts and per-item settings fed to dlm), dlm_*.jsonl (its records), torch_*.jsonl (the reference's JSON
-# lines), profile.md (dlm bench --profile: where dlm's step time goes, by op), *.log (stderr), steps.tsv (each
+# lines), profile.md (dlm bench --profile: where dlm's step time goes, by op; profile_kernel_attention.md: the
+# same with --cuda-attention kernel), *.log (stderr), steps.tsv (each
 # step's exit status and seconds). Each step runs under a timeout and
 # on its own: a failure leaves its rows empty ("—") and the others go on.
 #
@@ -151,5 +152,10 @@ ref_limit=150
 [[ $llada_b32 == 1 ]] && ref_limit=300
 step torch_llada "$ref_limit" "$out/torch_llada.jsonl" "$py" "$here/torch_reference.py" "$ckpt/llada-8b" \
   step dual-step fast-dllm "$llada_e2e" --batch 1 32 --warmup 2 --repeat 5 --runs 1
+
+# The same profile with dlm's own attention kernels instead of cuDNN's, for the attention rows side by side.
+step dlm_profile_kernel_attention 150 "$out/profile_kernel_attention.md" "$dlm" bench --device cuda \
+  -m "$ckpt/llada-8b" --method llada --batch-size 1,32 --prompt-length 128 --gen-length 256 --block-length 32 \
+  --steps 16 --cache none,dual --warmup 1 --repeat 1 --profile --cuda-attention kernel
 
 python3 "$here/gpu_llada8b.py" summary "$out"

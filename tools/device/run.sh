@@ -10,8 +10,14 @@ mkdir -p "$bin" && tar -xJf "$1" -C "$bin" || exit 2
 shift
 # The tests find their golden data under the path they were built at.
 [[ -e /work/main ]] || { mkdir -p /work && ln -s "$PWD" /work/main; }
-cublaslt=$(find /usr/local /usr/lib /opt -name 'libcublasLt.so.13' 2>/dev/null | head -1)
-export LD_LIBRARY_PATH=$bin/libs:$(dirname "$cublaslt"):/usr/local/cuda/lib64
+# The CUDA libraries dlm links (cuBLASLt, cuDNN) and the one cuDNN loads to compile its attention kernels
+# (NVRTC), wherever the machine keeps them (the toolkit, or Python's nvidia-* packages).
+library_dirs=$bin/libs
+for library in libcublasLt.so.13 libcudnn.so.9 libnvrtc.so.13; do
+  found=$(find /usr/local/cuda/lib64 /usr/local /usr/lib /opt -name "$library" 2>/dev/null | head -1)
+  if [[ -n $found ]]; then library_dirs+=:$(dirname "$found"); else echo "run.sh: $library not found" >&2; fi
+done
+export LD_LIBRARY_PATH=$library_dirs:/usr/local/cuda/lib64
 export DLM=$bin/dlm
 out=${OUT:-/tmp/out}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
