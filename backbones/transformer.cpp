@@ -246,10 +246,16 @@ ForwardResult TransformerModel::forward(const ForwardBatch& batch) {
 
   ops::embedding(backend_, weights_.embed_tokens, acts.ids, acts.hidden);
   if (batch.observer) batch.observer("embeddings", -1, acts.hidden);
-  for (int64_t layer = 0; layer < config_.num_layers; ++layer) {
-    attention_block(layer, acts, plan, batch);
-    mlp_block(weights_.layers[static_cast<size_t>(layer)], acts);
-    if (batch.observer) batch.observer("layer_output", layer, acts.hidden);
+  // Each residual add is fused with the norm after it, so a layer starts from its input already normed.
+  const std::vector<TransformerLayerWeights>& layers = weights_.layers;
+  if (!layers.empty()) {
+    ops::rms_norm(backend_, acts.hidden, layers.front().input_norm, config_.rms_norm_eps, NormWeight::Plain,
+                  acts.normed);
+  }
+  for (size_t layer = 0; layer < layers.size(); ++layer) {
+    attention_block(static_cast<int64_t>(layer), acts, plan, batch);
+    mlp_block(layers[layer], layer + 1 < layers.size() ? &layers[layer + 1] : nullptr, acts);
+    if (batch.observer) batch.observer("layer_output", static_cast<int64_t>(layer), acts.hidden);
   }
   for (const auto& [cache, length] : plan.new_lengths) cache->set_length(length);
   if (rows == 0) return result;
@@ -270,7 +276,6 @@ void TransformerModel::attention_block(int64_t index, const Activations& acts, c
   const TransformerLayerWeights& layer = weights_.layers[static_cast<size_t>(index)];
   const int64_t tokens = acts.hidden.dim(0);
   const float eps = config_.rms_norm_eps;
-  ops::rms_norm(backend_, acts.hidden, layer.input_norm, eps, NormWeight::Plain, acts.normed);
   auto flat = [tokens](const Tensor& t) { return t.reshape(Shape{tokens, t.numel() / tokens}); };
   ops::linear(backend_, acts.normed, layer.q.weight, layer.q.bias, flat(acts.q));
   ops::linear(backend_, acts.normed, layer.k.weight, layer.k.bias, flat(acts.k));
@@ -286,7 +291,8 @@ void TransformerModel::attention_block(int64_t index, const Activations& acts, c
   attend(index, acts, plan, batch.offsets, AttentionParams{batch.visibility, 0.0f, 0.0f});
   ops::linear(backend_, flat(acts.attention), layer.o.weight, layer.o.bias, acts.normed);
   if (batch.observer) batch.observer("attention_output", index, acts.normed);
-  ops::add(backend_, acts.hidden, acts.normed, acts.hidden);
+  ops::add_rms_norm(backend_, acts.hidden, acts.normed, layer.post_attention_norm, eps, NormWeight::Plain,
+                    acts.hidden, acts.normed);
 }
 
 // acts.attention from acts.q and the keys of the plan; writes the rows' keys and values into the caches
@@ -335,14 +341,18 @@ void TransformerModel::attend(int64_t index, const Activations& acts, const KeyP
   ops::attention(backend_, acts.q, acts.keys, acts.values, ragged, params, acts.attention);
 }
 
-void TransformerModel::mlp_block(const TransformerLayerWeights& layer, const Activations& acts) {
-  ops::rms_norm(backend_, acts.hidden, layer.post_attention_norm, config_.rms_norm_eps, NormWeight::Plain,
-                acts.normed);
+void TransformerModel::mlp_block(const TransformerLayerWeights& layer, const TransformerLayerWeights* next,
+                                 const Activations& acts) {
   ops::linear(backend_, acts.normed, layer.gate.weight, layer.gate.bias, acts.gate);
   ops::linear(backend_, acts.normed, layer.up.weight, layer.up.bias, acts.up);
   ops::swiglu(backend_, acts.gate, acts.up, acts.act);
   ops::linear(backend_, acts.act, layer.down.weight, layer.down.bias, acts.normed);
-  ops::add(backend_, acts.hidden, acts.normed, acts.hidden);
+  if (next == nullptr) {
+    ops::add(backend_, acts.hidden, acts.normed, acts.hidden);
+    return;
+  }
+  ops::add_rms_norm(backend_, acts.hidden, acts.normed, next->input_norm, config_.rms_norm_eps,
+                    NormWeight::Plain, acts.hidden, acts.normed);
 }
 
 }  // namespace dlm

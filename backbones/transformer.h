@@ -59,11 +59,15 @@ class TransformerModel final : public Backbone {
   };
 
   void plan_keys(const ForwardBatch& batch, KeyPlan& plan) const;
+  // Attention from acts.normed (the layer's input, normed), then the residual add fused with the
+  // post-attention norm.
   void attention_block(int64_t layer, const Activations& acts, const KeyPlan& plan,
                        const ForwardBatch& batch);
   void attend(int64_t layer, const Activations& acts, const KeyPlan& plan, std::span<const int32_t> offsets,
               const AttentionParams& params);
-  void mlp_block(const TransformerLayerWeights& layer, const Activations& acts);
+  // The MLP from acts.normed, then the residual add, fused with `next` layer's input norm when there is one.
+  void mlp_block(const TransformerLayerWeights& layer, const TransformerLayerWeights* next,
+                 const Activations& acts);
 
   Backend& backend_;
   TransformerConfig config_;

@@ -70,6 +70,14 @@ class Backend {
                         const Tensor& out) = 0;
   virtual void layer_norm(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias, float eps,
                           const Tensor& out) = 0;
+  // sum_out = x + residual, then norm_out = rms_norm(sum_out): a residual add and the norm after it in one
+  // pass over the rows. Either output may be x or residual, never the other output. This composition is
+  // the definition; a backend overrides it only to fuse it (the same numbers).
+  virtual void add_rms_norm(const Tensor& x, const Tensor& residual, const Tensor& weight, float eps,
+                            NormWeight mode, const Tensor& sum_out, const Tensor& norm_out) {
+    add(x, residual, sum_out);
+    rms_norm(sum_out, weight, eps, mode, norm_out);
+  }
   // x[T,H,D] rotated at positions[T] (i32) with inv_freq[rotary_dim/2] (f32); out may alias x.
   virtual void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
                     const RopeParams& params, const Tensor& out) = 0;

@@ -91,6 +91,13 @@ void ProfilingBackend::layer_norm(const Tensor& x, const Tensor& weight, const s
       "layer_norm", [&] { return operand(x); }, [&] { inner_->layer_norm(x, weight, bias, eps, out); });
 }
 
+void ProfilingBackend::add_rms_norm(const Tensor& x, const Tensor& residual, const Tensor& weight, float eps,
+                                    NormWeight mode, const Tensor& sum_out, const Tensor& norm_out) {
+  timed(
+      "add_rms_norm", [&] { return operand(x); },
+      [&] { inner_->add_rms_norm(x, residual, weight, eps, mode, sum_out, norm_out); });
+}
+
 void ProfilingBackend::rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
                             const RopeParams& params, const Tensor& out) {
   timed(

@@ -11,5 +11,7 @@ void rms_norm(Backend& backend, const Tensor& x, const Tensor& weight, float eps
               const Tensor& out);
 void layer_norm(Backend& backend, const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias,
                 float eps, const Tensor& out);
+void add_rms_norm(Backend& backend, const Tensor& x, const Tensor& residual, const Tensor& weight, float eps,
+                  NormWeight mode, const Tensor& sum_out, const Tensor& norm_out);
 
 }  // namespace dlm::ops

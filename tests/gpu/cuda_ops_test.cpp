@@ -14,12 +14,12 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <utility>
 #include <limits>
 #include <memory>
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/backend/cpu/cpu_backend.h"
@@ -571,6 +571,64 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaRmsNorm,
                          ::testing::Values(NormCase{1, 1}, NormCase{7, 7}, NormCase{7, 33},
                                            NormCase{37, 1029}, NormCase{9, 4099}, NormCase{2, 8192},
                                            NormCase{(1 << 20) + 3, 2}),
+                         norm_case_name);
+
+class CudaAddRmsNorm : public GpuParamTest<NormCase> {};
+
+// The fused op is add then rms_norm: bit for bit the two ops on the GPU (the sum is rounded and stored, then
+// normed from the stored values), for f32 and bf16 rows, with separate outputs and with both aliasings a
+// transformer layer uses (the sum into x and the norm into the residual, or the other way round); and, in
+// f32, within CudaRmsNorm's tolerance of the CPU's add then rms_norm.
+TEST_P(CudaAddRmsNorm, IsAddThenRmsNormBitForBitWhateverTheOutputsAlias) {
+  const auto [rows, width] = GetParam();
+  const Shape shape{rows, width};
+  const std::vector<float> xv = norm_input(rows, width, 51);
+  const std::vector<float> rv = uniform(rows * width, 52, -3.0f, 3.0f);
+  const HostTensor w = host_of(DType::BF16, {width}, uniform(width, 53, -2.0f, 2.0f));
+  enum class Outputs { Separate, SumIntoXNormIntoResidual, SumIntoResidualNormIntoX };
+  for (DType dtype : {DType::F32, DType::BF16}) {
+    SCOPED_TRACE(std::string(dtype_name(dtype)));
+    const HostTensor x = host_of(dtype, shape, xv);
+    const HostTensor r = host_of(dtype, shape, rv);
+    Guarded dw = upload(w);
+    Guarded sum_ref = output(dtype, shape);
+    Guarded norm_ref = output(dtype, shape);
+    ops::add(gpu(), upload(x), upload(r), sum_ref);
+    ops::rms_norm(gpu(), sum_ref, dw, 1e-6f, NormWeight::Plain, norm_ref);
+    const HostTensor want_sum = download(sum_ref);
+    const HostTensor want_norm = download(norm_ref);
+    if (dtype == DType::F32) {
+      HostTensor cpu_sum(DType::F32, shape);
+      HostTensor cpu_norm(DType::F32, shape);
+      ops::add(cpu(), x, r, cpu_sum);
+      ops::rms_norm(cpu(), cpu_sum, w, 1e-6f, NormWeight::Plain, cpu_norm);
+      expect_close(want_norm, cpu_norm, Tolerance{1e-37, 2.4e-7});
+    }
+    for (Outputs outputs :
+         {Outputs::Separate, Outputs::SumIntoXNormIntoResidual, Outputs::SumIntoResidualNormIntoX}) {
+      SCOPED_TRACE(static_cast<int>(outputs));
+      Guarded dx = upload(x);
+      Guarded dr = upload(r);
+      Guarded sum = output(dtype, shape);
+      Guarded norm = output(dtype, shape);
+      const Guarded& sum_out = outputs == Outputs::Separate                   ? sum
+                               : outputs == Outputs::SumIntoXNormIntoResidual ? dx
+                                                                              : dr;
+      const Guarded& norm_out = outputs == Outputs::Separate                   ? norm
+                                : outputs == Outputs::SumIntoXNormIntoResidual ? dr
+                                                                               : dx;
+      ops::add_rms_norm(gpu(), dx, dr, dw, 1e-6f, NormWeight::Plain, sum_out, norm_out);
+      expect_same_bits(download(sum_out), want_sum);
+      expect_same_bits(download(norm_out), want_norm);
+      expect_guards_intact(sum_out);
+      expect_guards_intact(norm_out);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaAddRmsNorm,
+                         ::testing::Values(NormCase{1, 1}, NormCase{7, 33}, NormCase{37, 1029},
+                                           NormCase{9, 4099}, NormCase{3, 4096}),
                          norm_case_name);
 
 class CudaLayerNorm : public GpuParamTest<NormCase> {};

@@ -462,6 +462,56 @@ TEST(LayerNorm, HalfWeightsInPlaceAndFarFromZero) {
   }
 }
 
+TEST(AddRmsNorm, SumsThenNormsByHandWhateverTheOutputsAlias) {
+  // x + residual = [3, 4] per row (x = [1, 3], residual = [2, 1]): the sum, then its norm as above.
+  const std::vector<double> want_norm{0.848528137423857, 2.262741699796952};
+  HostTensor w = f32({2}, {1, 2});
+  {
+    HostTensor x = f32({1, 2}, {1, 3}), residual = f32({1, 2}, {2, 1});
+    HostTensor sum(DType::F32, {1, 2}), norm(DType::F32, {1, 2});
+    ops::add_rms_norm(backend(), x, residual, w, 0.0f, NormWeight::Plain, sum, norm);
+    expect_near_all(sum.to_vector<float>(), std::vector<double>{3, 4}, 0.0);
+    expect_near_all(norm.to_vector<float>(), want_norm, 1e-6);
+  }
+  {  // the sum into x, the norm into the residual (a transformer layer's residual stream)
+    HostTensor x = f32({1, 2}, {1, 3}), residual = f32({1, 2}, {2, 1});
+    ops::add_rms_norm(backend(), x, residual, w, 0.0f, NormWeight::Plain, x, residual);
+    expect_near_all(x.to_vector<float>(), std::vector<double>{3, 4}, 0.0);
+    expect_near_all(residual.to_vector<float>(), want_norm, 1e-6);
+  }
+  {  // the other way round
+    HostTensor x = f32({1, 2}, {1, 3}), residual = f32({1, 2}, {2, 1});
+    ops::add_rms_norm(backend(), x, residual, w, 0.0f, NormWeight::Plain, residual, x);
+    expect_near_all(residual.to_vector<float>(), std::vector<double>{3, 4}, 0.0);
+    expect_near_all(x.to_vector<float>(), want_norm, 1e-6);
+  }
+}
+
+TEST(AddRmsNorm, RejectsBadOperands) {
+  auto expect_error = [](const std::function<void()>& call, const std::string& words) {
+    try {
+      call();
+      ADD_FAILURE() << "no error; expected one mentioning " << words;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+    }
+  };
+  HostTensor x = filled({2, 4}, 1.0f), residual = filled({2, 4}, 1.0f), w = filled({4}, 1.0f);
+  HostTensor sum(DType::F32, {2, 4}), norm(DType::F32, {2, 4}), wide(DType::F32, {2, 8});
+  const auto call = [&](const Tensor& r, const Tensor& s, const Tensor& n) {
+    return [&, r, s, n] { ops::add_rms_norm(backend(), x, r, w, 1e-6f, NormWeight::Plain, s, n); };
+  };
+  expect_error(call(filled({2, 3}, 1.0f), sum, norm), "add_rms_norm: residual");
+  expect_error(call(residual, HostTensor(DType::F32, {4, 2}), norm), "add_rms_norm: sum_out");
+  expect_error(call(residual, sum, HostTensor(DType::F32, {4, 2})), "add_rms_norm: norm_out");
+  expect_error(call(residual, sum, sum), "norm_out");
+  // An output that overlaps an input without being it.
+  const Tensor shifted = wide.tensor().reshape(Shape{16}).slice(0, 2, 10).reshape(Shape{2, 4});
+  const Tensor wide_x = wide.tensor().reshape(Shape{16}).slice(0, 0, 8).reshape(Shape{2, 4});
+  EXPECT_THROW(ops::add_rms_norm(backend(), wide_x, residual, w, 1e-6f, NormWeight::Plain, shifted, norm),
+               Error);
+}
+
 TEST(Norms, RejectBadOperands) {
   HostTensor x = filled({2, 4}, 1.0f);
   HostTensor out(DType::F32, {2, 4});

@@ -38,6 +38,8 @@ class CudaBackend final : public Backend {
                 const Tensor& out) override;
   void layer_norm(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias, float eps,
                   const Tensor& out) override;
+  void add_rms_norm(const Tensor& x, const Tensor& residual, const Tensor& weight, float eps, NormWeight mode,
+                    const Tensor& sum_out, const Tensor& norm_out) override;
   void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, const RopeParams& params,
             const Tensor& out) override;
   void add(const Tensor& a, const Tensor& b, const Tensor& out) override;

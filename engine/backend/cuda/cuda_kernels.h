@@ -45,6 +45,11 @@ cudaError_t launch_embedding(cudaStream_t stream, const void* table, DType table
 cudaError_t launch_rms_norm(cudaStream_t stream, const void* x, DType x_dtype, const void* weight,
                             DType weight_dtype, float eps, NormWeight mode, int64_t rows, int64_t width,
                             void* out);
+// sum_out = x + residual (rounded to x_dtype), out = rms_norm(sum_out), bit for bit as the two launches;
+// either output may be x or residual.
+cudaError_t launch_add_rms_norm(cudaStream_t stream, const void* x, const void* residual, DType x_dtype,
+                                const void* weight, DType weight_dtype, float eps, NormWeight mode,
+                                int64_t rows, int64_t width, void* sum_out, void* norm_out);
 // bias may be null (then bias_dtype is ignored).
 cudaError_t launch_layer_norm(cudaStream_t stream, const void* x, DType x_dtype, const void* weight,
                               DType weight_dtype, const void* bias, DType bias_dtype, float eps, int64_t rows,

@@ -1,12 +1,29 @@
-// rms_norm and layer_norm: one block per row, sums in double as on the CPU (kernels; the ops are in
-// norm.cpp). The element-wise tail uses explicitly rounded f32 operations (__fmul_rn, __fadd_rn) so that nvcc
-// does not fuse them into FMAs the CPU reference does not use. Activations (x, out) are f32 or bf16: bf16
-// is widened on load and each result rounded once, so a bf16 output is the f32 result rounded.
+// rms_norm, add_rms_norm and layer_norm: one block per row, sums in double as on the CPU (kernels; the ops
+// are in norm.cpp). The element-wise tail uses explicitly rounded f32 operations (__fmul_rn, __fadd_rn) so
+// that nvcc does not fuse them into FMAs the CPU reference does not use. Activations (x, out) are f32 or
+// bf16: bf16 is widened on load and each result rounded once, so a bf16 output is the f32 result rounded.
 #include "engine/backend/cuda/cuda_helpers.cuh"
 #include "engine/backend/cuda/cuda_kernels.h"
 
 namespace dlm::cuda {
 namespace {
+
+// The second half of an RMS norm row: out = in * inv_rms * (w or 1 + w), for the columns this thread owns.
+template <DType A, DType W>
+__device__ void scale_row(const typename Storage<A>::T* in, const typename Storage<W>::T* weight,
+                          float inv_rms, NormWeight mode, int64_t width, typename Storage<A>::T* out) {
+  for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
+    float scale = Storage<W>::load(weight, c);
+    if (mode == NormWeight::OnePlus) scale = __fadd_rn(1.0f, scale);
+    Storage<A>::store(out, c, __fmul_rn(__fmul_rn(Storage<A>::load(in, c), inv_rms), scale));
+  }
+}
+
+__device__ float inverse_rms(double sum_of_squares, int64_t width, float eps, double* partials) {
+  sum_of_squares = block_reduce(sum_of_squares, SumOp{}, 0.0, partials);
+  return static_cast<float>(1.0 /
+                            sqrt(sum_of_squares / static_cast<double>(width) + static_cast<double>(eps)));
+}
 
 template <DType A, DType W>
 __global__ void rms_norm_kernel(const typename Storage<A>::T* x, const typename Storage<W>::T* weight,
@@ -15,20 +32,37 @@ __global__ void rms_norm_kernel(const typename Storage<A>::T* x, const typename 
   __shared__ double partials[32];
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const typename Storage<A>::T* in = x + row * width;
-    typename Storage<A>::T* result = out + row * width;
     double sum_of_squares = 0.0;
     for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
       const double v = Storage<A>::load(in, c);
       sum_of_squares += v * v;
     }
-    sum_of_squares = block_reduce(sum_of_squares, SumOp{}, 0.0, partials);
-    const auto inv_rms = static_cast<float>(
-        1.0 / sqrt(sum_of_squares / static_cast<double>(width) + static_cast<double>(eps)));
+    const float inv_rms = inverse_rms(sum_of_squares, width, eps, partials);
+    scale_row<A, W>(in, weight, inv_rms, mode, width, out + row * width);
+  }
+}
+
+// add_rms_norm: the row's sum is rounded and stored first and normalized from the stored values, so the
+// result is add then rms_norm bit for bit. A thread owns the same columns in both passes and the reduction's
+// barrier separates them, so either output may be x or residual.
+template <DType A, DType W>
+__global__ void add_rms_norm_kernel(const typename Storage<A>::T* x, const typename Storage<A>::T* residual,
+                                    const typename Storage<W>::T* weight, float eps, NormWeight mode,
+                                    int64_t rows, int64_t width, typename Storage<A>::T* sum_out,
+                                    typename Storage<A>::T* norm_out) {
+  __shared__ double partials[32];
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const int64_t base = row * width;
+    typename Storage<A>::T* sum = sum_out + base;
+    double sum_of_squares = 0.0;
     for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
-      float scale = Storage<W>::load(weight, c);
-      if (mode == NormWeight::OnePlus) scale = __fadd_rn(1.0f, scale);
-      Storage<A>::store(result, c, __fmul_rn(__fmul_rn(Storage<A>::load(in, c), inv_rms), scale));
+      Storage<A>::store(sum, c,
+                        __fadd_rn(Storage<A>::load(x + base, c), Storage<A>::load(residual + base, c)));
+      const double v = Storage<A>::load(sum, c);
+      sum_of_squares += v * v;
     }
+    const float inv_rms = inverse_rms(sum_of_squares, width, eps, partials);
+    scale_row<A, W>(sum, weight, inv_rms, mode, width, norm_out + base);
   }
 }
 
@@ -63,25 +97,54 @@ __global__ void layer_norm_kernel(const typename Storage<A>::T* x, const typenam
   }
 }
 
+// What an RMS norm launch takes; `residual` and `sum_out` only for add_rms_norm (null for rms_norm).
+struct RmsArgs {
+  const void* x;
+  const void* residual;
+  const void* weight;
+  float eps;
+  NormWeight mode;
+  int64_t rows, width;
+  void* sum_out;
+  void* out;
+};
+
 template <DType A, DType W>
-cudaError_t launch_rms(cudaStream_t stream, const void* x, const void* weight, float eps, NormWeight mode,
-                       int64_t rows, int64_t width, void* out) {
-  rms_norm_kernel<A, W><<<row_blocks(rows), row_threads(width), 0, stream>>>(
-      static_cast<const typename Storage<A>::T*>(x), static_cast<const typename Storage<W>::T*>(weight), eps,
-      mode, rows, width, static_cast<typename Storage<A>::T*>(out));
+cudaError_t launch_rms(cudaStream_t stream, const RmsArgs& a) {
+  using T = typename Storage<A>::T;
+  const auto* weight = static_cast<const typename Storage<W>::T*>(a.weight);
+  if (a.residual == nullptr) {
+    rms_norm_kernel<A, W><<<row_blocks(a.rows), row_threads(a.width), 0, stream>>>(
+        static_cast<const T*>(a.x), weight, a.eps, a.mode, a.rows, a.width, static_cast<T*>(a.out));
+  } else {
+    add_rms_norm_kernel<A, W><<<row_blocks(a.rows), row_threads(a.width), 0, stream>>>(
+        static_cast<const T*>(a.x), static_cast<const T*>(a.residual), weight, a.eps, a.mode, a.rows, a.width,
+        static_cast<T*>(a.sum_out), static_cast<T*>(a.out));
+  }
   return cudaGetLastError();
 }
 
 template <DType A>
-cudaError_t launch_rms_for_weight(cudaStream_t stream, const void* x, const void* weight, DType weight_dtype,
-                                  float eps, NormWeight mode, int64_t rows, int64_t width, void* out) {
+cudaError_t launch_rms_for_weight(cudaStream_t stream, DType weight_dtype, const RmsArgs& a) {
   switch (weight_dtype) {
     case DType::F32:
-      return launch_rms<A, DType::F32>(stream, x, weight, eps, mode, rows, width, out);
+      return launch_rms<A, DType::F32>(stream, a);
     case DType::BF16:
-      return launch_rms<A, DType::BF16>(stream, x, weight, eps, mode, rows, width, out);
+      return launch_rms<A, DType::BF16>(stream, a);
     case DType::F16:
-      return launch_rms<A, DType::F16>(stream, x, weight, eps, mode, rows, width, out);
+      return launch_rms<A, DType::F16>(stream, a);
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+cudaError_t launch_rms_any(cudaStream_t stream, DType x_dtype, DType weight_dtype, const RmsArgs& a) {
+  if (a.rows == 0 || a.width == 0) return cudaSuccess;
+  switch (x_dtype) {
+    case DType::F32:
+      return launch_rms_for_weight<DType::F32>(stream, weight_dtype, a);
+    case DType::BF16:
+      return launch_rms_for_weight<DType::BF16>(stream, weight_dtype, a);
     default:
       return cudaErrorInvalidValue;
   }
@@ -136,15 +199,15 @@ cudaError_t launch_layer_for_weight(cudaStream_t stream, const void* x, const vo
 cudaError_t launch_rms_norm(cudaStream_t stream, const void* x, DType x_dtype, const void* weight,
                             DType weight_dtype, float eps, NormWeight mode, int64_t rows, int64_t width,
                             void* out) {
-  if (rows == 0 || width == 0) return cudaSuccess;
-  switch (x_dtype) {
-    case DType::F32:
-      return launch_rms_for_weight<DType::F32>(stream, x, weight, weight_dtype, eps, mode, rows, width, out);
-    case DType::BF16:
-      return launch_rms_for_weight<DType::BF16>(stream, x, weight, weight_dtype, eps, mode, rows, width, out);
-    default:
-      return cudaErrorInvalidValue;
-  }
+  return launch_rms_any(stream, x_dtype, weight_dtype,
+                        {x, nullptr, weight, eps, mode, rows, width, nullptr, out});
+}
+
+cudaError_t launch_add_rms_norm(cudaStream_t stream, const void* x, const void* residual, DType x_dtype,
+                                const void* weight, DType weight_dtype, float eps, NormWeight mode,
+                                int64_t rows, int64_t width, void* sum_out, void* norm_out) {
+  return launch_rms_any(stream, x_dtype, weight_dtype,
+                        {x, residual, weight, eps, mode, rows, width, sum_out, norm_out});
 }
 
 cudaError_t launch_layer_norm(cudaStream_t stream, const void* x, DType x_dtype, const void* weight,
