@@ -25,7 +25,8 @@ struct TransformerModel::Activations {
   Tensor q, k, v;                    // [T, heads, head_dim], [T, kv_heads, head_dim] x2
   Tensor keys, values;               // [Tk, kv_heads, head_dim]: cached and new keys, per sequence
   Tensor attention;                  // [T, heads, head_dim]
-  Tensor gate, up, act;              // [T, intermediate]
+  Tensor gate_up;                    // [T, 2 * intermediate] with fused gate/up weights, else empty
+  Tensor gate, up, act;              // [T, intermediate]; gate and up are gate_up's halves where it exists
   Tensor gathered, gathered_normed;  // [N, hidden]
   Tensor logits;                     // f32 [N, vocab]
   VocabStats stats;                  // [N]
@@ -86,6 +87,15 @@ TransformerModel::TransformerModel(Backend& backend, const TransformerConfig& co
     std::vector<Tensor*> resident = weights_.tensors();
     resident.push_back(&inv_freq_);
     device_weights_ = upload_weights(backend, resident);
+  }
+  for (const TransformerLayerWeights& layer : weights_.layers) {
+    const Tensor joined =
+        layer.gate.bias || layer.up.bias ? Tensor() : join_adjacent(layer.gate.weight, layer.up.weight);
+    if (joined.empty()) {
+      gate_up_.clear();
+      break;
+    }
+    gate_up_.push_back(joined);
   }
 }
 
@@ -214,8 +224,14 @@ ForwardResult TransformerModel::forward(const ForwardBatch& batch) {
     a.k = carver.take(dtype, Shape{tokens, kv_heads, head_dim});
     a.v = carver.take(dtype, Shape{tokens, kv_heads, head_dim});
     a.attention = carver.take(dtype, Shape{tokens, heads, head_dim});
-    a.gate = carver.take(dtype, Shape{tokens, intermediate});
-    a.up = carver.take(dtype, Shape{tokens, intermediate});
+    if (gate_up_.empty()) {
+      a.gate = carver.take(dtype, Shape{tokens, intermediate});
+      a.up = carver.take(dtype, Shape{tokens, intermediate});
+    } else {
+      a.gate_up = carver.take(dtype, Shape{tokens, 2 * intermediate});
+      a.gate = a.gate_up.slice(1, 0, intermediate);
+      a.up = a.gate_up.slice(1, intermediate, 2 * intermediate);
+    }
     a.act = carver.take(dtype, Shape{tokens, intermediate});
     a.gathered = carver.take(dtype, Shape{rows, hidden});
     a.gathered_normed = carver.take(dtype, Shape{rows, hidden});
@@ -254,7 +270,7 @@ ForwardResult TransformerModel::forward(const ForwardBatch& batch) {
   }
   for (size_t layer = 0; layer < layers.size(); ++layer) {
     attention_block(static_cast<int64_t>(layer), acts, plan, batch);
-    mlp_block(layers[layer], layer + 1 < layers.size() ? &layers[layer + 1] : nullptr, acts);
+    mlp_block(static_cast<int64_t>(layer), acts);
     if (batch.observer) batch.observer("layer_output", static_cast<int64_t>(layer), acts.hidden);
   }
   for (const auto& [cache, length] : plan.new_lengths) cache->set_length(length);
@@ -341,18 +357,23 @@ void TransformerModel::attend(int64_t index, const Activations& acts, const KeyP
   ops::attention(backend_, acts.q, acts.keys, acts.values, ragged, params, acts.attention);
 }
 
-void TransformerModel::mlp_block(const TransformerLayerWeights& layer, const TransformerLayerWeights* next,
-                                 const Activations& acts) {
-  ops::linear(backend_, acts.normed, layer.gate.weight, layer.gate.bias, acts.gate);
-  ops::linear(backend_, acts.normed, layer.up.weight, layer.up.bias, acts.up);
+void TransformerModel::mlp_block(int64_t index, const Activations& acts) {
+  const auto layer_index = static_cast<size_t>(index);
+  const TransformerLayerWeights& layer = weights_.layers[layer_index];
+  if (acts.gate_up.empty()) {
+    ops::linear(backend_, acts.normed, layer.gate.weight, layer.gate.bias, acts.gate);
+    ops::linear(backend_, acts.normed, layer.up.weight, layer.up.bias, acts.up);
+  } else {
+    ops::linear(backend_, acts.normed, gate_up_[layer_index], std::nullopt, acts.gate_up);
+  }
   ops::swiglu(backend_, acts.gate, acts.up, acts.act);
   ops::linear(backend_, acts.act, layer.down.weight, layer.down.bias, acts.normed);
-  if (next == nullptr) {
+  if (layer_index + 1 == weights_.layers.size()) {
     ops::add(backend_, acts.hidden, acts.normed, acts.hidden);
     return;
   }
-  ops::add_rms_norm(backend_, acts.hidden, acts.normed, next->input_norm, config_.rms_norm_eps,
-                    NormWeight::Plain, acts.hidden, acts.normed);
+  ops::add_rms_norm(backend_, acts.hidden, acts.normed, weights_.layers[layer_index + 1].input_norm,
+                    config_.rms_norm_eps, NormWeight::Plain, acts.hidden, acts.normed);
 }
 
 }  // namespace dlm

@@ -65,9 +65,8 @@ class TransformerModel final : public Backbone {
                        const ForwardBatch& batch);
   void attend(int64_t layer, const Activations& acts, const KeyPlan& plan, std::span<const int32_t> offsets,
               const AttentionParams& params);
-  // The MLP from acts.normed, then the residual add, fused with `next` layer's input norm when there is one.
-  void mlp_block(const TransformerLayerWeights& layer, const TransformerLayerWeights* next,
-                 const Activations& acts);
+  // The MLP from acts.normed, then the residual add, fused with the next layer's input norm if there is one.
+  void mlp_block(int64_t layer, const Activations& acts);
 
   Backend& backend_;
   TransformerConfig config_;
@@ -78,6 +77,10 @@ class TransformerModel final : public Backbone {
   Tensor inv_freq_;  // f32 [rotary_dim / 2] on the backend's device
   RopeParams rope_;
   Buffer device_weights_;  // a device backend's copy of the weights and inv_freq_; empty on the CPU
+  // Per layer, the gate and up matrices as one [2 * intermediate, hidden] matrix, so the MLP's two input
+  // projections are one product; empty unless every layer stores them back to back without biases (the
+  // device copy always does).
+  std::vector<Tensor> gate_up_;
   Arena arena_;
   KeyPlan plan_;                       // reused across calls
   std::vector<int32_t> host_indices_;  // a call's i32 inputs, packed for one copy; reused across calls

@@ -84,9 +84,11 @@ class Backend {
   virtual void add(const Tensor& a, const Tensor& b, const Tensor& out) = 0;  // out may alias a or b
   virtual void silu(const Tensor& x, const Tensor& out) = 0;
   virtual void gelu(const Tensor& x, GeluApproximation approximation, const Tensor& out) = 0;
-  virtual void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) = 0;  // silu(gate) * up
+  // silu(gate) * up and gelu(gate) * up. gate and up may be rank-2 views with contiguous rows (column blocks
+  // of one matrix: Tensor::row_stride); out is contiguous.
+  virtual void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) = 0;
   virtual void geglu(const Tensor& gate, const Tensor& up, GeluApproximation approximation,
-                     const Tensor& out) = 0;                         // gelu(gate) * up
+                     const Tensor& out) = 0;
   virtual void softmax(const Tensor& x, const Tensor& out) = 0;      // over the last axis
   virtual void log_softmax(const Tensor& x, const Tensor& out) = 0;  // over the last axis
   // q[Tq,Hq,D], k[Tk,Hkv,D], v[Tk,Hkv,Dv] -> out[Tq,Hq,Dv]; Hq a multiple of Hkv (GQA/MQA). Non-finite

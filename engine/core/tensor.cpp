@@ -77,6 +77,11 @@ bool Tensor::is_contiguous() const {
   return true;
 }
 
+int64_t Tensor::row_stride() const {
+  if (is_contiguous()) return rank() == 0 ? 1 : dim(-1);
+  return stride(0);
+}
+
 Tensor Tensor::reshape(Shape shape) const {
   DLM_CHECK(is_contiguous(), "reshape of non-contiguous tensor {}", describe());
   DLM_CHECK(shape.numel() == numel(), "cannot reshape {} to {}", describe(), shape.str());
@@ -105,6 +110,19 @@ Tensor Tensor::transpose(int axis_a, int axis_b) const {
 
 std::string Tensor::describe() const {
   return fmt::format("{}{} {}", dtype_name(dtype_), shape_.str(), device_name(device_));
+}
+
+Tensor join_adjacent(const Tensor& first, const Tensor& second) {
+  if (first.empty() || second.empty() || first.rank() == 0 || first.rank() != second.rank()) return {};
+  if (first.dtype() != second.dtype() || first.device() != second.device()) return {};
+  if (!first.is_contiguous() || !second.is_contiguous()) return {};
+  for (int axis = 1; axis < first.rank(); ++axis) {
+    if (first.dim(axis) != second.dim(axis)) return {};
+  }
+  if (static_cast<const char*>(first.data()) + first.nbytes() != second.data()) return {};
+  Shape shape = first.shape();
+  shape[0] += second.dim(0);
+  return Tensor(first.data(), first.dtype(), shape, first.device());
 }
 
 }  // namespace dlm

@@ -73,6 +73,9 @@ class Tensor {
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
   bool empty() const { return data_ == nullptr; }
   bool is_contiguous() const;
+  // Elements from the start of one row (of the last axis) to the next: dim(-1) when contiguous, else
+  // stride(0), for a rank-2 view with contiguous rows (a column block of a wider matrix).
+  int64_t row_stride() const;
 
   Tensor reshape(Shape shape) const;                         // requires contiguity
   Tensor slice(int axis, int64_t begin, int64_t end) const;  // rows [begin, end) of one axis
@@ -88,5 +91,10 @@ class Tensor {
   Shape strides_;
   Device device_;
 };
+
+// `first` and `second` as one tensor stacked along axis 0, when second's bytes begin where first's end (both
+// contiguous, one dtype and device, the same trailing dims): two weight matrices stored back to back used as
+// one. An empty tensor otherwise.
+Tensor join_adjacent(const Tensor& first, const Tensor& second);
 
 }  // namespace dlm

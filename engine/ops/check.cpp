@@ -52,11 +52,32 @@ void check_operand(std::string_view op, std::string_view arg, const Tensor& t, c
   check_dtype(op, arg, t, allowed);
 }
 
-void check_activation(std::string_view op, std::string_view arg, const Tensor& t, const Backend& backend) {
-  check_operand(op, arg, t, backend, {DType::F32, DType::BF16});
+namespace {
+
+void check_activation_dtype(std::string_view op, std::string_view arg, const Tensor& t,
+                            const Backend& backend) {
+  check_dtype(op, arg, t, {DType::F32, DType::BF16});
   DLM_CHECK(t.dtype() == DType::F32 || backend.supports_bf16_activations(),
             "{}: {} is {}, but the {} backend computes activations in f32 only", op, arg, t.describe(),
             device_name(backend.device()));
+}
+
+}  // namespace
+
+void check_activation(std::string_view op, std::string_view arg, const Tensor& t, const Backend& backend) {
+  check_device(op, arg, t, backend);
+  check_contiguous(op, arg, t);
+  check_activation_dtype(op, arg, t, backend);
+}
+
+void check_activation_rows(std::string_view op, std::string_view arg, const Tensor& t,
+                           const Backend& backend) {
+  check_device(op, arg, t, backend);
+  const bool rows_contiguous = t.rank() == 2 && t.stride(1) == 1 && t.stride(0) >= t.dim(1);
+  DLM_CHECK(t.is_contiguous() || rows_contiguous,
+            "{}: {} ({}) must be contiguous, or a rank-2 view whose rows are contiguous", op, arg,
+            t.describe());
+  check_activation_dtype(op, arg, t, backend);
 }
 
 void check_same_dtype(std::string_view op, std::string_view arg, const Tensor& t, std::string_view like_arg,

@@ -43,15 +43,19 @@ void gelu(Backend& backend, const Tensor& x, GeluApproximation approximation, co
 
 namespace {
 
+// gate and up may be column blocks of one matrix (the two halves of a fused gate/up projection); out is
+// contiguous, and may be gate or up only where those are contiguous too.
 void check_gated(std::string_view op, Backend& backend, const Tensor& gate, const Tensor& up,
                  const Tensor& out) {
-  check_activation(op, "gate", gate, backend);
-  check_activation(op, "up", up, backend);
+  check_activation_rows(op, "gate", gate, backend);
+  check_activation_rows(op, "up", up, backend);
   check_activation(op, "out", out, backend);
   check_same_dtype(op, "up", up, "gate", gate);
   check_same_dtype(op, "out", out, "gate", gate);
   check_shape(op, "up", up, gate.shape());
   check_shape(op, "out", out, gate.shape());
+  if (!gate.is_contiguous()) check_disjoint(op, "out", out, "gate", gate);
+  if (!up.is_contiguous()) check_disjoint(op, "out", out, "up", up);
 }
 
 }  // namespace

@@ -312,6 +312,33 @@ TEST_F(CudaBf16, ActivationsRoundTheF32ResultPlainAndGated) {
   expect_rounded(download(gate), want, kUlps, "swiglu into the gate");
 }
 
+TEST_F(CudaBf16, GatedActivationsTakeTheHalvesOfOneMatrix) {
+  // A fused gate/up projection's output [rows, 2 * width]: gate and up as its column blocks, as the
+  // transformer passes them; against the CPU on the same halves.
+  const int64_t rows = 23, width = 203;
+  const HostTensor both = host(DType::BF16, {rows, 2 * width}, bf16_values(rows * 2 * width, 17, 6.0f));
+  const HostTensor both_wide = HostTensor::from(Shape{rows, 2 * width}, widened_bf16(both));
+  const DeviceTensor device_both = upload(both);
+  const Tensor gate = device_both.tensor.slice(1, 0, width);
+  const Tensor up = device_both.tensor.slice(1, width, 2 * width);
+  for (GeluApproximation approximation : {GeluApproximation::None, GeluApproximation::Tanh}) {
+    HostTensor want(DType::F32, {rows, width});
+    ops::geglu(cpu(), both_wide.tensor().slice(1, 0, width), both_wide.tensor().slice(1, width, 2 * width),
+               approximation, want);
+    DeviceTensor out = guarded(DType::BF16, {rows, width});
+    ops::geglu(gpu(), gate, up, approximation, out);
+    expect_rounded(download(out), want, kUlps, "geglu of the halves");
+    expect_guards_intact(out);
+  }
+  HostTensor want(DType::F32, {rows, width});
+  ops::swiglu(cpu(), both_wide.tensor().slice(1, 0, width), both_wide.tensor().slice(1, width, 2 * width),
+              want);
+  DeviceTensor out = guarded(DType::BF16, {rows, width});
+  ops::swiglu(gpu(), gate, up, out);
+  expect_rounded(download(out), want, kUlps, "swiglu of the halves");
+  expect_guards_intact(out);
+}
+
 TEST_F(CudaBf16, MixedActivationDtypesAreRefused) {
   const DeviceTensor a = upload(host(DType::BF16, {4}, {1, 2, 3, 4}));
   const DeviceTensor b = upload(host(DType::F32, {4}, {1, 2, 3, 4}));

@@ -93,6 +93,24 @@ TEST(Rng, StreamUniformsAreInRangeAndRoughlyUniform) {
   EXPECT_NE(RngStream{1}.draw(0, 0).v[0], RngStream{2}.draw(0, 0).v[0]);
 }
 
+TEST(Tensor, JoinAdjacentStacksMatricesStoredBackToBack) {
+  std::vector<float> storage(5 * 4);
+  const Tensor all(storage.data(), DType::F32, Shape{5, 4});
+  const Tensor first = all.slice(0, 0, 2), second = all.slice(0, 2, 5);
+  const Tensor joined = join_adjacent(first, second);
+  ASSERT_FALSE(joined.empty());
+  EXPECT_EQ(joined.data(), storage.data());
+  EXPECT_EQ(joined.shape(), (Shape{5, 4}));
+  EXPECT_TRUE(join_adjacent(second, first).empty());                                   // in the wrong order
+  EXPECT_TRUE(join_adjacent(all.slice(0, 0, 1), second).empty());                      // a row between them
+  EXPECT_TRUE(join_adjacent(first, all.slice(0, 2, 5).reshape(Shape{6, 2})).empty());  // other row width
+  const Tensor as_i32(storage.data() + 8, DType::I32, Shape{3, 4});
+  EXPECT_TRUE(join_adjacent(first, as_i32).empty());  // another dtype
+  const Tensor column_major(storage.data() + 8, DType::F32, Shape{3, 4}, Shape{1, 3}, Device{});
+  EXPECT_TRUE(join_adjacent(first, column_major).empty());  // not contiguous
+  EXPECT_TRUE(join_adjacent(Tensor(), second).empty());
+}
+
 TEST(Tensor, ViewsShareStorage) {
   HostTensor owner = HostTensor::from<float>({2, 3}, {0, 1, 2, 3, 4, 5});
   Tensor t = owner.tensor();

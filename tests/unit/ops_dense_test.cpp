@@ -769,6 +769,35 @@ TEST(Activations, ManyElementsMatchTheFormula) {
   }
 }
 
+TEST(Activations, GatedFormsTakeTheHalvesOfOneMatrix) {
+  // gate and up as the column blocks of one [rows, 2 * width] matrix (a fused gate/up projection's output)
+  // give what their contiguous copies give.
+  constexpr int64_t kRows = 37, kWidth = 129;
+  const std::vector<float> packed = random_values(kRows * 2 * kWidth, 10, 6.0f);
+  HostTensor both = f32({kRows, 2 * kWidth}, packed);
+  std::vector<float> gv, uv;
+  for (int64_t r = 0; r < kRows; ++r) {
+    gv.insert(gv.end(), packed.begin() + r * 2 * kWidth, packed.begin() + r * 2 * kWidth + kWidth);
+    uv.insert(uv.end(), packed.begin() + r * 2 * kWidth + kWidth, packed.begin() + (r + 1) * 2 * kWidth);
+  }
+  const Tensor gate = both.tensor().slice(1, 0, kWidth);
+  const Tensor up = both.tensor().slice(1, kWidth, 2 * kWidth);
+  HostTensor got(DType::F32, {kRows, kWidth}), want(DType::F32, {kRows, kWidth});
+  ops::swiglu(backend(), gate, up, got);
+  ops::swiglu(backend(), f32({kRows, kWidth}, gv), f32({kRows, kWidth}, uv), want);
+  EXPECT_EQ(got.to_vector<float>(), want.to_vector<float>());
+  ops::geglu(backend(), up, gate, GeluApproximation::Tanh, got);
+  ops::geglu(backend(), f32({kRows, kWidth}, uv), f32({kRows, kWidth}, gv), GeluApproximation::Tanh, want);
+  EXPECT_EQ(got.to_vector<float>(), want.to_vector<float>());
+  // The output must not overlap a strided input, and a strided view must be rank 2 with contiguous rows.
+  EXPECT_THROW(ops::swiglu(backend(), gate, up, both.tensor().slice(1, 0, kWidth)), Error);
+  HostTensor cube = filled({2, 3, 4}, 1.0f);
+  const Tensor strided_3d = cube.tensor().slice(2, 0, 2);
+  EXPECT_THROW(ops::swiglu(backend(), strided_3d, strided_3d, HostTensor(DType::F32, {2, 3, 2})), Error);
+  const Tensor columns = both.tensor().transpose(0, 1);
+  EXPECT_THROW(ops::swiglu(backend(), columns, columns, HostTensor(DType::F32, {2 * kWidth, kRows})), Error);
+}
+
 TEST(Activations, RejectBadOperands) {
   HostTensor x = filled({2, 3}, 1.0f);
   EXPECT_THROW(ops::silu(backend(), x, filled({3, 2}, 0.0f)), Error);

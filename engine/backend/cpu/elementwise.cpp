@@ -37,14 +37,24 @@ void map_unary(ThreadPool& pool, const Tensor& x, const Tensor& out, F f) {
   });
 }
 
-// out[i] = f(gate[i]) * up[i].
+// out[r, c] = f(gate[r, c]) * up[r, c] over rows of the last axis; gate and up may be column blocks of one
+// matrix (their own row strides), out is contiguous.
 template <class F>
 void map_gated(ThreadPool& pool, const Tensor& gate, const Tensor& up, const Tensor& out, F f) {
   const auto* gs = static_cast<const float*>(gate.data());
   const auto* us = static_cast<const float*>(up.data());
   auto* ys = static_cast<float*>(out.data());
-  cpu::parallel_rows(pool, gate.numel(), 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) ys[i] = f(gs[i]) * us[i];
+  const int64_t width = gate.rank() == 0 ? 1 : gate.dim(-1);
+  if (width == 0) return;
+  const int64_t gate_stride = gate.row_stride();
+  const int64_t up_stride = up.row_stride();
+  cpu::parallel_rows(pool, gate.numel() / width, width, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* g = gs + r * gate_stride;
+      const float* u = us + r * up_stride;
+      float* y = ys + r * width;
+      for (int64_t c = 0; c < width; ++c) y[c] = f(g[c]) * u[c];
+    }
   });
 }
 

@@ -67,9 +67,12 @@ cudaError_t launch_add(cudaStream_t stream, DType dtype, const void* a, const vo
                        int64_t b_count, void* out);
 
 enum class Activation : uint8_t { Silu, GeluExact, GeluTanh };
-// out[i] = f(x[i]), or f(x[i]) * up[i] when up is not null, all of `dtype`; out may be x or up.
+// out[i] = f(x[i]), or f(x[i]) * up[i] when up is not null, all of `dtype`, over n elements in rows of
+// `width`: x's and up's rows start x_stride and up_stride elements apart (column blocks of one matrix), out's
+// are contiguous. out may be x or up where their strides are `width`.
 cudaError_t launch_activation(cudaStream_t stream, Activation activation, DType dtype, const void* x,
-                              const void* up, int64_t n, void* out);
+                              const void* up, int64_t n, int64_t width, int64_t x_stride, int64_t up_stride,
+                              void* out);
 
 enum class SoftmaxKind : uint8_t { Probabilities, Log };
 // Over rows of `width` elements; out may be x.

@@ -63,35 +63,52 @@ __device__ __forceinline__ float activate(float x) {
   return static_cast<float>(__dmul_rn(__dmul_rn(0.5, v), erfc(__dmul_rn(-v, kInvSqrt2))));
 }
 
+// Where the inputs' rows are wider than out's (column blocks of one matrix), element i of out reads its
+// row's offset in each input; otherwise every operand is indexed flat.
+struct Rows {
+  int64_t width, x_stride, up_stride;
+};
+
 template <Activation F, bool kGated, DType A>
-__global__ void activation_kernel(const Element<A>* x, const Element<A>* up, int64_t n, Element<A>* out) {
+__global__ void activation_kernel(const Element<A>* x, const Element<A>* up, int64_t n, Rows rows,
+                                  Element<A>* out) {
+  const bool flat = rows.x_stride == rows.width && rows.up_stride == rows.width;
   for (int64_t i = global_thread(); i < n; i += grid_threads()) {
-    const float value = activate<F>(Storage<A>::load(x, i));
-    Storage<A>::store(out, i, kGated ? __fmul_rn(value, Storage<A>::load(up, i)) : value);
+    int64_t xi = i, ui = i;
+    if (!flat) {
+      const int64_t row = i / rows.width;
+      const int64_t column = i - row * rows.width;
+      xi = row * rows.x_stride + column;
+      ui = row * rows.up_stride + column;
+    }
+    const float value = activate<F>(Storage<A>::load(x, xi));
+    Storage<A>::store(out, i, kGated ? __fmul_rn(value, Storage<A>::load(up, ui)) : value);
   }
 }
 
 template <Activation F, DType A>
-cudaError_t launch_of(cudaStream_t stream, const void* x_data, const void* up_data, int64_t n,
+cudaError_t launch_of(cudaStream_t stream, const void* x_data, const void* up_data, int64_t n, Rows rows,
                       void* out_data) {
   const auto* x = static_cast<const Element<A>*>(x_data);
   const auto* up = static_cast<const Element<A>*>(up_data);
   auto* out = static_cast<Element<A>*>(out_data);
   if (up != nullptr) {
-    activation_kernel<F, true, A><<<element_blocks(n), kElementThreads, 0, stream>>>(x, up, n, out);
+    activation_kernel<F, true, A><<<element_blocks(n), kElementThreads, 0, stream>>>(x, up, n, rows, out);
   } else {
-    activation_kernel<F, false, A><<<element_blocks(n), kElementThreads, 0, stream>>>(x, nullptr, n, out);
+    activation_kernel<F, false, A>
+        <<<element_blocks(n), kElementThreads, 0, stream>>>(x, nullptr, n, rows, out);
   }
   return cudaGetLastError();
 }
 
 template <Activation F>
-cudaError_t launch(cudaStream_t stream, DType dtype, const void* x, const void* up, int64_t n, void* out) {
+cudaError_t launch(cudaStream_t stream, DType dtype, const void* x, const void* up, int64_t n, Rows rows,
+                   void* out) {
   switch (dtype) {
     case DType::F32:
-      return launch_of<F, DType::F32>(stream, x, up, n, out);
+      return launch_of<F, DType::F32>(stream, x, up, n, rows, out);
     case DType::BF16:
-      return launch_of<F, DType::BF16>(stream, x, up, n, out);
+      return launch_of<F, DType::BF16>(stream, x, up, n, rows, out);
     default:
       return cudaErrorInvalidValue;
   }
@@ -113,15 +130,18 @@ cudaError_t launch_add(cudaStream_t stream, DType dtype, const void* a, const vo
 }
 
 cudaError_t launch_activation(cudaStream_t stream, Activation activation, DType dtype, const void* x,
-                              const void* up, int64_t n, void* out) {
+                              const void* up, int64_t n, int64_t width, int64_t x_stride, int64_t up_stride,
+                              void* out) {
   if (n == 0) return cudaSuccess;
+  if (width <= 0 || x_stride < width || up_stride < width) return cudaErrorInvalidValue;
+  const Rows rows{width, x_stride, up_stride};
   switch (activation) {
     case Activation::Silu:
-      return launch<Activation::Silu>(stream, dtype, x, up, n, out);
+      return launch<Activation::Silu>(stream, dtype, x, up, n, rows, out);
     case Activation::GeluExact:
-      return launch<Activation::GeluExact>(stream, dtype, x, up, n, out);
+      return launch<Activation::GeluExact>(stream, dtype, x, up, n, rows, out);
     case Activation::GeluTanh:
-      return launch<Activation::GeluTanh>(stream, dtype, x, up, n, out);
+      return launch<Activation::GeluTanh>(stream, dtype, x, up, n, rows, out);
   }
   return cudaErrorInvalidValue;
 }
