@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "backbones/device_weights.h"
 #include "engine/ops/attention.h"
@@ -33,11 +34,6 @@ struct TransformerModel::Activations {
 };
 
 namespace {
-
-Tensor host_view(const std::vector<int32_t>& values) {
-  // Read-only source of a copy: the const_cast never leads to a write.
-  return Tensor(const_cast<int32_t*>(values.data()), DType::I32, Shape{static_cast<int64_t>(values.size())});
-}
 
 // Rows [begin, begin + count) of a packed index block.
 struct PackedRange {
@@ -81,7 +77,8 @@ TransformerModel::TransformerModel(Backend& backend, const TransformerConfig& co
       host_inv_freq_(config_.rope.inv_freq(config_.head_dim)),
       inv_freq_(host_inv_freq_.tensor()),
       rope_{RopeLayout::HalfSplit, config_.head_dim, config_.rope.attention_factor()},
-      arena_(backend) {
+      arena_(backend),
+      recorder_(backend) {
   // On the CPU the weights stay views into the mapping; a device backend gets one copy of them, made once.
   if (backend.device().kind != DeviceKind::Cpu) {
     std::vector<Tensor*> resident = weights_.tensors();
@@ -258,8 +255,74 @@ ForwardResult TransformerModel::forward(const ForwardBatch& batch) {
   // A call that asks for no logits and writes no cache has nothing to compute.
   if (rows == 0 && plan.writes.empty()) return result;
 
-  backend_.copy(host_view(host_indices_), acts.indices);
+  const Tensor staged = stage_indices();
+  const auto queue_work = [&] { queue_forward(batch, plan, acts, staged); };
+  if (batch.observer) {
+    queue_work();  // the observer reads activations between the ops: nothing to record
+  } else {
+    forward_signature(batch, plan, acts, signature_);
+    staging_in_flight_ = recorder_.run(signature_, queue_work);
+  }
+  for (const auto& [cache, length] : plan.new_lengths) cache->set_length(length);
+  return result;
+}
 
+Tensor TransformerModel::stage_indices() {
+  if (staging_in_flight_) {
+    backend_.synchronize();
+    staging_in_flight_ = false;
+  }
+  const size_t bytes = host_indices_.size() * sizeof(int32_t);
+  if (staging_.bytes() < bytes) staging_ = backend_.allocate_host(std::max(bytes, 2 * staging_.bytes()));
+  std::memcpy(staging_.data(), host_indices_.data(), bytes);
+  return staging_.view(DType::I32, Shape{static_cast<int64_t>(host_indices_.size())});
+}
+
+void TransformerModel::forward_signature(const ForwardBatch& batch, const KeyPlan& plan,
+                                         const Activations& acts, std::vector<int64_t>& out) const {
+  out.clear();
+  const auto add = [&](int64_t value) { out.push_back(value); };
+  const auto add_address = [&](const void* p) { add(static_cast<int64_t>(reinterpret_cast<intptr_t>(p))); };
+  const auto add_all = [&](const std::vector<int32_t>& values) {
+    add(static_cast<int64_t>(values.size()));
+    out.insert(out.end(), values.begin(), values.end());
+  };
+  // A cache's rows lie in one buffer, laid out by its capacity.
+  const auto add_cache = [&](const KvCache* cache) {
+    add_address(cache != nullptr ? cache->keys(0).data() : nullptr);
+    add(cache != nullptr ? cache->keys(0).dim(0) : 0);
+  };
+  // The activations are carved from the arena in a fixed order, so its first tensor's address and the sizes
+  // place all of them.
+  add_address(staging_.data());
+  add_address(acts.indices.data());
+  add(acts.indices.numel());
+  add(acts.hidden.dim(0));
+  add(acts.keys.empty() ? 0 : acts.keys.dim(0));
+  add(acts.logits.dim(0));
+  add(static_cast<int64_t>(batch.outputs));
+  add(static_cast<int64_t>(batch.visibility.kind));
+  add(batch.visibility.block_size);
+  add(batch.visibility.window);
+  add_all(batch.offsets);
+  add(plan.direct ? 1 : 0);
+  add_all(plan.key_offsets);
+  for (const KeyPlan::Write& write : plan.writes) {
+    add_cache(write.cache);
+    add(write.row);
+    add(write.position);
+    add(write.count);
+  }
+  for (const KeyPlan::Segment& segment : plan.segments) {
+    add_cache(segment.cache);
+    add(segment.begin);
+    add(segment.end);
+  }
+}
+
+void TransformerModel::queue_forward(const ForwardBatch& batch, const KeyPlan& plan, const Activations& acts,
+                                     const Tensor& staged) {
+  backend_.copy(staged, acts.indices);
   ops::embedding(backend_, weights_.embed_tokens, acts.ids, acts.hidden);
   if (batch.observer) batch.observer("embeddings", -1, acts.hidden);
   // Each residual add is fused with the norm after it, so a layer starts from its input already normed.
@@ -273,8 +336,7 @@ ForwardResult TransformerModel::forward(const ForwardBatch& batch) {
     mlp_block(static_cast<int64_t>(layer), acts);
     if (batch.observer) batch.observer("layer_output", static_cast<int64_t>(layer), acts.hidden);
   }
-  for (const auto& [cache, length] : plan.new_lengths) cache->set_length(length);
-  if (rows == 0) return result;
+  if (acts.logits.dim(0) == 0) return;
 
   // Only the requested rows go through the final norm and the LM head (both are row-wise); the gather is an
   // embedding lookup with the hidden states as the table.
@@ -283,8 +345,7 @@ ForwardResult TransformerModel::forward(const ForwardBatch& batch) {
                 acts.gathered_normed);
   ops::linear(backend_, acts.gathered_normed, weights_.lm_head, std::nullopt, acts.logits);
   if (batch.observer) batch.observer("logits", -1, acts.logits);
-  if (stats_wanted) ops::vocab_stats(backend_, acts.logits, acts.stats);
-  return result;
+  if (!acts.stats.argmax.empty()) ops::vocab_stats(backend_, acts.logits, acts.stats);
 }
 
 void TransformerModel::attention_block(int64_t index, const Activations& acts, const KeyPlan& plan,

@@ -9,6 +9,7 @@
 
 #include "backbones/arena.h"
 #include "backbones/backbone.h"
+#include "backbones/forward_recorder.h"
 #include "backbones/kv_cache.h"
 #include "backbones/transformer_config.h"
 #include "backbones/transformer_weights.h"
@@ -27,6 +28,8 @@ class TransformerModel final : public Backbone {
 
   const TransformerConfig& config() const { return config_; }
   const TransformerWeights& weights() const { return weights_; }
+  // How its forwards were queued: op by op, recorded or replayed (ForwardRecorder).
+  const ForwardRecorder::Counts& recording_counts() const { return recorder_.counts(); }
   int64_t vocab_size() const override { return config_.vocab_size; }
   int64_t max_positions() const override { return config_.max_positions; }
   std::unique_ptr<SequenceCache> new_cache(int64_t capacity) override;
@@ -59,6 +62,17 @@ class TransformerModel final : public Backbone {
   };
 
   void plan_keys(const ForwardBatch& batch, KeyPlan& plan) const;
+  // host_indices_ copied into staging_ (pinned where the backend pins), the source of the forward's one
+  // upload; waits first for a replay that may still read it.
+  Tensor stage_indices();
+  // What the queued work of a forward depends on besides device memory and the staged indices
+  // (ForwardRecorder): the addresses and sizes of the activations, the staging and the cache rows it
+  // touches, and the host's decisions (outputs, visibility, per-sequence offsets, the key plan).
+  void forward_signature(const ForwardBatch& batch, const KeyPlan& plan, const Activations& acts,
+                         std::vector<int64_t>& out) const;
+  // The forward's backend work: the upload of the staged indices, the layers, the LM head on the rows.
+  void queue_forward(const ForwardBatch& batch, const KeyPlan& plan, const Activations& acts,
+                     const Tensor& staged);
   // Attention from acts.normed (the layer's input, normed), then the residual add fused with the
   // post-attention norm.
   void attention_block(int64_t layer, const Activations& acts, const KeyPlan& plan,
@@ -84,6 +98,10 @@ class TransformerModel final : public Backbone {
   Arena arena_;
   KeyPlan plan_;                       // reused across calls
   std::vector<int32_t> host_indices_;  // a call's i32 inputs, packed for one copy; reused across calls
+  Buffer staging_;                     // host_indices_ where the upload reads them (Backend::allocate_host)
+  bool staging_in_flight_ = false;     // a replay queued since the last wait may still read staging_
+  ForwardRecorder recorder_;
+  std::vector<int64_t> signature_;                        // the current forward's, reused across calls
   std::vector<Tensor> copy_sources_, copy_destinations_;  // a layer's cache writes or gathers, as one batch
 };
 

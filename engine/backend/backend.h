@@ -5,6 +5,7 @@
 // then computes in f32 and rounds its result once); logits and the vocabulary ops are f32; weights may be
 // f32, bf16 or f16; outputs are written in full; an output may alias an input only where the op's front-end
 // says so.
+#include <memory>
 #include <optional>
 #include <span>
 
@@ -39,6 +40,12 @@ struct VocabStats {
   Tensor margin;    // f32 [N]: top-1 minus top-2 probability
 };
 
+// Work a backend recorded, to queue again in one call (a CUDA graph); Backend::replay takes it.
+class RecordedWork {
+ public:
+  virtual ~RecordedWork() = default;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -51,6 +58,23 @@ class Backend {
   // Same dtype and shape; either side may be on the host or on this backend's device.
   virtual void copy(const Tensor& src, const Tensor& dst) = 0;
   virtual void synchronize() = 0;
+  // Host memory the device copies from without staging it (pinned on CUDA), which a recording may copy from.
+  virtual Buffer allocate_host(size_t bytes) { return Buffer::host(bytes); }
+
+  // Recording (CUDA graphs). Between begin_recording() and end_recording() the ops and copies given are
+  // recorded instead of run; end_recording() returns the recording, or nullptr when it failed (an op that
+  // cannot be recorded threw, or the device refused): nothing ran then, and the caller queues the work as
+  // usual. replay() queues a recording again with the memory it was made with: device operands and
+  // allocate_host() sources, read at replay time. A backend that cannot record says so, and the others throw.
+  virtual bool records_work() const { return false; }
+  virtual void begin_recording() { fail("the {} backend cannot record work", device_name(device())); }
+  virtual std::unique_ptr<RecordedWork> end_recording() {
+    fail("the {} backend cannot record work", device_name(device()));
+  }
+  virtual void replay(const RecordedWork& work) {
+    (void)work;
+    fail("the {} backend cannot record work", device_name(device()));
+  }
   // copy(sources[i], destinations[i]) for every i, as one batch where the backend can (a layer's K/V cache
   // writes and gathers). The copies are independent: none reads or writes another's destination.
   virtual void copy_batch(std::span<const Tensor> sources, std::span<const Tensor> destinations) {

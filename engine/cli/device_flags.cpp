@@ -27,6 +27,9 @@ void add_device_flags(CLI::App& command, DeviceFlags& flags) {
                   "elsewhere), cudnn (an error where cuDNN does not apply) or kernel (dlm's kernels only)")
       ->check(CLI::IsMember({"auto", "cudnn", "kernel"}))
       ->capture_default_str();
+  command.add_flag("--cuda-graphs", flags.cuda_graphs,
+                   "on the GPU, record a forward that repeats the previous one's shapes (a steady-state "
+                   "denoising step) as a CUDA graph and replay it");
 }
 
 std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
@@ -36,7 +39,7 @@ std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
     const CudaAttention attention = flags.cuda_attention == "cudnn"    ? CudaAttention::Cudnn
                                     : flags.cuda_attention == "kernel" ? CudaAttention::Kernel
                                                                        : CudaAttention::Auto;
-    return std::make_unique<CudaBackend>(0, attention);
+    return std::make_unique<CudaBackend>(0, CudaOptions{attention, flags.cuda_graphs});
   } catch (const Error& error) {
     fail_input("--device cuda: no usable GPU: {}", error.what());
   }

@@ -1,6 +1,6 @@
 #pragma once
-// Where a command computes: --device cpu|cuda, --precision auto|f32, --threads and --cuda-attention, shared
-// by the commands that load a model to decode with it.
+// Where a command computes: --device cpu|cuda, --precision auto|f32, --threads, --cuda-attention and
+// --cuda-graphs, shared by the commands that load a model to decode with it.
 #include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
@@ -14,6 +14,7 @@ struct DeviceFlags {
   std::string precision = "auto";
   int threads = 0;
   std::string cuda_attention = "auto";
+  bool cuda_graphs = false;
 };
 
 void add_device_flags(CLI::App& command, DeviceFlags& flags);

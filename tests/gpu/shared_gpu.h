@@ -12,7 +12,7 @@ inline CudaBackend& gpu() {
 
 // A second backend whose attention must go through cuDNN (an Error where cuDNN cannot take a call).
 inline CudaBackend& cudnn_gpu() {
-  static CudaBackend backend(0, CudaAttention::Cudnn);
+  static CudaBackend backend(0, CudaOptions{CudaAttention::Cudnn, false});
   return backend;
 }
 

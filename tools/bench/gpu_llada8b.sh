@@ -13,7 +13,7 @@
 # Writes OUT_DIR/summary.md (also printed) and keeps every raw output in OUT_DIR: dlm_*.items.jsonl (the
 # prompts and per-item settings fed to dlm), dlm_*.jsonl (its records), torch_*.jsonl (the reference's JSON
 # lines), profile.md (dlm bench --profile: where dlm's step time goes, by op; profile_kernel_attention.md: the
-# same with --cuda-attention kernel), *.log (stderr), steps.tsv (each
+# same with --cuda-attention kernel; bench_graphs.md: dlm bench with --cuda-graphs), *.log (stderr), steps.tsv (each
 # step's exit status and seconds). Each step runs under a timeout and
 # on its own: a failure leaves its rows empty ("—") and the others go on.
 #
@@ -157,5 +157,10 @@ step torch_llada "$ref_limit" "$out/torch_llada.jsonl" "$py" "$here/torch_refere
 step dlm_profile_kernel_attention 150 "$out/profile_kernel_attention.md" "$dlm" bench --device cuda \
   -m "$ckpt/llada-8b" --method llada --batch-size 1,32 --prompt-length 128 --gen-length 256 --block-length 32 \
   --steps 16 --cache none,dual --warmup 1 --repeat 1 --profile --cuda-attention kernel
+
+# The step times again with the steady-state steps replayed as CUDA graphs.
+step dlm_bench_graphs 120 "$out/bench_graphs.md" "$dlm" bench --device cuda -m "$ckpt/llada-8b" \
+  --method llada --batch-size 1,32 --prompt-length 128 --gen-length 256 --block-length 32 --steps 16 \
+  --cache none,dual --warmup 1 --repeat 3 --cuda-graphs
 
 python3 "$here/gpu_llada8b.py" summary "$out"

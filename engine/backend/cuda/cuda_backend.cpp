@@ -16,6 +16,15 @@ void check_setup(cudaError_t status, int device, const char* what) {
             cudaGetErrorString(status));
 }
 
+bool is_pinned(const void* host) {
+  cudaPointerAttributes attributes{};
+  if (cudaPointerGetAttributes(&attributes, host) != cudaSuccess) {
+    cudaGetLastError();  // not sticky
+    return false;
+  }
+  return attributes.type == cudaMemoryTypeHost;
+}
+
 bool ranges_overlap(const void* a, const void* b, size_t bytes) {
   const auto* pa = static_cast<const char*>(a);
   const auto* pb = static_cast<const char*>(b);
@@ -44,6 +53,7 @@ void CudaBackend::Context::make_current() const {
 }
 
 void CudaBackend::Context::wait() {
+  DLM_CHECK(!recording, "CUDA device {}: cannot wait for the device while recording", device);
   // The record's copy is queued before the wait, so one wait covers both.
   const bool read_fault = embedding_queued;
   if (read_fault) {
@@ -57,6 +67,7 @@ void CudaBackend::Context::wait() {
 
 void* CudaBackend::Context::reserve_scratch(size_t bytes) {
   if (bytes <= scratch_bytes) return scratch;
+  DLM_CHECK(!recording, "CUDA device {}: scratch cannot grow while recording", device);
   DLM_CUDA_CHECK(cudaStreamSynchronize(stream));  // queued work may still use the old block
   if (scratch != nullptr) DLM_CUDA_CHECK(cudaFree(scratch));
   scratch = nullptr;
@@ -74,10 +85,11 @@ void* CudaBackend::Context::reserve_scratch(size_t bytes) {
 
 // --------------------------------------------------------------------------------------------- CudaBackend
 
-CudaBackend::CudaBackend(int device, CudaAttention attention) : context_(std::make_unique<Context>()) {
+CudaBackend::CudaBackend(int device, CudaOptions options) : context_(std::make_unique<Context>()) {
   Context& ctx = *context_;
   ctx.device = device;
-  ctx.attention = attention;
+  ctx.attention = options.attention;
+  ctx.graphs = options.graphs;
   int count = 0;
   check_setup(cudaGetDeviceCount(&count), device, "cudaGetDeviceCount");
   DLM_CHECK(device >= 0 && device < count, "CUDA device {} cannot be used: {} device(s) present", device,
@@ -158,6 +170,15 @@ void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
     return;
   }
   const cudaMemcpyKind kind = src_host ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost;
+  if (ctx.recording) {
+    // Recorded, the copy reads its source at each replay: only from pinned memory (allocate_host), and
+    // nothing can come back to the host.
+    DLM_CHECK(src_host && is_pinned(src.data()),
+              "copy from {} to {} cannot be recorded: only copies from pinned host memory can",
+              src.describe(), dst.describe());
+    DLM_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, kind, ctx.stream));
+    return;
+  }
   DLM_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, kind, ctx.stream));
   // The host side is valid (read or written) on return, and a fault of earlier kernels shows here. A copy to
   // the host also raises what earlier work recorded (an embedding id outside the table); a copy from it
@@ -193,6 +214,13 @@ void CudaBackend::copy_batch(std::span<const Tensor> sources, std::span<const Te
   }
   if (ctx.batch_sizes.empty()) return;
   ctx.make_current();
+  if (ctx.recording) {  // one recorded copy each: a batch copy is not sure to be capturable
+    for (size_t i = 0; i < ctx.batch_sizes.size(); ++i) {
+      DLM_CUDA_CHECK(cudaMemcpyAsync(ctx.batch_destinations[i], ctx.batch_sources[i], ctx.batch_sizes[i],
+                                     cudaMemcpyDeviceToDevice, ctx.stream));
+    }
+    return;
+  }
   cudaMemcpyAttributes attributes{};
   attributes.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
   attributes.srcLocHint.type = cudaMemLocationTypeDevice;

@@ -15,10 +15,15 @@ namespace dlm {
 // alone); Kernel always runs dlm's kernels.
 enum class CudaAttention { Auto, Cudnn, Kernel };
 
+struct CudaOptions {
+  CudaAttention attention = CudaAttention::Auto;
+  bool graphs = false;  // record repeating work as CUDA graphs (Backend::records_work)
+};
+
 class CudaBackend final : public Backend {
  public:
   // Error naming the device and the CUDA error when it cannot be used.
-  explicit CudaBackend(int device = 0, CudaAttention attention = CudaAttention::Auto);
+  explicit CudaBackend(int device = 0, CudaOptions options = {});
   ~CudaBackend() override;
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;
@@ -29,6 +34,12 @@ class CudaBackend final : public Backend {
   void copy(const Tensor& src, const Tensor& dst) override;
   void synchronize() override;
   void copy_batch(std::span<const Tensor> sources, std::span<const Tensor> destinations) override;
+  Buffer allocate_host(size_t bytes) override;  // pinned
+  // Recording captures the stream into a CUDA graph (recording.cpp); on when the options ask for graphs.
+  bool records_work() const override;
+  void begin_recording() override;
+  std::unique_ptr<RecordedWork> end_recording() override;
+  void replay(const RecordedWork& work) override;
 
   void cast(const Tensor& x, const Tensor& out) override;
   void linear(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias,

@@ -87,6 +87,9 @@ struct CudaBackend::Context {
   // attention.cpp: the implementation chosen, and cuDNN's handle and plans, made on first use (or why
   // cuDNN could not be initialized, so it is not tried again).
   CudaAttention attention = CudaAttention::Auto;
+  // recording.cpp: whether recording is on, and whether the stream is being captured now.
+  bool graphs = false;
+  bool recording = false;
   std::unique_ptr<cuda::CudnnAttention> cudnn_attention;
   std::string cudnn_unusable;
 
