@@ -41,6 +41,7 @@ CudaBackend::Context::~Context() {
   if (stream != nullptr) cudaStreamSynchronize(stream);
   cudnn_attention.reset();  // its handle is bound to the stream
   if (scratch != nullptr) cudaFree(scratch);
+  for (void* block : outgrown_scratch) cudaFree(block);
   if (embedding_fault_host != nullptr) cudaFreeHost(embedding_fault_host);
   if (embedding_fault != nullptr) cudaFree(embedding_fault);
   if (workspace != nullptr) cudaFree(workspace);
@@ -69,7 +70,13 @@ void* CudaBackend::Context::reserve_scratch(size_t bytes) {
   if (bytes <= scratch_bytes) return scratch;
   DLM_CHECK(!recording, "CUDA device {}: scratch cannot grow while recording", device);
   DLM_CUDA_CHECK(cudaStreamSynchronize(stream));  // queued work may still use the old block
-  if (scratch != nullptr) DLM_CUDA_CHECK(cudaFree(scratch));
+  if (scratch != nullptr) {
+    if (graphs) {
+      outgrown_scratch.push_back(scratch);
+    } else {
+      DLM_CUDA_CHECK(cudaFree(scratch));
+    }
+  }
   scratch = nullptr;
   scratch_bytes = 0;
   const cudaError_t status_of_malloc = cudaMalloc(&scratch, bytes);

@@ -79,9 +79,12 @@ struct CudaBackend::Context {
   cuda::EmbeddingFault* embedding_fault = nullptr;       // device memory
   cuda::EmbeddingFault* embedding_fault_host = nullptr;  // pinned host memory, the record's copy
   bool embedding_queued = false;                         // an embedding was queued since the last wait()
-  // Device scratch shared by the ops (top_k's sort space for large k), grown by reserve_scratch.
+  // Device scratch shared by the ops (top_k's sort space for large k, cuDNN's workspace), grown by
+  // reserve_scratch. With recording on, an outgrown block is kept until the backend goes, since a recorded
+  // graph may still read it.
   void* scratch = nullptr;
   size_t scratch_bytes = 0;
+  std::vector<void*> outgrown_scratch;
   // linear.cpp: the descriptors are made and cublasLtMatmulAlgoGetHeuristic is asked once per problem.
   std::map<LinearAlgoKey, std::unique_ptr<LinearPlan>> linear_plans;
   // attention.cpp: the implementation chosen, and cuDNN's handle and plans, made on first use (or why
