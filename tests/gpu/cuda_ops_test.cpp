@@ -863,6 +863,33 @@ TEST_P(CudaActivation, EveryActivationMatchesTheCpuInPlaceToo) {
 INSTANTIATE_TEST_SUITE_P(Sizes, CudaActivation,
                          ::testing::Values(1, 7, 33, 1000, 100003, (int64_t{1} << 24) + 7));
 
+// The gated forms on the two column blocks of one [rows, 2 * width] matrix (a fused gate/up projection's
+// output, and the other way round), as EveryActivationMatchesTheCpuInPlaceToo's gated tolerance.
+TEST_P(CudaActivation, GatedFormsTakeTheHalvesOfOneMatrix) {
+  const int64_t width = GetParam();
+  if (width > 100003) GTEST_SKIP() << "covered by the smaller widths";
+  const int64_t rows = 5;
+  const Tolerance gated{1e-44, 2.4e-7};
+  HostTensor both = f32({rows, 2 * width}, activation_input(rows * 2 * width, 73));
+  Guarded device_both = upload(both);
+  const auto half = [&](const Tensor& t, int64_t which) {
+    return t.slice(1, which * width, (which + 1) * width);
+  };
+  for (int64_t gate_half : {0, 1}) {
+    SCOPED_TRACE(gate_half == 0 ? "gate first" : "up first");
+    HostTensor want(DType::F32, Shape{rows, width});
+    ops::swiglu(cpu(), half(both, gate_half), half(both, 1 - gate_half), want);
+    Guarded out = output(DType::F32, Shape{rows, width});
+    ops::swiglu(gpu(), half(device_both, gate_half), half(device_both, 1 - gate_half), out);
+    expect_close(download(out), want, gated);
+    expect_guards_intact(out);
+    ops::geglu(cpu(), half(both, gate_half), half(both, 1 - gate_half), GeluApproximation::Tanh, want);
+    ops::geglu(gpu(), half(device_both, gate_half), half(device_both, 1 - gate_half), GeluApproximation::Tanh,
+               out);
+    expect_close(download(out), want, gated);
+  }
+}
+
 // =========================================================================================== softmax
 
 struct RowsCase {
