@@ -33,7 +33,11 @@ void add_device_flags(CLI::App& command, DeviceFlags& flags) {
 }
 
 std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
-  if (flags.device == "cpu") return std::make_unique<CpuBackend>(flags.threads);
+  if (flags.device == "cpu") {
+    if (flags.cuda_graphs) fail_input("--cuda-graphs applies to --device cuda only");
+    if (flags.cuda_attention != "auto") fail_input("--cuda-attention applies to --device cuda only");
+    return std::make_unique<CpuBackend>(flags.threads);
+  }
 #ifdef DLM_HAVE_CUDA
   try {
     const CudaAttention attention = flags.cuda_attention == "cudnn"    ? CudaAttention::Cudnn
