@@ -195,22 +195,22 @@ ForwardResult TransformerModel::forward(const ForwardBatch& batch) {
   const bool logits_wanted = wants_logits(batch.outputs);
   const bool stats_wanted = wants_stats(batch.outputs);
 
-  // The i32 inputs reach the backend in one copy.
+  // The i32 inputs reach the backend in one copy: first the layers' (their sizes follow the shapes), then
+  // the logit rows (fewer each step of a schedule that keeps the shapes).
   host_indices_.clear();
   const PackedRange ids_at = pack_indices(host_indices_, batch.token_ids);
   const PackedRange positions_at = pack_indices(host_indices_, batch.positions);
   const PackedRange offsets_at = pack_indices(host_indices_, batch.offsets);
-  const PackedRange rows_at = pack_indices(host_indices_, batch.logit_rows);
   PackedRange key_offsets_at, key_positions_at;
   if (!plan.direct) {
     key_offsets_at = pack_indices(host_indices_, plan.key_offsets);
     key_positions_at = pack_indices(host_indices_, plan.key_positions);
   }
+  const PackedRange rows_at = pack_indices(host_indices_, batch.logit_rows);
 
   Activations acts = arena_.build([&](ArenaCarver& carver) {
     Activations a;
     const DType dtype = activations_;
-    a.indices = carver.take(DType::I32, Shape{static_cast<int64_t>(host_indices_.size())});
     if (plan.gathers()) {
       a.keys = carver.take(dtype, Shape{keys, kv_heads, head_dim});
       a.values = carver.take(dtype, Shape{keys, kv_heads, head_dim});
@@ -230,6 +230,8 @@ ForwardResult TransformerModel::forward(const ForwardBatch& batch) {
       a.up = a.gate_up.slice(1, intermediate, 2 * intermediate);
     }
     a.act = carver.take(dtype, Shape{tokens, intermediate});
+    // What the logit rows change comes last, so the layers' tensors stay where they were.
+    a.indices = carver.take(DType::I32, Shape{static_cast<int64_t>(host_indices_.size())});
     a.gathered = carver.take(dtype, Shape{rows, hidden});
     a.gathered_normed = carver.take(dtype, Shape{rows, hidden});
     a.logits = carver.take(DType::F32, Shape{rows, config_.vocab_size});  // f32 whatever the activations
@@ -256,14 +258,22 @@ ForwardResult TransformerModel::forward(const ForwardBatch& batch) {
   if (rows == 0 && plan.writes.empty()) return result;
 
   const Tensor staged = stage_indices();
-  const auto queue_work = [&] { queue_forward(batch, plan, acts, staged); };
-  if (batch.observer) {
-    queue_work();  // the observer reads activations between the ops: nothing to record
+  if (batch.observer || !backend_.records_work()) {
+    backend_.copy(staged, acts.indices);
+    queue_layers(batch, plan, acts);
   } else {
-    forward_signature(batch, plan, acts, signature_);
-    staging_in_flight_ = recorder_.run(signature_, queue_work);
+    // The layers' work is what repeats (ForwardRecorder); the logit rows go up on their own.
+    const int64_t split = rows_at.begin;
+    forward_signature(batch, plan, acts, split, signature_);
+    staging_in_flight_ = recorder_.run(signature_, [&] {
+      backend_.copy(staged.slice(0, 0, split), acts.indices.slice(0, 0, split));
+      queue_layers(batch, plan, acts);
+    });
+    const int64_t end = acts.indices.dim(0);
+    if (rows > 0) backend_.copy(staged.slice(0, split, end), acts.indices.slice(0, split, end));
   }
   for (const auto& [cache, length] : plan.new_lengths) cache->set_length(length);
+  if (rows > 0) queue_head(batch, acts);
   return result;
 }
 
@@ -279,7 +289,8 @@ Tensor TransformerModel::stage_indices() {
 }
 
 void TransformerModel::forward_signature(const ForwardBatch& batch, const KeyPlan& plan,
-                                         const Activations& acts, std::vector<int64_t>& out) const {
+                                         const Activations& acts, int64_t layer_indices,
+                                         std::vector<int64_t>& out) const {
   out.clear();
   const auto add = [&](int64_t value) { out.push_back(value); };
   const auto add_address = [&](const void* p) { add(static_cast<int64_t>(reinterpret_cast<intptr_t>(p))); };
@@ -292,15 +303,14 @@ void TransformerModel::forward_signature(const ForwardBatch& batch, const KeyPla
     add_address(cache != nullptr ? cache->keys(0).data() : nullptr);
     add(cache != nullptr ? cache->keys(0).dim(0) : 0);
   };
-  // The activations are carved from the arena in a fixed order, so its first tensor's address and the sizes
-  // place all of them.
   add_address(staging_.data());
-  add_address(acts.indices.data());
-  add(acts.indices.numel());
+  add(layer_indices);
+  for (const Tensor* t : {&acts.indices, &acts.keys, &acts.values, &acts.hidden, &acts.normed, &acts.q,
+                          &acts.k, &acts.v, &acts.attention, &acts.gate, &acts.up, &acts.act}) {
+    add_address(t->data());
+  }
   add(acts.hidden.dim(0));
   add(acts.keys.empty() ? 0 : acts.keys.dim(0));
-  add(acts.logits.dim(0));
-  add(static_cast<int64_t>(batch.outputs));
   add(static_cast<int64_t>(batch.visibility.kind));
   add(batch.visibility.block_size);
   add(batch.visibility.window);
@@ -320,9 +330,7 @@ void TransformerModel::forward_signature(const ForwardBatch& batch, const KeyPla
   }
 }
 
-void TransformerModel::queue_forward(const ForwardBatch& batch, const KeyPlan& plan, const Activations& acts,
-                                     const Tensor& staged) {
-  backend_.copy(staged, acts.indices);
+void TransformerModel::queue_layers(const ForwardBatch& batch, const KeyPlan& plan, const Activations& acts) {
   ops::embedding(backend_, weights_.embed_tokens, acts.ids, acts.hidden);
   if (batch.observer) batch.observer("embeddings", -1, acts.hidden);
   // Each residual add is fused with the norm after it, so a layer starts from its input already normed.
@@ -336,8 +344,9 @@ void TransformerModel::queue_forward(const ForwardBatch& batch, const KeyPlan& p
     mlp_block(static_cast<int64_t>(layer), acts);
     if (batch.observer) batch.observer("layer_output", static_cast<int64_t>(layer), acts.hidden);
   }
-  if (acts.logits.dim(0) == 0) return;
+}
 
+void TransformerModel::queue_head(const ForwardBatch& batch, const Activations& acts) {
   // Only the requested rows go through the final norm and the LM head (both are row-wise); the gather is an
   // embedding lookup with the hidden states as the table.
   ops::embedding(backend_, acts.hidden, acts.rows, acts.gathered);

@@ -65,14 +65,15 @@ class TransformerModel final : public Backbone {
   // host_indices_ copied into staging_ (pinned where the backend pins), the source of the forward's one
   // upload; waits first for a replay that may still read it.
   Tensor stage_indices();
-  // What the queued work of a forward depends on besides device memory and the staged indices
-  // (ForwardRecorder): the addresses and sizes of the activations, the staging and the cache rows it
-  // touches, and the host's decisions (outputs, visibility, per-sequence offsets, the key plan).
+  // What the layers' queued work depends on besides device memory and the staged indices (ForwardRecorder):
+  // the addresses of the tensors, staging and cache rows it touches, the sizes, and the host's decisions
+  // (visibility, per-sequence offsets, the key plan). `layer_indices`: the staged indices the layers read.
   void forward_signature(const ForwardBatch& batch, const KeyPlan& plan, const Activations& acts,
-                         std::vector<int64_t>& out) const;
-  // The forward's backend work: the upload of the staged indices, the layers, the LM head on the rows.
-  void queue_forward(const ForwardBatch& batch, const KeyPlan& plan, const Activations& acts,
-                     const Tensor& staged);
+                         int64_t layer_indices, std::vector<int64_t>& out) const;
+  // The layers' backend work (their indices already uploaded), then the head's: the final norm and the LM
+  // head on the logit rows, and the statistics.
+  void queue_layers(const ForwardBatch& batch, const KeyPlan& plan, const Activations& acts);
+  void queue_head(const ForwardBatch& batch, const Activations& acts);
   // Attention from acts.normed (the layer's input, normed), then the residual add fused with the
   // post-attention norm.
   void attention_block(int64_t layer, const Activations& acts, const KeyPlan& plan,

@@ -87,21 +87,23 @@ class CudaGraphs : public ::testing::TestWithParam<const char*> {
   }
 };
 
-TEST_P(CudaGraphs, FullRecomputeStepsReplayWithNewIds) {
-  // Six steps over one 24-token canvas: the first queued directly, the second recorded, four replays.
-  expect_same_bits("full recompute",
-                   [](Backbone& model, Backend& backend) {
-                     std::vector<std::vector<float>> outputs;
-                     for (uint32_t step = 0; step < 6; ++step) {
-                       ForwardBatch batch;
-                       batch.visibility = Visibility::bidirectional();
-                       batch.add_sequence(random_ids(24, model.vocab_size(), 100 + step));
-                       all_rows(batch);
-                       outputs.push_back(logits_of(backend, model.forward(batch)));
-                     }
-                     return outputs;
-                   },
-                   {1, 4});
+TEST_P(CudaGraphs, FullRecomputeStepsReplayWithNewIdsAndFewerRows) {
+  // Six steps over one 24-token canvas, with logits for fewer rows each step (the still-masked positions of
+  // a schedule): the first step queued directly, the second recorded, four replays.
+  expect_same_bits(
+      "full recompute",
+      [](Backbone& model, Backend& backend) {
+        std::vector<std::vector<float>> outputs;
+        for (int32_t step = 0; step < 6; ++step) {
+          ForwardBatch batch;
+          batch.visibility = Visibility::bidirectional();
+          batch.add_sequence(random_ids(24, model.vocab_size(), 100 + static_cast<uint32_t>(step)));
+          for (int32_t row = 3 * step; row < 24; ++row) batch.logit_rows.push_back(row);
+          outputs.push_back(logits_of(backend, model.forward(batch)));
+        }
+        return outputs;
+      },
+      {1, 4});
 }
 
 TEST_P(CudaGraphs, DualCacheBlockStepsReplayAndTheNextBlockRecordsAgain) {
