@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "backbones/device_weights.h"
@@ -21,13 +22,14 @@ struct TransformerModel::Activations {
   Tensor ids, positions, offsets, rows;  // i32 [T], [T], [B+1], [N]
   Tensor key_offsets, key_positions;     // i32 [B+1], [Tk]: only when a sequence uses a cache
   // In the activation dtype:
-  Tensor hidden;                     // [T, hidden]: the residual stream
-  Tensor normed;                     // [T, hidden]: norm outputs, then projection outputs
-  Tensor q, k, v;                    // [T, heads, head_dim], [T, kv_heads, head_dim] x2
-  Tensor keys, values;               // [Tk, kv_heads, head_dim]: cached and new keys, per sequence
-  Tensor attention;                  // [T, heads, head_dim]
-  Tensor gate_up;                    // [T, 2 * intermediate] with fused gate/up weights, else empty
-  Tensor gate, up, act;              // [T, intermediate]; gate and up are gate_up's halves where it exists
+  Tensor hidden;         // [T, hidden]: the residual stream
+  Tensor normed;         // [T, hidden]: norm outputs, then projection outputs
+  Tensor qkv;            // [T, (heads + 2 kv_heads) head_dim] with fused q/k/v weights, else empty
+  Tensor q, k, v;        // [T, heads, head_dim], [T, kv_heads, head_dim] x2
+  Tensor keys, values;   // [Tk, kv_heads, head_dim]: cached and new keys, per sequence
+  Tensor attention;      // [T, heads, head_dim]
+  Tensor gate_up;        // [T, 2 * intermediate] with fused gate/up weights, else empty
+  Tensor gate, up, act;  // [T, intermediate]; gate and up are gate_up's halves where it exists
   Tensor gathered, gathered_normed;  // [N, hidden]
   Tensor logits;                     // f32 [N, vocab]
   VocabStats stats;                  // [N]
@@ -48,6 +50,21 @@ PackedRange pack_indices(std::vector<int32_t>& pack, const std::vector<int32_t>&
   pack.insert(pack.end(), values.begin(), values.end());
   pack.resize((pack.size() + kAlignment - 1) / kAlignment * kAlignment, 0);
   return range;
+}
+
+// The projections `parts` as one, where their matrices, and their biases if they have any, lie back to back
+// in order (join_adjacent); an empty weight otherwise.
+template <size_t N>
+LinearWeights join_projections(const std::array<const LinearWeights*, N>& parts) {
+  LinearWeights joined = *parts[0];
+  for (size_t i = 1; i < N; ++i) {
+    const LinearWeights& next = *parts[i];
+    if (joined.bias.has_value() != next.bias.has_value()) return {};
+    joined.weight = join_adjacent(joined.weight, next.weight);
+    if (joined.bias) joined.bias = join_adjacent(*joined.bias, *next.bias);
+    if (joined.weight.empty() || (joined.bias && joined.bias->empty())) return {};
+  }
+  return joined;
 }
 
 DType resolve_activations(ActivationPrecision precision, const Backend& backend,
@@ -85,15 +102,22 @@ TransformerModel::TransformerModel(Backend& backend, const TransformerConfig& co
     resident.push_back(&inv_freq_);
     device_weights_ = upload_weights(backend, resident);
   }
-  for (const TransformerLayerWeights& layer : weights_.layers) {
-    const Tensor joined =
-        layer.gate.bias || layer.up.bias ? Tensor() : join_adjacent(layer.gate.weight, layer.up.weight);
-    if (joined.empty()) {
-      gate_up_.clear();
-      break;
+  // Projections that read the same input run as one product where every layer stores them back to back
+  // (the device copy always does); QK-norm sits between the q/k projections and RoPE, so it keeps them apart.
+  const auto join_all = [&](auto parts_of, std::vector<LinearWeights>& joined) {
+    for (const TransformerLayerWeights& layer : weights_.layers) {
+      LinearWeights one = join_projections(parts_of(layer));
+      if (one.weight.empty()) {
+        joined.clear();
+        return;
+      }
+      joined.push_back(std::move(one));
     }
-    gate_up_.push_back(joined);
+  };
+  if (!config_.qk_norm) {
+    join_all([](const TransformerLayerWeights& l) { return std::array{&l.q, &l.k, &l.v}; }, qkv_);
   }
+  join_all([](const TransformerLayerWeights& l) { return std::array{&l.gate, &l.up}; }, gate_up_);
 }
 
 std::unique_ptr<SequenceCache> TransformerModel::new_cache(int64_t capacity) {
@@ -217,6 +241,7 @@ ForwardResult TransformerModel::forward(const ForwardBatch& batch) {
     }
     a.hidden = carver.take(dtype, Shape{tokens, hidden});
     a.normed = carver.take(dtype, Shape{tokens, hidden});
+    if (!qkv_.empty()) a.qkv = carver.take(dtype, Shape{tokens, (heads + 2 * kv_heads) * head_dim});
     a.q = carver.take(dtype, Shape{tokens, heads, head_dim});
     a.k = carver.take(dtype, Shape{tokens, kv_heads, head_dim});
     a.v = carver.take(dtype, Shape{tokens, kv_heads, head_dim});
@@ -363,16 +388,32 @@ void TransformerModel::attention_block(int64_t index, const Activations& acts, c
   const int64_t tokens = acts.hidden.dim(0);
   const float eps = config_.rms_norm_eps;
   auto flat = [tokens](const Tensor& t) { return t.reshape(Shape{tokens, t.numel() / tokens}); };
-  ops::linear(backend_, acts.normed, layer.q.weight, layer.q.bias, flat(acts.q));
-  ops::linear(backend_, acts.normed, layer.k.weight, layer.k.bias, flat(acts.k));
-  ops::linear(backend_, acts.normed, layer.v.weight, layer.v.bias, flat(acts.v));
-  if (config_.qk_norm) {
-    auto per_head = [](const Tensor& t) { return t.reshape(Shape{t.dim(0) * t.dim(1), t.dim(2)}); };
-    ops::rms_norm(backend_, per_head(acts.q), layer.q_norm, eps, NormWeight::Plain, per_head(acts.q));
-    ops::rms_norm(backend_, per_head(acts.k), layer.k_norm, eps, NormWeight::Plain, per_head(acts.k));
+  if (!acts.qkv.empty()) {
+    // One product, then q and k rotated out of its columns and v copied out.
+    const LinearWeights& qkv = qkv_[static_cast<size_t>(index)];
+    ops::linear(backend_, acts.normed, qkv.weight, qkv.bias, acts.qkv);
+    const int64_t head_dim = config_.head_dim;
+    const auto heads_at = [&](int64_t first_head, int64_t heads) {
+      const Tensor columns = acts.qkv.slice(1, first_head * head_dim, (first_head + heads) * head_dim);
+      return Tensor(columns.data(), columns.dtype(), Shape{tokens, heads, head_dim},
+                    Shape{acts.qkv.stride(0), head_dim, 1}, columns.device());
+    };
+    const int64_t heads = config_.num_heads, kv_heads = config_.num_kv_heads;
+    ops::rope(backend_, heads_at(0, heads), acts.positions, inv_freq_, rope_, acts.q);
+    ops::rope(backend_, heads_at(heads, kv_heads), acts.positions, inv_freq_, rope_, acts.k);
+    backend_.copy(heads_at(heads + kv_heads, kv_heads), acts.v);
+  } else {
+    ops::linear(backend_, acts.normed, layer.q.weight, layer.q.bias, flat(acts.q));
+    ops::linear(backend_, acts.normed, layer.k.weight, layer.k.bias, flat(acts.k));
+    ops::linear(backend_, acts.normed, layer.v.weight, layer.v.bias, flat(acts.v));
+    if (config_.qk_norm) {
+      auto per_head = [](const Tensor& t) { return t.reshape(Shape{t.dim(0) * t.dim(1), t.dim(2)}); };
+      ops::rms_norm(backend_, per_head(acts.q), layer.q_norm, eps, NormWeight::Plain, per_head(acts.q));
+      ops::rms_norm(backend_, per_head(acts.k), layer.k_norm, eps, NormWeight::Plain, per_head(acts.k));
+    }
+    ops::rope(backend_, acts.q, acts.positions, inv_freq_, rope_, acts.q);
+    ops::rope(backend_, acts.k, acts.positions, inv_freq_, rope_, acts.k);
   }
-  ops::rope(backend_, acts.q, acts.positions, inv_freq_, rope_, acts.q);
-  ops::rope(backend_, acts.k, acts.positions, inv_freq_, rope_, acts.k);
 
   attend(index, acts, plan, batch.offsets, AttentionParams{batch.visibility, 0.0f, 0.0f});
   ops::linear(backend_, flat(acts.attention), layer.o.weight, layer.o.bias, acts.normed);
@@ -434,7 +475,8 @@ void TransformerModel::mlp_block(int64_t index, const Activations& acts) {
     ops::linear(backend_, acts.normed, layer.gate.weight, layer.gate.bias, acts.gate);
     ops::linear(backend_, acts.normed, layer.up.weight, layer.up.bias, acts.up);
   } else {
-    ops::linear(backend_, acts.normed, gate_up_[layer_index], std::nullopt, acts.gate_up);
+    const LinearWeights& gate_up = gate_up_[layer_index];
+    ops::linear(backend_, acts.normed, gate_up.weight, gate_up.bias, acts.gate_up);
   }
   ops::swiglu(backend_, acts.gate, acts.up, acts.act);
   ops::linear(backend_, acts.act, layer.down.weight, layer.down.bias, acts.normed);

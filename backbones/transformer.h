@@ -30,6 +30,11 @@ class TransformerModel final : public Backbone {
   const TransformerWeights& weights() const { return weights_; }
   // How its forwards were queued: op by op, recorded or replayed (ForwardRecorder).
   const ForwardRecorder::Counts& recording_counts() const { return recorder_.counts(); }
+  // Which projection groups run as one product (their weights lie back to back).
+  struct JoinedProjections {
+    bool qkv = false, gate_up = false;
+  };
+  JoinedProjections joined_projections() const { return {!qkv_.empty(), !gate_up_.empty()}; }
   int64_t vocab_size() const override { return config_.vocab_size; }
   int64_t max_positions() const override { return config_.max_positions; }
   std::unique_ptr<SequenceCache> new_cache(int64_t capacity) override;
@@ -92,10 +97,10 @@ class TransformerModel final : public Backbone {
   Tensor inv_freq_;  // f32 [rotary_dim / 2] on the backend's device
   RopeParams rope_;
   Buffer device_weights_;  // a device backend's copy of the weights and inv_freq_; empty on the CPU
-  // Per layer, the gate and up matrices as one [2 * intermediate, hidden] matrix, so the MLP's two input
-  // projections are one product; empty unless every layer stores them back to back without biases (the
-  // device copy always does).
-  std::vector<Tensor> gate_up_;
+  // Per layer, the q, k and v projections as one ([(heads + 2 kv_heads) head_dim, hidden]), and gate and up
+  // as one ([2 intermediate, hidden]); empty unless every layer stores them back to back (the device copy
+  // always does) and, for q/k/v, the model has no QK-norm.
+  std::vector<LinearWeights> qkv_, gate_up_;
   Arena arena_;
   KeyPlan plan_;                       // reused across calls
   std::vector<int32_t> host_indices_;  // a call's i32 inputs, packed for one copy; reused across calls

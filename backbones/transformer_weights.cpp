@@ -47,7 +47,10 @@ auto projections(Layer& layer) {
   return std::array{&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down};
 }
 
-// Calls visit(tensor) for every weight of `weights` (const or not), tied ones as often as they are used.
+// Calls visit(tensor) for every weight of `weights` (const or not), tied ones as often as they are used. A
+// layer's projection matrices come in projection order, then their biases, so that a copy made in this
+// order (device_weights.h) stores q, k and v, and gate and up, back to back (the transformer runs each group
+// as one product).
 template <class Weights, class Visit>
 void visit_tensors(Weights& weights, Visit visit) {
   visit(weights.embed_tokens);
@@ -58,8 +61,8 @@ void visit_tensors(Weights& weights, Visit visit) {
       visit(layer.q_norm);
       visit(layer.k_norm);
     }
+    for (auto* linear : projections(layer)) visit(linear->weight);
     for (auto* linear : projections(layer)) {
-      visit(linear->weight);
       if (linear->bias) visit(*linear->bias);
     }
   }

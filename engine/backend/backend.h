@@ -55,7 +55,9 @@ class Backend {
   // reference, computes in f32 only.
   virtual bool supports_bf16_activations() const = 0;
   virtual Buffer allocate(size_t bytes) = 0;
-  // Same dtype and shape; either side may be on the host or on this backend's device.
+  // Same dtype and shape; either side may be on the host or on this backend's device. dst is contiguous;
+  // src is too, or a view whose slices along axis 0 are (Tensor::slices_contiguous: a column block of a
+  // wider matrix).
   virtual void copy(const Tensor& src, const Tensor& dst) = 0;
   virtual void synchronize() = 0;
   // Host memory the device copies from without staging it (pinned on CUDA), which a recording may copy from.
@@ -102,7 +104,8 @@ class Backend {
     add(x, residual, sum_out);
     rms_norm(sum_out, weight, eps, mode, norm_out);
   }
-  // x[T,H,D] rotated at positions[T] (i32) with inv_freq[rotary_dim/2] (f32); out may alias x.
+  // x[T,H,D] rotated at positions[T] (i32) with inv_freq[rotary_dim/2] (f32); each token's [H,D] of x is
+  // contiguous, tokens x.stride(0) apart; out is contiguous and may alias a contiguous x.
   virtual void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
                     const RopeParams& params, const Tensor& out) = 0;
   virtual void add(const Tensor& a, const Tensor& b, const Tensor& out) = 0;  // out may alias a or b

@@ -82,6 +82,16 @@ int64_t Tensor::row_stride() const {
   return stride(0);
 }
 
+bool Tensor::slices_contiguous() const {
+  if (rank() == 0) return false;
+  int64_t step = 1;
+  for (int axis = rank() - 1; axis >= 1; --axis) {
+    if (shape_[axis] != 1 && strides_[axis] != step) return false;
+    step *= shape_[axis];
+  }
+  return shape_[0] <= 1 || strides_[0] >= step;
+}
+
 Tensor Tensor::reshape(Shape shape) const {
   DLM_CHECK(is_contiguous(), "reshape of non-contiguous tensor {}", describe());
   DLM_CHECK(shape.numel() == numel(), "cannot reshape {} to {}", describe(), shape.str());

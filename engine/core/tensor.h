@@ -76,6 +76,10 @@ class Tensor {
   // Elements from the start of one row (of the last axis) to the next: dim(-1) when contiguous, else
   // stride(0), for a rank-2 view with contiguous rows (a column block of a wider matrix).
   int64_t row_stride() const;
+  // Whether each slice along axis 0 is contiguous and the slices do not overlap, stride(0) elements apart:
+  // a column block of a wider matrix, its rows viewed in any shape. True for a contiguous tensor of rank
+  // >= 1.
+  bool slices_contiguous() const;
 
   Tensor reshape(Shape shape) const;                         // requires contiguity
   Tensor slice(int axis, int64_t begin, int64_t end) const;  // rows [begin, end) of one axis

@@ -73,9 +73,8 @@ void check_activation(std::string_view op, std::string_view arg, const Tensor& t
 void check_activation_rows(std::string_view op, std::string_view arg, const Tensor& t,
                            const Backend& backend) {
   check_device(op, arg, t, backend);
-  const bool rows_contiguous = t.rank() == 2 && t.stride(1) == 1 && t.stride(0) >= t.dim(1);
-  DLM_CHECK(t.is_contiguous() || rows_contiguous,
-            "{}: {} ({}) must be contiguous, or a rank-2 view whose rows are contiguous", op, arg,
+  DLM_CHECK(t.is_contiguous() || t.slices_contiguous(),
+            "{}: {} ({}) must be contiguous, or a view whose slices along its first axis are", op, arg,
             t.describe());
   check_activation_dtype(op, arg, t, backend);
 }

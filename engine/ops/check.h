@@ -23,8 +23,8 @@ void check_operand(std::string_view op, std::string_view arg, const Tensor& t, c
 // An activation operand: check_operand with f32, or bf16 where the backend supports bf16 activations (an
 // Error naming the backend otherwise).
 void check_activation(std::string_view op, std::string_view arg, const Tensor& t, const Backend& backend);
-// As check_activation, but a rank-2 view with contiguous rows (a column block of a wider matrix, such as one
-// half of a fused projection's output) passes too.
+// As check_activation, but a view whose slices along axis 0 are each contiguous (Tensor::slices_contiguous:
+// a column block of a wider matrix, such as one part of a fused projection's output) passes too.
 void check_activation_rows(std::string_view op, std::string_view arg, const Tensor& t,
                            const Backend& backend);
 // Operands an op reads and writes in one dtype.

@@ -49,6 +49,11 @@ void check_gated(std::string_view op, Backend& backend, const Tensor& gate, cons
                  const Tensor& out) {
   check_activation_rows(op, "gate", gate, backend);
   check_activation_rows(op, "up", up, backend);
+  for (const Tensor* t : {&gate, &up}) {
+    DLM_CHECK(t->is_contiguous() || t->rank() == 2,
+              "{}: a strided gate or up must have rank 2, got gate {}, up {}", op, gate.describe(),
+              up.describe());
+  }
   check_activation(op, "out", out, backend);
   check_same_dtype(op, "up", up, "gate", gate);
   check_same_dtype(op, "out", out, "gate", gate);

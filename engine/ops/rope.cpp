@@ -22,12 +22,14 @@ HostTensor default_rope_inv_freq(double theta, int64_t rotary_dim) {
   return inv_freq;
 }
 
-// x [T,H,D] an activation (f32, or bf16 where the backend computes in it); positions i32 [T]; inv_freq f32
-// [rotary_dim/2] with rotary_dim even and in (0, D]; out [T,H,D] in x's dtype, and it may be x itself.
+// x [T,H,D] an activation (f32, or bf16 where the backend computes in it), each token's [H,D] contiguous but
+// tokens possibly further apart (a column block of a fused projection's output); positions i32 [T]; inv_freq
+// f32 [rotary_dim/2] with rotary_dim even and in (0, D]; out [T,H,D] contiguous in x's dtype, and it may be x
+// itself where x is contiguous.
 void rope(Backend& backend, const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
           const RopeParams& params, const Tensor& out) {
   constexpr std::string_view kOp = "rope";
-  check_activation(kOp, "x", x, backend);
+  check_activation_rows(kOp, "x", x, backend);
   check_operand(kOp, "positions", positions, backend, {DType::I32});
   check_operand(kOp, "inv_freq", inv_freq, backend, {DType::F32});
   check_activation(kOp, "out", out, backend);
@@ -40,6 +42,7 @@ void rope(Backend& backend, const Tensor& x, const Tensor& positions, const Tens
   check_shape(kOp, "positions", positions, Shape{x.dim(0)});
   check_shape(kOp, "inv_freq", inv_freq, Shape{params.rotary_dim / 2});
   check_shape(kOp, "out", out, x.shape());
+  if (!x.is_contiguous()) check_disjoint(kOp, "out", out, "x", x);
   backend.rope(x, positions, inv_freq, params, out);
 }
 

@@ -307,6 +307,30 @@ TEST_F(CudaBackendBasics, CopiesRoundTripBitForBit) {
   expect_same_bits(again, bits);
 }
 
+// A source whose rows are further apart than their width (a column block of a wider matrix) copies into a
+// contiguous destination, device to device and host to device, and nothing past the block is read.
+TEST_F(CudaBackendBasics, CopyFromAColumnBlock) {
+  const int64_t rows = 37, width = 19, stride = 64;
+  std::vector<float> values(static_cast<size_t>(rows * stride));
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i);
+  HostTensor wide = f32({rows, stride}, values);
+  std::vector<float> want;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 5; c < 5 + width; ++c) want.push_back(values[static_cast<size_t>(r * stride + c)]);
+  }
+  Guarded device_wide = upload(wide);
+  Guarded out = output(DType::F32, Shape{rows, width});
+  gpu().copy(device_wide.tensor.slice(1, 5, 5 + width), out);
+  EXPECT_EQ(download(out).to_vector<float>(), want);
+  expect_guards_intact(out);
+  Guarded from_host = output(DType::F32, Shape{rows, width});
+  gpu().copy(wide.tensor().slice(1, 5, 5 + width), from_host);
+  EXPECT_EQ(download(from_host).to_vector<float>(), want);
+  expect_guards_intact(from_host);
+  // A destination that is not contiguous is refused.
+  EXPECT_THROW(gpu().copy(out, device_wide.tensor.slice(1, 5, 5 + width)), Error);
+}
+
 TEST_F(CudaBackendBasics, CopyRejectsMismatchesAndOverlap) {
   Guarded a = upload(f32({4, 4}, std::vector<float>(16, 1.0f)));
   HostTensor wrong_shape(DType::F32, Shape{16});
@@ -728,6 +752,32 @@ TEST_P(CudaRope, MatchesTheCpuForBothLayoutsAndFactorsInPlaceToo) {
       }
     }
   }
+}
+
+// x as a column block of a wider matrix (a fused q/k/v projection's output: tokens further apart than their
+// heads), into a contiguous out: the CPU's rotation of the same block, as above.
+TEST_P(CudaRope, TakesTokensFurtherApartThanTheirHeads) {
+  const auto [tokens, heads, head_dim, rotary_dim] = GetParam();
+  if (head_dim > 1024) GTEST_SKIP() << "covered by the smaller heads";
+  const int64_t width = (3 * heads + 1) * head_dim;  // the block starts one head in
+  HostTensor wide = f32({tokens, width}, uniform(tokens * width, 54, -1.0f, 1.0f));
+  const auto block = [&](const Tensor& t) {
+    const Tensor columns = t.slice(1, head_dim, (heads + 1) * head_dim);
+    return Tensor(columns.data(), DType::F32, Shape{tokens, heads, head_dim}, Shape{width, head_dim, 1},
+                  columns.device());
+  };
+  std::vector<int32_t> pos(static_cast<size_t>(tokens));
+  for (int64_t t = 0; t < tokens; ++t) pos[static_cast<size_t>(t)] = static_cast<int32_t>(3 * t + 1);
+  HostTensor positions = HostTensor::from(Shape{tokens}, pos);
+  HostTensor inv_freq = ops::default_rope_inv_freq(10000.0, rotary_dim);
+  const RopeParams params{RopeLayout::HalfSplit, rotary_dim, 1.0f};
+  HostTensor want(DType::F32, Shape{tokens, heads, head_dim});
+  ops::rope(cpu(), block(wide), positions, inv_freq, params, want);
+  Guarded device_wide = upload(wide);
+  Guarded out = output(DType::F32, Shape{tokens, heads, head_dim});
+  ops::rope(gpu(), block(device_wide), upload(positions), upload(inv_freq), params, out);
+  expect_close(download(out), want, Tolerance{1e-6, 0.0});
+  expect_guards_intact(out);
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -4,15 +4,24 @@
 //
 // Metric: max |ours - reference| over a case's logits, relative to the case's logit scale max |reference|;
 // the bound is 1e-4 of that scale (f32 activations, f32 or bf16 weights widened exactly).
+//
+// The "grouped" cases load a copy of a checkpoint that stores each layer's q, k and v projections (matrices,
+// then biases) and its gate and up projections back to back, as a device copy of the weights does: the
+// transformer then runs each group as one product, and must still reproduce the references.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <iterator>
+#include <regex>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "backbones/load_model.h"
+#include "backbones/transformer.h"
 #include "engine/backend/cpu/cpu_backend.h"
 #include "engine/io/safetensors.h"
 
@@ -25,14 +34,59 @@ constexpr int64_t kBlock = 4;  // BLOCK in the script
 const std::string kParityDir = std::string(DLM_GOLDEN_DIR) + "/parity";
 
 struct Format {
-  const char* model;  // tests/golden/parity/models/<model>
-  const char* base;   // whose references (<base>_logits.safetensors) its weights must reproduce
+  const char* model;     // tests/golden/parity/models/<model>
+  const char* base;      // whose references (<base>_logits.safetensors) its weights must reproduce
+  bool grouped = false;  // loaded from a copy whose projection groups lie back to back
 };
 
 const Format kFormats[] = {
-    {"llama", "llama"}, {"qwen2", "qwen2"}, {"qwen3", "qwen3"},        {"llada", "llama"},
-    {"dream", "qwen2"}, {"sdar", "qwen3"},  {"fast_dllm_v2", "qwen2"},
+    {"llama", "llama"},        {"qwen2", "qwen2"},       {"qwen3", "qwen3"},
+    {"llada", "llama"},        {"dream", "qwen2"},       {"sdar", "qwen3"},
+    {"fast_dllm_v2", "qwen2"}, {"llama", "llama", true}, {"qwen2", "qwen2", true},
 };
+
+// Where a projection's tensor goes in a grouped copy of a layer: q, k, v matrices, then their biases, then
+// the gate and up matrices; everything else after them.
+int grouped_rank(const std::string& name) {
+  static const char* const kOrder[] = {"q_proj.weight",    "k_proj.weight", "v_proj.weight",
+                                       "q_proj.bias",      "k_proj.bias",   "v_proj.bias",
+                                       "gate_proj.weight", "up_proj.weight"};
+  for (int rank = 0; rank < static_cast<int>(std::size(kOrder)); ++rank) {
+    if (name.ends_with(kOrder[rank])) return rank;
+  }
+  return static_cast<int>(std::size(kOrder));
+}
+
+// A copy of tests/golden/parity/models/<model> (under the test's temporary directory) whose checkpoint
+// stores its tensors layer by layer in grouped_rank order.
+std::string grouped_model(const std::string& model) {
+  namespace fs = std::filesystem;
+  const fs::path source = fs::path(kParityDir) / "models" / model;
+  const fs::path copy = fs::path(::testing::TempDir()) / ("grouped_" + model);
+  fs::create_directories(copy);
+  for (const fs::directory_entry& file : fs::directory_iterator(source)) {
+    if (file.path().filename() != "model.safetensors") {
+      fs::copy_file(file.path(), copy / file.path().filename(), fs::copy_options::overwrite_existing);
+    }
+  }
+  const SafetensorsFile checkpoint((source / "model.safetensors").string());
+  const std::regex layer_of(R"(\.layers\.(\d+)\.)");
+  const auto key = [&](const TensorEntry& entry) {
+    std::smatch match;
+    const int layer = std::regex_search(entry.name, match, layer_of) ? std::stoi(match[1].str()) : -1;
+    return std::tuple(layer, grouped_rank(entry.name), entry.name);
+  };
+  std::vector<TensorEntry> entries = checkpoint.entries();
+  std::ranges::sort(entries, [&](const TensorEntry& a, const TensorEntry& b) { return key(a) < key(b); });
+  std::vector<NamedTensor> tensors;
+  for (const TensorEntry& entry : entries) tensors.push_back({entry.name, checkpoint.tensor(entry.name)});
+  write_safetensors((copy / "model.safetensors").string(), tensors, checkpoint.metadata());
+  return copy.string();
+}
+
+std::string model_dir(const Format& format) {
+  return format.grouped ? grouped_model(format.model) : kParityDir + "/models/" + format.model;
+}
 
 std::vector<int32_t> ints(const SafetensorsFile& golden, const std::string& name) {
   const Tensor t = golden.tensor(name);
@@ -49,7 +103,7 @@ std::vector<int32_t> iota_positions(int32_t first, size_t count) {
 class TransformersParity : public ::testing::TestWithParam<Format> {
  protected:
   TransformersParity()
-      : model_(load_model(backend_, kParityDir + "/models/" + GetParam().model)),
+      : model_(load_model(backend_, model_dir(GetParam()))),
         golden_(kParityDir + "/" + GetParam().base + "_logits.safetensors") {}
 
   // Compares `got` [N, V] with the reference tensor `name` (rows [first_row, first_row + N) of it).
@@ -171,8 +225,21 @@ TEST_P(TransformersParity, BlockReadsTheCachedPrefix) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Formats, TransformersParity, ::testing::ValuesIn(kFormats),
-                         [](const auto& info) { return std::string(info.param.model); });
+TEST_P(TransformersParity, GroupedCopiesRunEachGroupAsOneProduct) {
+  const auto* transformer = dynamic_cast<const TransformerModel*>(model_.backbone.get());
+  ASSERT_NE(transformer, nullptr);
+  const TransformerModel::JoinedProjections joined = transformer->joined_projections();
+  if (GetParam().grouped) {
+    EXPECT_TRUE(joined.qkv);
+    EXPECT_TRUE(joined.gate_up);
+  } else {
+    EXPECT_FALSE(joined.qkv) << "transformers' files list k_proj, o_proj, q_proj, v_proj";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, TransformersParity, ::testing::ValuesIn(kFormats), [](const auto& info) {
+  return std::string(info.param.model) + (info.param.grouped ? "_grouped" : "");
+});
 
 }  // namespace
 }  // namespace dlm

@@ -571,6 +571,39 @@ TEST(Rope, PartialRotaryAttentionFactorHeadsAndPositionsInPlace) {
   expect_near_all(x.to_vector<float>(), want, 2e-6);
 }
 
+TEST(Rope, TakesTokensFurtherApartThanTheirHeads) {
+  // x as heads 1..2 of a [3 tokens, 4 heads, 8] matrix (a column block of a fused projection's output): the
+  // rotation of the same values made contiguous, into a contiguous out.
+  constexpr int64_t kTokens = 3, kHeads = 2, kDim = 8, kWidth = 4 * kDim;
+  const std::vector<float> values = random_values(kTokens * kWidth, 21, 1.0f);
+  HostTensor wide = f32({kTokens, kWidth}, values);
+  const Tensor columns = wide.tensor().slice(1, kDim, 3 * kDim);
+  const Tensor block(columns.data(), DType::F32, Shape{kTokens, kHeads, kDim}, Shape{kWidth, kDim, 1},
+                     Device{});
+  std::vector<float> packed;
+  for (int64_t t = 0; t < kTokens; ++t) {
+    packed.insert(packed.end(), values.begin() + t * kWidth + kDim, values.begin() + t * kWidth + 3 * kDim);
+  }
+  const RopeParams params{RopeLayout::HalfSplit, 6, 1.0f};
+  const HostTensor positions = i32({kTokens}, {0, 5, 9});
+  const HostTensor inv_freq = ops::default_rope_inv_freq(10000.0, 6);
+  HostTensor got(DType::F32, {kTokens, kHeads, kDim}), want(DType::F32, {kTokens, kHeads, kDim});
+  ops::rope(backend(), block, positions, inv_freq, params, got);
+  ops::rope(backend(), f32({kTokens, kHeads, kDim}, packed), positions, inv_freq, params, want);
+  EXPECT_EQ(got.to_vector<float>(), want.to_vector<float>());
+  // Rotated in place it would overwrite the block's neighbours: an out overlapping a strided x is refused.
+  EXPECT_THROW(ops::rope(backend(), block, positions, inv_freq, params, block), Error);
+}
+
+TEST(Copy, FromAColumnBlockIntoAContiguousTensor) {
+  HostTensor wide = f32({3, 4}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
+  HostTensor out(DType::F32, {3, 2});
+  backend().copy(wide.tensor().slice(1, 1, 3), out);
+  EXPECT_EQ(out.to_vector<float>(), (std::vector<float>{1, 2, 5, 6, 9, 10}));
+  EXPECT_THROW(backend().copy(out, wide.tensor().slice(1, 1, 3)), Error);  // into a strided destination
+  EXPECT_THROW(backend().copy(wide.tensor().transpose(0, 1), HostTensor(DType::F32, {4, 3})), Error);
+}
+
 TEST(Rope, LargePositionRoundsTheAngleToF32LikeHF) {
   // 100000 * f32(0.1) = 10000.000149... rounds to the f32 10000 (ulp there is 2^-10), so HF rotates by
   // exactly 10000 rad: cos = -0.95215537, sin = -0.30561439. An angle kept in double would give

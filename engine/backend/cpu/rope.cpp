@@ -14,6 +14,7 @@ void CpuBackend::rope(const Tensor& x, const Tensor& positions, const Tensor& in
   const auto* pos = static_cast<const int32_t*>(positions.data());
   const auto* freq = static_cast<const float*>(inv_freq.data());
   const auto* xs = static_cast<const float*>(x.data());
+  const int64_t x_stride = x.stride(0);  // tokens may lie further apart than heads * head_dim
   auto* ys = static_cast<float*>(out.data());
   const double factor = params.attention_factor;
   const bool interleaved = params.layout == RopeLayout::Interleaved;
@@ -30,7 +31,7 @@ void CpuBackend::rope(const Tensor& x, const Tensor& positions, const Tensor& in
         sin_t[i] = static_cast<float>(std::sin(static_cast<double>(angle)) * factor);
       }
       for (int64_t h = 0; h < heads; ++h) {
-        const float* in = xs + (t * heads + h) * head_dim;
+        const float* in = xs + t * x_stride + h * head_dim;
         float* result = ys + (t * heads + h) * head_dim;
         if (interleaved) {
           for (int64_t i = 0; i < half; ++i) {

@@ -25,10 +25,10 @@ bool is_pinned(const void* host) {
   return attributes.type == cudaMemoryTypeHost;
 }
 
-bool ranges_overlap(const void* a, const void* b, size_t bytes) {
+bool ranges_overlap(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
   const auto* pa = static_cast<const char*>(a);
   const auto* pb = static_cast<const char*>(b);
-  return pa < pb + bytes && pb < pa + bytes;
+  return pa < pb + b_bytes && pb < pa + a_bytes;
 }
 
 }  // namespace
@@ -149,8 +149,12 @@ Buffer CudaBackend::allocate(size_t bytes) {
 void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
   DLM_CHECK(src.dtype() == dst.dtype() && src.shape() == dst.shape(), "copy from {} to {}", src.describe(),
             dst.describe());
-  DLM_CHECK(src.is_contiguous() && dst.is_contiguous(), "copy needs contiguous tensors, got {} -> {}",
-            src.describe(), dst.describe());
+  const bool strided = !src.is_contiguous();
+  DLM_CHECK(
+      (!strided || src.slices_contiguous()) && dst.is_contiguous(),
+      "copy needs a contiguous destination and a source whose slices along axis 0 are contiguous, got {} "
+      "-> {}",
+      src.describe(), dst.describe());
   const Device here = device();
   const auto usable = [&](const Tensor& t) {
     return t.device().kind == DeviceKind::Cpu || t.device() == here;
@@ -160,20 +164,36 @@ void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
             src.describe(), dst.describe());
   const size_t bytes = src.nbytes();
   if (bytes == 0) return;
+  // A strided source is dim(0) slices of `slice` bytes, `pitch` bytes apart.
+  const size_t slices = strided ? static_cast<size_t>(src.dim(0)) : 1;
+  const size_t slice = bytes / slices;
+  const size_t pitch = strided ? static_cast<size_t>(src.stride(0)) * dtype_size(src.dtype()) : slice;
   const bool src_host = src.device().kind == DeviceKind::Cpu;
   const bool dst_host = dst.device().kind == DeviceKind::Cpu;
   if (src_host && dst_host) {  // nothing queued writes host memory, so this needs no wait
-    std::memmove(dst.data(), src.data(), bytes);
+    for (size_t i = 0; i < slices; ++i) {
+      std::memmove(static_cast<char*>(dst.data()) + i * slice,
+                   static_cast<const char*>(src.data()) + i * pitch, slice);
+    }
     return;
   }
   Context& ctx = *context_;
   ctx.make_current();
+  const auto queue = [&](cudaMemcpyKind kind) {
+    if (strided) {
+      DLM_CUDA_CHECK(
+          cudaMemcpy2DAsync(dst.data(), slice, src.data(), pitch, slice, slices, kind, ctx.stream));
+    } else {
+      DLM_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, kind, ctx.stream));
+    }
+  };
   if (!src_host && !dst_host) {
-    if (src.data() == dst.data()) return;
+    if (src.data() == dst.data() && !strided) return;
     // cudaMemcpy is undefined for overlapping ranges; the CPU's memmove semantics would need a staging copy.
-    DLM_CHECK(!ranges_overlap(src.data(), dst.data(), bytes), "copy from {} to {}: the ranges overlap",
+    const size_t span = (slices - 1) * pitch + slice;
+    DLM_CHECK(!ranges_overlap(src.data(), span, dst.data(), bytes), "copy from {} to {}: the ranges overlap",
               src.describe(), dst.describe());
-    DLM_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyDeviceToDevice, ctx.stream));
+    queue(cudaMemcpyDeviceToDevice);
     return;
   }
   const cudaMemcpyKind kind = src_host ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost;
@@ -183,10 +203,10 @@ void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
     DLM_CHECK(src_host && is_pinned(src.data()),
               "copy from {} to {} cannot be recorded: only copies from pinned host memory can",
               src.describe(), dst.describe());
-    DLM_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, kind, ctx.stream));
+    queue(kind);
     return;
   }
-  DLM_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, kind, ctx.stream));
+  queue(kind);
   // The host side is valid (read or written) on return, and a fault of earlier kernels shows here. A copy to
   // the host also raises what earlier work recorded (an embedding id outside the table); a copy from it
   // waits only so that its source may be reused, and leaves that to the next wait for results.
@@ -212,7 +232,8 @@ void CudaBackend::copy_batch(std::span<const Tensor> sources, std::span<const Te
     const Tensor& dst = destinations[i];
     const bool on_device = src.device() == here && dst.device() == here && src.dtype() == dst.dtype() &&
                            src.shape() == dst.shape() && src.is_contiguous() && dst.is_contiguous() &&
-                           src.data() != dst.data() && !ranges_overlap(src.data(), dst.data(), src.nbytes());
+                           src.data() != dst.data() &&
+                           !ranges_overlap(src.data(), src.nbytes(), dst.data(), dst.nbytes());
     if (!on_device) return Backend::copy_batch(sources, destinations);  // copy() checks and explains
     if (src.nbytes() == 0) continue;
     ctx.batch_destinations.push_back(dst.data());

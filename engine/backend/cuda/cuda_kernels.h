@@ -55,11 +55,12 @@ cudaError_t launch_layer_norm(cudaStream_t stream, const void* x, DType x_dtype,
                               DType weight_dtype, const void* bias, DType bias_dtype, float eps, int64_t rows,
                               int64_t width, void* out);
 
-// x and out [tokens, heads, head_dim] in x_dtype; positions i32 [tokens]; inv_freq f32 [rotary_dim / 2]; out
-// may be x.
-cudaError_t launch_rope(cudaStream_t stream, const void* x, DType x_dtype, const int32_t* positions,
-                        const float* inv_freq, RopeLayout layout, int64_t rotary_dim, float attention_factor,
-                        int64_t tokens, int64_t heads, int64_t head_dim, void* out);
+// x and out [tokens, heads, head_dim] in x_dtype, x's tokens x_stride elements apart (out's contiguous);
+// positions i32 [tokens]; inv_freq f32 [rotary_dim / 2]; out may be x where x_stride is heads * head_dim.
+cudaError_t launch_rope(cudaStream_t stream, const void* x, int64_t x_stride, DType x_dtype,
+                        const int32_t* positions, const float* inv_freq, RopeLayout layout,
+                        int64_t rotary_dim, float attention_factor, int64_t tokens, int64_t heads,
+                        int64_t head_dim, void* out);
 
 // out[i] = a[i] + b[i % b_count] over n elements of `dtype` (b_count == n, or b_count the width of a's rows);
 // out may be a or b.

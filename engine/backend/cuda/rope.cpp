@@ -8,11 +8,11 @@ void CudaBackend::rope(const Tensor& x, const Tensor& positions, const Tensor& i
                        const RopeParams& params, const Tensor& out) {
   if (x.numel() == 0) return;
   context_->make_current();
-  check_launch(
-      cuda::launch_rope(context_->stream, x.data(), x.dtype(), static_cast<const int32_t*>(positions.data()),
-                        static_cast<const float*>(inv_freq.data()), params.layout, params.rotary_dim,
-                        params.attention_factor, x.dim(0), x.dim(1), x.dim(2), out.data()),
-      "rope");
+  check_launch(cuda::launch_rope(context_->stream, x.data(), x.stride(0), x.dtype(),
+                                 static_cast<const int32_t*>(positions.data()),
+                                 static_cast<const float*>(inv_freq.data()), params.layout, params.rotary_dim,
+                                 params.attention_factor, x.dim(0), x.dim(1), x.dim(2), out.data()),
+               "rope");
 }
 
 }  // namespace dlm
