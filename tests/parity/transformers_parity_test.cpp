@@ -10,6 +10,7 @@
 // transformer then runs each group as one product, and must still reproduce the references.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -57,12 +58,16 @@ int grouped_rank(const std::string& name) {
   return static_cast<int>(std::size(kOrder));
 }
 
-// A copy of tests/golden/parity/models/<model> (under the test's temporary directory) whose checkpoint
-// stores its tensors layer by layer in grouped_rank order.
+// A copy of tests/golden/parity/models/<model> whose checkpoint stores its tensors layer by layer in
+// grouped_rank order, in a directory of its own under the test's temporary directory (the test cases run as
+// processes side by side).
 std::string grouped_model(const std::string& model) {
   namespace fs = std::filesystem;
   const fs::path source = fs::path(kParityDir) / "models" / model;
-  const fs::path copy = fs::path(::testing::TempDir()) / ("grouped_" + model);
+  std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  std::ranges::replace(test, '/', '_');
+  const fs::path copy =
+      fs::path(::testing::TempDir()) / fmt::format("grouped_{}_{}_{}", model, ::getpid(), test);
   fs::create_directories(copy);
   for (const fs::directory_entry& file : fs::directory_iterator(source)) {
     if (file.path().filename() != "model.safetensors") {
@@ -103,8 +108,13 @@ std::vector<int32_t> iota_positions(int32_t first, size_t count) {
 class TransformersParity : public ::testing::TestWithParam<Format> {
  protected:
   TransformersParity()
-      : model_(load_model(backend_, model_dir(GetParam()))),
+      : dir_(model_dir(GetParam())),
+        model_(load_model(backend_, dir_)),
         golden_(kParityDir + "/" + GetParam().base + "_logits.safetensors") {}
+  // A grouped copy goes with the test; the loaded model keeps its mapping of the checkpoint.
+  ~TransformersParity() override {
+    if (GetParam().grouped) std::filesystem::remove_all(dir_);
+  }
 
   // Compares `got` [N, V] with the reference tensor `name` (rows [first_row, first_row + N) of it).
   void expect_close(const Tensor& got, const std::string& name, int64_t first_row = 0) {
@@ -133,6 +143,7 @@ class TransformersParity : public ::testing::TestWithParam<Format> {
   }
 
   CpuBackend backend_{2};
+  std::string dir_;
   LoadedModel model_;
   SafetensorsFile golden_;
 };
