@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+
 namespace dlm {
 
 std::string device_name(Device device) {
@@ -133,6 +135,20 @@ Tensor join_adjacent(const Tensor& first, const Tensor& second) {
   Shape shape = first.shape();
   shape[0] += second.dim(0);
   return Tensor(first.data(), first.dtype(), shape, first.device());
+}
+
+void copy_host(const Tensor& src, const Tensor& dst) {
+  if (src.nbytes() == 0) return;
+  if (src.is_contiguous()) {
+    std::memmove(dst.data(), src.data(), src.nbytes());
+    return;
+  }
+  const size_t slice = src.nbytes() / static_cast<size_t>(src.dim(0));
+  const size_t pitch = static_cast<size_t>(src.stride(0)) * dtype_size(src.dtype());
+  for (int64_t i = 0; i < src.dim(0); ++i) {
+    std::memmove(static_cast<char*>(dst.data()) + static_cast<size_t>(i) * slice,
+                 static_cast<const char*>(src.data()) + static_cast<size_t>(i) * pitch, slice);
+  }
 }
 
 }  // namespace dlm

@@ -101,4 +101,8 @@ class Tensor {
 // one. An empty tensor otherwise.
 Tensor join_adjacent(const Tensor& first, const Tensor& second);
 
+// Copies host tensor src into host tensor dst (same dtype and shape; dst contiguous, src contiguous or
+// slices_contiguous), slice by slice where src is strided; the ranges may overlap as with memmove.
+void copy_host(const Tensor& src, const Tensor& dst);
+
 }  // namespace dlm

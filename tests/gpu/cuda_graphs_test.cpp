@@ -10,7 +10,6 @@
 #include <cstring>
 #include <functional>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -19,29 +18,20 @@
 #include "engine/backend/cuda/cuda_backend.h"
 #include "engine/backend/cuda/cuda_device.h"
 #include "engine/core/buffer.h"
+#include "tests/gpu/forward_batches.h"
 #include "tests/gpu/shared_gpu.h"
 
 namespace dlm {
 namespace {
+
+using gpu_test::all_rows;
+using gpu_test::random_ids;
 
 const std::string kModelsDir = std::string(DLM_GOLDEN_DIR) + "/parity/models";
 
 CudaBackend& graphs_gpu() {
   static CudaBackend backend(0, CudaOptions{CudaAttention::Auto, true});
   return backend;
-}
-
-std::vector<int32_t> random_ids(int64_t count, int64_t vocab, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(vocab - 1));
-  std::vector<int32_t> ids(static_cast<size_t>(count));
-  for (int32_t& v : ids) v = id(gen);
-  return ids;
-}
-
-void all_rows(ForwardBatch& batch) {
-  batch.logit_rows.clear();
-  for (int32_t row = 0; row < batch.tokens(); ++row) batch.logit_rows.push_back(row);
 }
 
 std::vector<float> logits_of(Backend& backend, const ForwardResult& result) {

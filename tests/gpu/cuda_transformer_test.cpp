@@ -37,7 +37,6 @@
 #include <cstdint>
 #include <functional>
 #include <iterator>
-#include <random>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -49,10 +48,15 @@
 #include "engine/backend/cuda/cuda_device.h"
 #include "engine/core/buffer.h"
 #include "engine/ops/vocab.h"
+#include "tests/gpu/forward_batches.h"
 #include "tests/gpu/shared_gpu.h"
 
 namespace dlm {
 namespace {
+
+using gpu_test::all_rows;
+using gpu_test::iota_from;
+using gpu_test::random_ids;
 
 constexpr double kF32Bound = 1e-4;
 constexpr double kBf16Bound = 5e-2;
@@ -98,25 +102,6 @@ Outputs single(HostTensor logits) {
 
 // A sequence of forward calls on one backbone (its caches made by that backbone).
 using Scenario = std::function<Outputs(Backbone& model, Backend& backend)>;
-
-std::vector<int32_t> random_ids(int64_t count, int64_t vocab, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(vocab - 1));
-  std::vector<int32_t> ids(static_cast<size_t>(count));
-  for (int32_t& v : ids) v = id(gen);
-  return ids;
-}
-
-std::vector<int32_t> iota_from(int32_t first, int64_t count) {
-  std::vector<int32_t> positions(static_cast<size_t>(count));
-  for (int64_t i = 0; i < count; ++i) positions[static_cast<size_t>(i)] = first + static_cast<int32_t>(i);
-  return positions;
-}
-
-void all_rows(ForwardBatch& batch) {
-  batch.logit_rows.clear();
-  for (int32_t row = 0; row < batch.tokens(); ++row) batch.logit_rows.push_back(row);
-}
 
 class CudaTransformer : public ::testing::TestWithParam<Case> {
  protected:

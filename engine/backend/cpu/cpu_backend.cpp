@@ -2,8 +2,6 @@
 
 #include <cblas.h>
 
-#include <cstring>
-
 namespace dlm {
 
 CpuBackend::CpuBackend(int threads) : pool_(threads) {
@@ -25,17 +23,7 @@ void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
             "copy needs a contiguous destination and a source whose slices along axis 0 are contiguous, got "
             "{} -> {}",
             src.describe(), dst.describe());
-  if (src.nbytes() == 0) return;
-  if (src.is_contiguous()) {
-    std::memmove(dst.data(), src.data(), src.nbytes());
-    return;
-  }
-  const size_t slice = src.nbytes() / static_cast<size_t>(src.dim(0));
-  const size_t stride = static_cast<size_t>(src.stride(0)) * dtype_size(src.dtype());
-  for (int64_t i = 0; i < src.dim(0); ++i) {
-    std::memmove(static_cast<char*>(dst.data()) + static_cast<size_t>(i) * slice,
-                 static_cast<const char*>(src.data()) + static_cast<size_t>(i) * stride, slice);
-  }
+  copy_host(src, dst);
 }
 
 }  // namespace dlm

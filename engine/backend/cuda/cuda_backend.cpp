@@ -1,6 +1,5 @@
 // CudaBackend: the device, its stream, cuBLASLt handle and workspace (the Context), memory and transfers.
 // Host C++ (C++20): the op files' kernels are in <stem>.cu, reached through cuda_kernels.h.
-#include <cstring>
 
 #include "engine/backend/cuda/cuda_context.h"
 
@@ -171,10 +170,7 @@ void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
   const bool src_host = src.device().kind == DeviceKind::Cpu;
   const bool dst_host = dst.device().kind == DeviceKind::Cpu;
   if (src_host && dst_host) {  // nothing queued writes host memory, so this needs no wait
-    for (size_t i = 0; i < slices; ++i) {
-      std::memmove(static_cast<char*>(dst.data()) + i * slice,
-                   static_cast<const char*>(src.data()) + i * pitch, slice);
-    }
+    copy_host(src, dst);
     return;
   }
   Context& ctx = *context_;
@@ -197,16 +193,13 @@ void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
     return;
   }
   const cudaMemcpyKind kind = src_host ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost;
-  if (ctx.recording) {
-    // Recorded, the copy reads its source at each replay: only from pinned memory (allocate_host), and
-    // nothing can come back to the host.
-    DLM_CHECK(src_host && is_pinned(src.data()),
-              "copy from {} to {} cannot be recorded: only copies from pinned host memory can",
-              src.describe(), dst.describe());
-    queue(kind);
-    return;
-  }
+  // Recorded, the copy reads its source at each replay: only from pinned memory (allocate_host), and
+  // nothing can come back to the host.
+  DLM_CHECK(!ctx.recording || (src_host && is_pinned(src.data())),
+            "copy from {} to {} cannot be recorded: only copies from pinned host memory can", src.describe(),
+            dst.describe());
   queue(kind);
+  if (ctx.recording) return;
   // The host side is valid (read or written) on return, and a fault of earlier kernels shows here. A copy to
   // the host also raises what earlier work recorded (an embedding id outside the table); a copy from it
   // waits only so that its source may be reused, and leaves that to the next wait for results.
