@@ -120,7 +120,13 @@ int32_t gumbel_argmax(std::span<const float> row, double temperature, const RngS
 
 int32_t sample_categorical(std::span<const double> probabilities, double u, int32_t never) {
   if (never >= 0 && static_cast<size_t>(never) < probabilities.size()) {
-    u *= 1.0 - probabilities[static_cast<size_t>(never)];
+    // u spans the mass left without `never`, summed rather than taken as 1 - p[never]: when `never` holds
+    // nearly all the mass, that difference would keep only a few significant digits.
+    double drawable = 0.0;
+    for (size_t v = 0; v < probabilities.size(); ++v) {
+      if (static_cast<int32_t>(v) != never && probabilities[v] > 0.0) drawable += probabilities[v];
+    }
+    u *= drawable;
   }
   double mass = 0.0;
   int32_t last_possible = 0;

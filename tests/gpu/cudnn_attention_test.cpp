@@ -27,8 +27,9 @@ TEST(CudnnAttentionGraph, EveryDescriptorIsFinalizedForDlmsShapes) {
                  << shape.kv_heads << ", dims " << shape.head_dim << "/" << shape.value_dim);
     SdpaOperations graph;
     ASSERT_NO_THROW(graph = build_sdpa_operations(shape));
-    // Two products, the scale, six mask steps, max, sub, exp, sum and the division.
-    EXPECT_EQ(graph.operations.size(), 14u);
+    // Two products, the scale, six mask steps, max, sub, exp, sum, the statistics' log and add, and the
+    // division.
+    EXPECT_EQ(graph.operations.size(), 16u);
     for (const CudnnDescriptor& d : graph.operations) EXPECT_NE(d.get(), nullptr);
   }
 }

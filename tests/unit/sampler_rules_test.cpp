@@ -345,6 +345,10 @@ TEST(Stochastic, SampleCategoricalFollowsTheProbabilities) {
   // Zero-probability ids are never returned, even for u beyond the rounded total mass.
   EXPECT_EQ(sample_categorical(std::vector<double>{0.0, 0.5, 0.0, 0.5, 0.0}, 1e-300), 1);
   EXPECT_EQ(sample_categorical(std::vector<double>{0.3, 0.3, 0.0}, 0.9), 1);
+  // An id never drawn that holds nearly all the mass: u spans the other ids' 1e-13, of which id 0 holds
+  // 0.3e-13, so u = 0.3002 lands on id 2. 1 - p[1] (9.992e-14 in doubles) would have scaled u into id 0.
+  EXPECT_EQ(sample_categorical(std::vector<double>{0.3e-13, 1.0 - 1e-13, 0.7e-13}, 0.3002, 1), 2);
+  EXPECT_EQ(sample_categorical(std::vector<double>{0.3e-13, 1.0 - 1e-13, 0.7e-13}, 0.2998, 1), 0);
   const RngStream rng{99};
   expect_frequencies(
       frequencies(3, [&](int64_t i) { return sample_categorical(p, rng.uniform_double_open(5, i)); }), p,

@@ -328,6 +328,12 @@ SdpaOperations build_sdpa_operations(const SdpaShape& shape) {
   g.pointwise("exp", CUDNN_POINTWISE_EXP, CUDNN_DATA_FLOAT, shifted, nullptr, nullptr, exponent);
   const auto row_sum = g.intermediate("row_sum", CUDNN_DATA_FLOAT, per_row, per_row_strides);
   g.reduction("row_sum", CUDNN_REDUCE_TENSOR_ADD, exponent, row_sum);
+  // cuDNN recognizes the softmax only with its statistics (max + log sum, what training keeps for the
+  // backward pass), so they are computed into a tensor nothing reads.
+  const auto log_sum = g.intermediate("log_sum", CUDNN_DATA_FLOAT, per_row, per_row_strides);
+  g.pointwise("log_sum", CUDNN_POINTWISE_LOG, CUDNN_DATA_FLOAT, row_sum, nullptr, nullptr, log_sum);
+  const auto stats = g.intermediate("stats", CUDNN_DATA_FLOAT, per_row, per_row_strides);
+  g.pointwise("stats", CUDNN_POINTWISE_ADD, CUDNN_DATA_FLOAT, row_max, log_sum, nullptr, stats);
   // P in the input dtype: the second product's A operand must be.
   const auto p = scores_of("p", CUDNN_DATA_BFLOAT16);
   g.pointwise("normalize", CUDNN_POINTWISE_DIV, CUDNN_DATA_FLOAT, exponent, row_sum, nullptr, p);

@@ -1,7 +1,8 @@
 #pragma once
 // Attention through cuDNN's fused flash attention, built with the cuDNN graph (backend) API: the graph cuDNN
 // recognizes as scaled dot-product attention (S = Q K^T, S *= scale, a padding mask from the sequence
-// lengths, softmax as max / sub / exp / sum / div, O = P V with P in bf16), over rows packed as ours are
+// lengths, softmax as max / sub / exp / sum / div with its statistics, O = P V with P in bf16), over rows
+// packed as ours are
 // ("THD": ragged offsets per sequence). It covers bidirectional visibility with bf16 q, k, v and out;
 // CudaBackend::attention (attention.cpp) sends everything else to dlm's own kernels.
 //

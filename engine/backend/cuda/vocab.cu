@@ -357,8 +357,10 @@ __device__ double block_inclusive_scan(double v, double* warp_totals) {
   return v + before;
 }
 
-__global__ void predict_tokens_kernel(const float* logits, int64_t rows, int64_t vocab,
-                                      const TokenRule* rules, TokenPrediction* out) {
+// Bounded so row_threads' 1024 threads always fit the register file.
+__global__ void __launch_bounds__(1024)
+    predict_tokens_kernel(const float* logits, int64_t rows, int64_t vocab, const TokenRule* rules,
+                          TokenPrediction* out) {
   __shared__ Best best_partials[32];
   __shared__ ScoreBest score_partials[32];
   __shared__ TopValues top_partials[32];
@@ -435,10 +437,10 @@ __global__ void predict_tokens_kernel(const float* logits, int64_t rows, int64_t
         categorical_token = kNoIndex;
         last_possible = 0;
       }
-      mass = block_inclusive_scan(mass, sum_partials) - mass;  // exclusive: the mass before the chunk
       double u = rng.uniform_double_open(rule.counter, rule.position);
-      if (rule.never_drawn >= 0)
-        u *= 1.0 - exp(static_cast<double>(row.score_value(rule.never_drawn)) - m) / sum;
+      // As the host does: u spans the drawable mass, summed (1 - p[never] would lose digits).
+      if (rule.never_drawn >= 0) u *= block_reduce(mass, SumOp{}, 0.0, sum_partials);
+      mass = block_inclusive_scan(mass, sum_partials) - mass;  // exclusive: the mass before the chunk
       int32_t crossing = kNoIndex;
       int32_t last = -1;
       for (int64_t v = begin; v < end; ++v) {
