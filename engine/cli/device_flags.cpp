@@ -30,11 +30,15 @@ void add_device_flags(CLI::App& command, DeviceFlags& flags) {
   command.add_flag("--cuda-graphs", flags.cuda_graphs,
                    "on the GPU, record a forward that repeats the previous one's shapes (a steady-state "
                    "denoising step) as a CUDA graph and replay it");
+  command.add_flag("--cuda-tune-gemm", flags.cuda_tune_gemm,
+                   "on the GPU, time cuBLASLt's candidate algorithms for each matrix-product shape on its "
+                   "first use and keep the fastest (results may then differ in the last bits between runs)");
 }
 
 std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
   if (flags.device == "cpu") {
     if (flags.cuda_graphs) fail_input("--cuda-graphs applies to --device cuda only");
+    if (flags.cuda_tune_gemm) fail_input("--cuda-tune-gemm applies to --device cuda only");
     if (flags.cuda_attention != "auto") fail_input("--cuda-attention applies to --device cuda only");
     return std::make_unique<CpuBackend>(flags.threads);
   }
@@ -43,7 +47,7 @@ std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
     const CudaAttention attention = flags.cuda_attention == "cudnn"    ? CudaAttention::Cudnn
                                     : flags.cuda_attention == "kernel" ? CudaAttention::Kernel
                                                                        : CudaAttention::Auto;
-    return std::make_unique<CudaBackend>(0, CudaOptions{attention, flags.cuda_graphs});
+    return std::make_unique<CudaBackend>(0, CudaOptions{attention, flags.cuda_graphs, flags.cuda_tune_gemm});
   } catch (const Error& error) {
     fail_input("--device cuda: no usable GPU: {}", error.what());
   }

@@ -15,6 +15,7 @@ struct DeviceFlags {
   int threads = 0;
   std::string cuda_attention = "auto";
   bool cuda_graphs = false;
+  bool cuda_tune_gemm = false;
 };
 
 void add_device_flags(CLI::App& command, DeviceFlags& flags);

@@ -30,6 +30,7 @@
 #include "engine/ops/norm.h"
 #include "engine/ops/rope.h"
 #include "tests/gpu/shared_gpu.h"
+#include "tests/gpu/tensor_placement.h"
 
 namespace dlm {
 namespace {
@@ -37,7 +38,9 @@ namespace {
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
+using gpu_test::for_each_alignment;
 using gpu_test::gpu;
+using gpu_test::guard_bytes;
 
 CpuBackend& cpu() {
   static CpuBackend backend(2);
@@ -87,12 +90,12 @@ std::vector<float> widened_bf16(const HostTensor& t) {
 
 // --------------------------------------------------------------------------------- guarded device tensors
 
-constexpr size_t kGuardBytes = 72;  // a multiple of 8, not of 16
 constexpr uint8_t kGuard = 0xa5;
 
 struct DeviceTensor {
   Buffer buffer;
   Tensor tensor;
+  size_t guard = 0;  // bytes before and after the tensor (tensor_placement.h)
   operator const Tensor&() const { return tensor; }
 };
 
@@ -100,12 +103,13 @@ struct DeviceTensor {
 // show).
 DeviceTensor guarded(DType dtype, Shape shape) {
   DeviceTensor d;
-  const size_t total = static_cast<size_t>(shape.numel()) * dtype_size(dtype) + 2 * kGuardBytes;
+  d.guard = guard_bytes();
+  const size_t total = static_cast<size_t>(shape.numel()) * dtype_size(dtype) + 2 * d.guard;
   d.buffer = gpu().allocate(total);
   HostTensor fill(DType::U8, Shape{static_cast<int64_t>(total)});
   std::memset(fill.tensor().data(), kGuard, total);
   gpu().copy(fill, d.buffer.view(DType::U8, Shape{static_cast<int64_t>(total)}));
-  d.tensor = d.buffer.view(dtype, shape, kGuardBytes);
+  d.tensor = d.buffer.view(dtype, shape, d.guard);
   return d;
 }
 
@@ -128,8 +132,7 @@ void expect_guards_intact(const DeviceTensor& d) {
   const auto payload = static_cast<int64_t>(d.tensor.nbytes());
   int64_t bad = 0;
   for (int64_t i = 0; i < total; ++i) {
-    const bool guard =
-        i < static_cast<int64_t>(kGuardBytes) || i >= static_cast<int64_t>(kGuardBytes) + payload;
+    const bool guard = i < static_cast<int64_t>(d.guard) || i >= static_cast<int64_t>(d.guard) + payload;
     if (guard && b[i] != kGuard) ++bad;
   }
   EXPECT_EQ(bad, 0) << bad << " guard bytes around " << d.tensor.describe() << " overwritten";
@@ -198,32 +201,34 @@ TEST_F(CudaBf16, EmbeddingRoundsEachTableDtypeOnce) {
 }
 
 TEST_F(CudaBf16, NormsRoundTheF32ResultInAndOutOfPlace) {
-  const int64_t rows = 67, width = 320;
-  const HostTensor x = host(DType::BF16, {rows, width}, bf16_values(rows * width, 5));
-  const HostTensor x_wide = HostTensor::from(Shape{rows, width}, widened_bf16(x));
-  for (DType weight_dtype : {DType::F32, DType::BF16, DType::F16}) {
-    const HostTensor weight = host(weight_dtype, {width}, bf16_values(width, 6, 1.0f));
-    const HostTensor bias = host(weight_dtype, {width}, bf16_values(width, 7, 1.0f));
-    const std::string what = std::string(dtype_name(weight_dtype)) + " weight";
-    for (NormWeight mode : {NormWeight::Plain, NormWeight::OnePlus}) {
+  for_each_alignment([&] {
+    const int64_t rows = 67, width = 320;
+    const HostTensor x = host(DType::BF16, {rows, width}, bf16_values(rows * width, 5));
+    const HostTensor x_wide = HostTensor::from(Shape{rows, width}, widened_bf16(x));
+    for (DType weight_dtype : {DType::F32, DType::BF16, DType::F16}) {
+      const HostTensor weight = host(weight_dtype, {width}, bf16_values(width, 6, 1.0f));
+      const HostTensor bias = host(weight_dtype, {width}, bf16_values(width, 7, 1.0f));
+      const std::string what = std::string(dtype_name(weight_dtype)) + " weight";
+      for (NormWeight mode : {NormWeight::Plain, NormWeight::OnePlus}) {
+        HostTensor want(DType::F32, {rows, width});
+        ops::rms_norm(cpu(), x_wide, weight, 1e-6f, mode, want);
+        DeviceTensor out = guarded(DType::BF16, {rows, width});
+        ops::rms_norm(gpu(), upload(x), upload(weight), 1e-6f, mode, out);
+        expect_rounded(download(out), want, kUlps, "rms_norm, " + what);
+        expect_guards_intact(out);
+        DeviceTensor in_place = upload(x);
+        ops::rms_norm(gpu(), in_place, upload(weight), 1e-6f, mode, in_place);
+        expect_rounded(download(in_place), want, kUlps, "rms_norm in place, " + what);
+      }
       HostTensor want(DType::F32, {rows, width});
-      ops::rms_norm(cpu(), x_wide, weight, 1e-6f, mode, want);
+      ops::layer_norm(cpu(), x_wide, weight, bias.tensor(), 1e-5f, want);
       DeviceTensor out = guarded(DType::BF16, {rows, width});
-      ops::rms_norm(gpu(), upload(x), upload(weight), 1e-6f, mode, out);
-      expect_rounded(download(out), want, kUlps, "rms_norm, " + what);
+      const DeviceTensor device_bias = upload(bias);
+      ops::layer_norm(gpu(), upload(x), upload(weight), device_bias.tensor, 1e-5f, out);
+      expect_rounded(download(out), want, kUlpsOrAbs1e6, "layer_norm, " + what);
       expect_guards_intact(out);
-      DeviceTensor in_place = upload(x);
-      ops::rms_norm(gpu(), in_place, upload(weight), 1e-6f, mode, in_place);
-      expect_rounded(download(in_place), want, kUlps, "rms_norm in place, " + what);
     }
-    HostTensor want(DType::F32, {rows, width});
-    ops::layer_norm(cpu(), x_wide, weight, bias.tensor(), 1e-5f, want);
-    DeviceTensor out = guarded(DType::BF16, {rows, width});
-    const DeviceTensor device_bias = upload(bias);
-    ops::layer_norm(gpu(), upload(x), upload(weight), device_bias.tensor, 1e-5f, out);
-    expect_rounded(download(out), want, kUlpsOrAbs1e6, "layer_norm, " + what);
-    expect_guards_intact(out);
-  }
+  });
 }
 
 TEST_F(CudaBf16, RopeRoundsTheRotationForBothLayouts) {
@@ -277,66 +282,70 @@ TEST_F(CudaBf16, AddIsTheRoundedF32SumForBothShapesAndInPlace) {
 }
 
 TEST_F(CudaBf16, ActivationsRoundTheF32ResultPlainAndGated) {
-  const int64_t n = 5003;
-  const HostTensor x = host(DType::BF16, {n}, bf16_values(n, 15, 12.0f));
-  const HostTensor up = host(DType::BF16, {n}, bf16_values(n, 16, 2.0f));
-  const HostTensor x_wide = HostTensor::from(Shape{n}, widened_bf16(x));
-  const HostTensor up_wide = HostTensor::from(Shape{n}, widened_bf16(up));
-  auto check = [&](const std::string& what, auto cpu_op, auto gpu_op) {
+  for_each_alignment([&] {
+    const int64_t n = 5003;
+    const HostTensor x = host(DType::BF16, {n}, bf16_values(n, 15, 12.0f));
+    const HostTensor up = host(DType::BF16, {n}, bf16_values(n, 16, 2.0f));
+    const HostTensor x_wide = HostTensor::from(Shape{n}, widened_bf16(x));
+    const HostTensor up_wide = HostTensor::from(Shape{n}, widened_bf16(up));
+    auto check = [&](const std::string& what, auto cpu_op, auto gpu_op) {
+      HostTensor want(DType::F32, {n});
+      cpu_op(want);
+      DeviceTensor out = guarded(DType::BF16, {n});
+      gpu_op(out);
+      expect_rounded(download(out), want, kUlps, what);
+      expect_guards_intact(out);
+    };
+    check(
+        "silu", [&](const Tensor& out) { ops::silu(cpu(), x_wide, out); },
+        [&](const Tensor& out) { ops::silu(gpu(), upload(x), out); });
+    for (GeluApproximation approximation : {GeluApproximation::None, GeluApproximation::Tanh}) {
+      check(
+          "gelu", [&](const Tensor& out) { ops::gelu(cpu(), x_wide, approximation, out); },
+          [&](const Tensor& out) { ops::gelu(gpu(), upload(x), approximation, out); });
+      check(
+          "geglu", [&](const Tensor& out) { ops::geglu(cpu(), x_wide, up_wide, approximation, out); },
+          [&](const Tensor& out) { ops::geglu(gpu(), upload(x), upload(up), approximation, out); });
+    }
+    check(
+        "swiglu", [&](const Tensor& out) { ops::swiglu(cpu(), x_wide, up_wide, out); },
+        [&](const Tensor& out) { ops::swiglu(gpu(), upload(x), upload(up), out); });
+    // In place, into the gate.
     HostTensor want(DType::F32, {n});
-    cpu_op(want);
-    DeviceTensor out = guarded(DType::BF16, {n});
-    gpu_op(out);
-    expect_rounded(download(out), want, kUlps, what);
-    expect_guards_intact(out);
-  };
-  check(
-      "silu", [&](const Tensor& out) { ops::silu(cpu(), x_wide, out); },
-      [&](const Tensor& out) { ops::silu(gpu(), upload(x), out); });
-  for (GeluApproximation approximation : {GeluApproximation::None, GeluApproximation::Tanh}) {
-    check(
-        "gelu", [&](const Tensor& out) { ops::gelu(cpu(), x_wide, approximation, out); },
-        [&](const Tensor& out) { ops::gelu(gpu(), upload(x), approximation, out); });
-    check(
-        "geglu", [&](const Tensor& out) { ops::geglu(cpu(), x_wide, up_wide, approximation, out); },
-        [&](const Tensor& out) { ops::geglu(gpu(), upload(x), upload(up), approximation, out); });
-  }
-  check(
-      "swiglu", [&](const Tensor& out) { ops::swiglu(cpu(), x_wide, up_wide, out); },
-      [&](const Tensor& out) { ops::swiglu(gpu(), upload(x), upload(up), out); });
-  // In place, into the gate.
-  HostTensor want(DType::F32, {n});
-  ops::swiglu(cpu(), x_wide, up_wide, want);
-  DeviceTensor gate = upload(x);
-  ops::swiglu(gpu(), gate, upload(up), gate);
-  expect_rounded(download(gate), want, kUlps, "swiglu into the gate");
+    ops::swiglu(cpu(), x_wide, up_wide, want);
+    DeviceTensor gate = upload(x);
+    ops::swiglu(gpu(), gate, upload(up), gate);
+    expect_rounded(download(gate), want, kUlps, "swiglu into the gate");
+  });
 }
 
 TEST_F(CudaBf16, GatedActivationsTakeTheHalvesOfOneMatrix) {
-  // A fused gate/up projection's output [rows, 2 * width]: gate and up as its column blocks, as the
-  // transformer passes them; against the CPU on the same halves.
-  const int64_t rows = 23, width = 203;
-  const HostTensor both = host(DType::BF16, {rows, 2 * width}, bf16_values(rows * 2 * width, 17, 6.0f));
-  const HostTensor both_wide = HostTensor::from(Shape{rows, 2 * width}, widened_bf16(both));
-  const DeviceTensor device_both = upload(both);
-  const Tensor gate = device_both.tensor.slice(1, 0, width);
-  const Tensor up = device_both.tensor.slice(1, width, 2 * width);
-  for (GeluApproximation approximation : {GeluApproximation::None, GeluApproximation::Tanh}) {
+  for_each_alignment([&] {
+    // A fused gate/up projection's output [rows, 2 * width]: gate and up as its column blocks, as the
+    // transformer passes them; against the CPU on the same halves.
+    const int64_t rows = 23, width = 203;
+    const HostTensor both = host(DType::BF16, {rows, 2 * width}, bf16_values(rows * 2 * width, 17, 6.0f));
+    const HostTensor both_wide = HostTensor::from(Shape{rows, 2 * width}, widened_bf16(both));
+    const DeviceTensor device_both = upload(both);
+    const Tensor gate = device_both.tensor.slice(1, 0, width);
+    const Tensor up = device_both.tensor.slice(1, width, 2 * width);
+    for (GeluApproximation approximation : {GeluApproximation::None, GeluApproximation::Tanh}) {
+      HostTensor want(DType::F32, {rows, width});
+      ops::geglu(cpu(), both_wide.tensor().slice(1, 0, width), both_wide.tensor().slice(1, width, 2 * width),
+                 approximation, want);
+      DeviceTensor out = guarded(DType::BF16, {rows, width});
+      ops::geglu(gpu(), gate, up, approximation, out);
+      expect_rounded(download(out), want, kUlps, "geglu of the halves");
+      expect_guards_intact(out);
+    }
     HostTensor want(DType::F32, {rows, width});
-    ops::geglu(cpu(), both_wide.tensor().slice(1, 0, width), both_wide.tensor().slice(1, width, 2 * width),
-               approximation, want);
+    ops::swiglu(cpu(), both_wide.tensor().slice(1, 0, width), both_wide.tensor().slice(1, width, 2 * width),
+                want);
     DeviceTensor out = guarded(DType::BF16, {rows, width});
-    ops::geglu(gpu(), gate, up, approximation, out);
-    expect_rounded(download(out), want, kUlps, "geglu of the halves");
+    ops::swiglu(gpu(), gate, up, out);
+    expect_rounded(download(out), want, kUlps, "swiglu of the halves");
     expect_guards_intact(out);
-  }
-  HostTensor want(DType::F32, {rows, width});
-  ops::swiglu(cpu(), both_wide.tensor().slice(1, 0, width), both_wide.tensor().slice(1, width, 2 * width),
-              want);
-  DeviceTensor out = guarded(DType::BF16, {rows, width});
-  ops::swiglu(gpu(), gate, up, out);
-  expect_rounded(download(out), want, kUlps, "swiglu of the halves");
-  expect_guards_intact(out);
+  });
 }
 
 TEST_F(CudaBf16, MixedActivationDtypesAreRefused) {

@@ -256,7 +256,7 @@ DeviceTensor to_device_at(const HostTensor& host, size_t misalign) {
 }
 
 // The GPU's output (widened to f32), its guards checked.
-std::vector<float> gpu_linear(const LinearSetup& s, const LinearData& d) {
+std::vector<float> gpu_linear(const LinearSetup& s, const LinearData& d, CudaBackend& on = gpu()) {
   const HostTensor x = host_tensor(s.x_dtype, {s.m, s.k}, d.x);
   const HostTensor w = host_tensor(s.w_dtype, {s.n, s.k}, d.w);
   const DeviceTensor dx = to_device_at(x, s.misaligned ? dtype_size(s.x_dtype) : 0);
@@ -269,8 +269,8 @@ std::vector<float> gpu_linear(const LinearSetup& s, const LinearData& d) {
     bias = db->tensor;
   }
   Guarded out = guarded(s.out_dtype, {s.m, s.n}, s.misaligned ? dtype_size(s.out_dtype) : 0);
-  gpu().linear(dx.tensor, dw.tensor, bias, out.tensor);
-  gpu().synchronize();
+  on.linear(dx.tensor, dw.tensor, bias, out.tensor);
+  on.synchronize();
   expect_guards_intact(out, s.str());
   return values_of(to_host(out.tensor));
 }
@@ -305,13 +305,13 @@ void cpu_linear(const LinearSetup& s, const LinearData& d, std::vector<float>& w
   }
 }
 
-void check_linear(const LinearSetup& s) {
+void check_linear(const LinearSetup& s, CudaBackend& on = gpu()) {
   SCOPED_TRACE(s.str());
   const LinearData d = linear_data(s);
   std::vector<float> want;
   std::vector<double> tol;
   cpu_linear(s, d, want, tol);
-  expect_close(gpu_linear(s, d), want, tol, s.str());
+  expect_close(gpu_linear(s, d, on), want, tol, s.str());
 }
 
 struct Shape3 {
@@ -425,6 +425,36 @@ TEST(CudaLinear, RepeatedCallsGiveIdenticalBits) {
     ASSERT_EQ(first.size(), second.size());
     EXPECT_EQ(std::memcmp(first.data(), second.data(), first.size() * sizeof(float)), 0) << s.str();
   }
+}
+
+// A backend that times cuBLASLt's candidates (CudaOptions::tune_gemm) on dLLM-like shapes, first calls and
+// cached choices alike: within the CPU's tolerance, and bit for bit on exact products whatever order the
+// chosen algorithm sums in.
+TEST(CudaLinear, TunedAlgorithmsMatchCpu) {
+  DLM_SKIP_WITHOUT_GPU();
+  static CudaBackend tuned(0, CudaOptions{CudaAttention::Auto, false, true});
+  uint32_t seed = 1500;
+  for (const Shape3& shape : {Shape3{384, 512, 1024}, Shape3{32, 2048, 1024}, Shape3{300, 250, 4096}}) {
+    for (int call = 0; call < 2; ++call) {
+      LinearSetup narrow{shape.m, shape.n, shape.k, DType::BF16, DType::BF16, DType::BF16, std::nullopt};
+      narrow.seed = seed++;
+      check_linear(narrow, tuned);
+      LinearSetup biased{shape.m, shape.n, shape.k, DType::BF16, DType::BF16, DType::F32, DType::BF16};
+      biased.seed = seed++;
+      check_linear(biased, tuned);
+    }
+  }
+  LinearSetup s{64, 33, 4096, DType::BF16, DType::BF16, DType::F32, std::nullopt};
+  std::mt19937 gen(78);
+  std::uniform_int_distribution<int> small(-2, 2);
+  LinearData d;
+  for (int64_t i = 0; i < s.m * s.k; ++i) d.x.push_back(float(small(gen)));
+  for (int64_t i = 0; i < s.n * s.k; ++i) d.w.push_back(float(small(gen)));
+  std::vector<float> want;
+  std::vector<double> tol;
+  cpu_linear(s, d, want, tol);
+  std::fill(tol.begin(), tol.end(), 0.0);
+  expect_close(gpu_linear(s, d, tuned), want, tol, s.str() + " (exact, tuned)");
 }
 
 TEST(CudaLinear, EmptyShapes) {

@@ -25,6 +25,7 @@
 #include "engine/backend/cpu/cpu_backend.h"
 #include "engine/backend/cuda/cuda_backend.h"
 #include "engine/backend/cuda/cuda_device.h"
+#include "engine/backend/cuda/cuda_kernels.h"
 #include "engine/core/buffer.h"
 #include "engine/core/half.h"
 #include "engine/ops/cast.h"
@@ -34,9 +35,13 @@
 #include "engine/ops/rope.h"
 #include "engine/ops/softmax.h"
 #include "engine/ops/vocab.h"
+#include "tests/gpu/tensor_placement.h"
 
 namespace dlm {
 namespace {
+
+using gpu_test::for_each_alignment;
+using gpu_test::guard_bytes;
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
@@ -79,9 +84,8 @@ class GpuParamTest : public GpuTest, public ::testing::WithParamInterface<Param>
 
 // ----------------------------------------------------------------------------------- guarded device data
 
-// Guard bands around every device tensor: a multiple of 8 bytes (i64 ids stay aligned) but not of 16, so a
-// kernel that assumes more than element alignment shows up too.
-constexpr size_t kGuardBytes = 72;
+// Guard bands around every device tensor: gpu_test::guard_bytes() (tensor_placement.h), a multiple of 8 bytes
+// (i64 ids stay aligned).
 constexpr uint8_t kInputGuard = 0xff;   // NaN in every float dtype, -1 as an id: stray reads poison results
 constexpr uint8_t kOutputGuard = 0xa5;  // a pattern no kernel writes by accident
 
@@ -91,18 +95,20 @@ struct Guarded {
   Buffer buffer;
   Tensor tensor;
   uint8_t pattern = 0;
+  size_t guard = 0;  // bytes before and after the tensor
   operator const Tensor&() const { return tensor; }
 };
 
 Guarded guarded(DType dtype, Shape shape, uint8_t pattern) {
   Guarded g;
   const size_t payload = static_cast<size_t>(shape.numel()) * dtype_size(dtype);
-  const size_t total = payload + 2 * kGuardBytes;
+  g.guard = guard_bytes();
+  const size_t total = payload + 2 * g.guard;
   g.buffer = gpu().allocate(total);
   HostTensor fill(DType::U8, Shape{static_cast<int64_t>(total)});
   std::memset(fill.tensor().data(), pattern, total);
   gpu().copy(fill, g.buffer.view(DType::U8, Shape{static_cast<int64_t>(total)}));
-  g.tensor = g.buffer.view(dtype, shape, kGuardBytes);
+  g.tensor = g.buffer.view(dtype, shape, g.guard);
   g.pattern = pattern;
   return g;
 }
@@ -132,15 +138,14 @@ void expect_guards_intact(const Guarded& g) {
   int64_t bad = 0;
   int64_t first_bad = -1;
   for (int64_t i = 0; i < total; ++i) {
-    const bool guard =
-        i < static_cast<int64_t>(kGuardBytes) || i >= static_cast<int64_t>(kGuardBytes) + payload;
+    const bool guard = i < static_cast<int64_t>(g.guard) || i >= static_cast<int64_t>(g.guard) + payload;
     if (guard && b[i] != g.pattern) {
       if (first_bad < 0) first_bad = i;
       ++bad;
     }
   }
   EXPECT_EQ(bad, 0) << bad << " guard bytes of " << g.tensor.describe() << " overwritten, the first at byte "
-                    << first_bad - static_cast<int64_t>(kGuardBytes) << " relative to the tensor's start";
+                    << first_bad - static_cast<int64_t>(g.guard) << " relative to the tensor's start";
 }
 
 // ------------------------------------------------------------------------------------------ host data
@@ -384,6 +389,31 @@ TEST_F(CudaBackendBasics, CopyBatchCopiesEverySliceAndLeavesTheRestAlone) {
                Error);
 }
 
+TEST_F(CudaBackendBasics, CopyBatchOfMoreCopiesThanOneLaunchTakes) {
+  // 150 rows of 48 bytes (16-byte aligned: copied a word at a time) reversed in one batch, which goes out in
+  // several launches of at most cuda::kMaxListedCopies copies.
+  constexpr int64_t kRows = 150, kWidth = 12;
+  static_assert(kRows > 2 * cuda::kMaxListedCopies);
+  HostTensor bits = random_bits(DType::F32, Shape{kRows, kWidth}, 3);
+  Guarded source = upload(bits);
+  Guarded destination = output(DType::F32, Shape{kRows, kWidth});
+  std::vector<Tensor> sources, destinations;
+  for (int64_t r = 0; r < kRows; ++r) {
+    sources.push_back(source.tensor.slice(0, r, r + 1));
+    destinations.push_back(destination.tensor.slice(0, kRows - 1 - r, kRows - r));
+  }
+  gpu().copy_batch(sources, destinations);
+  const HostTensor got = download(destination);
+  constexpr size_t kRowBytes = kWidth * sizeof(float);
+  const auto* want = static_cast<const char*>(bits.tensor().data());
+  const auto* have = static_cast<const char*>(got.tensor().data());
+  for (int64_t r = 0; r < kRows; ++r) {
+    EXPECT_EQ(0, std::memcmp(have + (kRows - 1 - r) * kRowBytes, want + r * kRowBytes, kRowBytes))
+        << "row " << r;
+  }
+  expect_guards_intact(destination);
+}
+
 // ============================================================================================== cast
 
 class CudaCast : public GpuParamTest<int64_t> {};
@@ -567,28 +597,30 @@ class CudaRmsNorm : public GpuParamTest<NormCase> {};
 // (rel 2.4e-7), exactly in practice.
 TEST_P(CudaRmsNorm, MatchesTheCpuForEveryModeAndWeightDtypeInPlaceToo) {
   const auto [rows, width] = GetParam();
-  const Tolerance tol{1e-37, 2.4e-7};
-  const std::vector<float> xv = norm_input(rows, width, 31);
-  const std::vector<float> wv = uniform(width, 32, -2.0f, 2.0f);
-  HostTensor x = f32({rows, width}, xv);
-  for (NormWeight mode : {NormWeight::Plain, NormWeight::OnePlus}) {
-    for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
-      SCOPED_TRACE(std::string(mode == NormWeight::Plain ? "plain " : "one-plus ") +
-                   std::string(dtype_name(dtype)));
-      HostTensor w = host_of(dtype, {width}, wv);
-      HostTensor want(DType::F32, Shape{rows, width});
-      ops::rms_norm(cpu(), x, w, 1e-6f, mode, want);
-      Guarded dx = upload(x);
-      Guarded dw = upload(w);
-      Guarded out = output(DType::F32, Shape{rows, width});
-      ops::rms_norm(gpu(), dx, dw, 1e-6f, mode, out);
-      expect_close(download(out), want, tol);
-      expect_guards_intact(out);
-      ops::rms_norm(gpu(), dx, dw, 1e-6f, mode, dx);  // in place
-      expect_close(download(dx), want, tol);
-      expect_guards_intact(dx);
+  for_each_alignment([&] {
+    const Tolerance tol{1e-37, 2.4e-7};
+    const std::vector<float> xv = norm_input(rows, width, 31);
+    const std::vector<float> wv = uniform(width, 32, -2.0f, 2.0f);
+    HostTensor x = f32({rows, width}, xv);
+    for (NormWeight mode : {NormWeight::Plain, NormWeight::OnePlus}) {
+      for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
+        SCOPED_TRACE(std::string(mode == NormWeight::Plain ? "plain " : "one-plus ") +
+                     std::string(dtype_name(dtype)));
+        HostTensor w = host_of(dtype, {width}, wv);
+        HostTensor want(DType::F32, Shape{rows, width});
+        ops::rms_norm(cpu(), x, w, 1e-6f, mode, want);
+        Guarded dx = upload(x);
+        Guarded dw = upload(w);
+        Guarded out = output(DType::F32, Shape{rows, width});
+        ops::rms_norm(gpu(), dx, dw, 1e-6f, mode, out);
+        expect_close(download(out), want, tol);
+        expect_guards_intact(out);
+        ops::rms_norm(gpu(), dx, dw, 1e-6f, mode, dx);  // in place
+        expect_close(download(dx), want, tol);
+        expect_guards_intact(dx);
+      }
     }
-  }
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaRmsNorm,
@@ -605,49 +637,51 @@ class CudaAddRmsNorm : public GpuParamTest<NormCase> {};
 // f32, within CudaRmsNorm's tolerance of the CPU's add then rms_norm.
 TEST_P(CudaAddRmsNorm, IsAddThenRmsNormBitForBitWhateverTheOutputsAlias) {
   const auto [rows, width] = GetParam();
-  const Shape shape{rows, width};
-  const std::vector<float> xv = norm_input(rows, width, 51);
-  const std::vector<float> rv = uniform(rows * width, 52, -3.0f, 3.0f);
-  const HostTensor w = host_of(DType::BF16, {width}, uniform(width, 53, -2.0f, 2.0f));
-  enum class Outputs { Separate, SumIntoXNormIntoResidual, SumIntoResidualNormIntoX };
-  for (DType dtype : {DType::F32, DType::BF16}) {
-    SCOPED_TRACE(std::string(dtype_name(dtype)));
-    const HostTensor x = host_of(dtype, shape, xv);
-    const HostTensor r = host_of(dtype, shape, rv);
-    Guarded dw = upload(w);
-    Guarded sum_ref = output(dtype, shape);
-    Guarded norm_ref = output(dtype, shape);
-    ops::add(gpu(), upload(x), upload(r), sum_ref);
-    ops::rms_norm(gpu(), sum_ref, dw, 1e-6f, NormWeight::Plain, norm_ref);
-    const HostTensor want_sum = download(sum_ref);
-    const HostTensor want_norm = download(norm_ref);
-    if (dtype == DType::F32) {
-      HostTensor cpu_sum(DType::F32, shape);
-      HostTensor cpu_norm(DType::F32, shape);
-      ops::add(cpu(), x, r, cpu_sum);
-      ops::rms_norm(cpu(), cpu_sum, w, 1e-6f, NormWeight::Plain, cpu_norm);
-      expect_close(want_norm, cpu_norm, Tolerance{1e-37, 2.4e-7});
+  for_each_alignment([&] {
+    const Shape shape{rows, width};
+    const std::vector<float> xv = norm_input(rows, width, 51);
+    const std::vector<float> rv = uniform(rows * width, 52, -3.0f, 3.0f);
+    const HostTensor w = host_of(DType::BF16, {width}, uniform(width, 53, -2.0f, 2.0f));
+    enum class Outputs { Separate, SumIntoXNormIntoResidual, SumIntoResidualNormIntoX };
+    for (DType dtype : {DType::F32, DType::BF16}) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)));
+      const HostTensor x = host_of(dtype, shape, xv);
+      const HostTensor r = host_of(dtype, shape, rv);
+      Guarded dw = upload(w);
+      Guarded sum_ref = output(dtype, shape);
+      Guarded norm_ref = output(dtype, shape);
+      ops::add(gpu(), upload(x), upload(r), sum_ref);
+      ops::rms_norm(gpu(), sum_ref, dw, 1e-6f, NormWeight::Plain, norm_ref);
+      const HostTensor want_sum = download(sum_ref);
+      const HostTensor want_norm = download(norm_ref);
+      if (dtype == DType::F32) {
+        HostTensor cpu_sum(DType::F32, shape);
+        HostTensor cpu_norm(DType::F32, shape);
+        ops::add(cpu(), x, r, cpu_sum);
+        ops::rms_norm(cpu(), cpu_sum, w, 1e-6f, NormWeight::Plain, cpu_norm);
+        expect_close(want_norm, cpu_norm, Tolerance{1e-37, 2.4e-7});
+      }
+      for (Outputs outputs :
+           {Outputs::Separate, Outputs::SumIntoXNormIntoResidual, Outputs::SumIntoResidualNormIntoX}) {
+        SCOPED_TRACE(static_cast<int>(outputs));
+        Guarded dx = upload(x);
+        Guarded dr = upload(r);
+        Guarded sum = output(dtype, shape);
+        Guarded norm = output(dtype, shape);
+        const Guarded& sum_out = outputs == Outputs::Separate                   ? sum
+                                 : outputs == Outputs::SumIntoXNormIntoResidual ? dx
+                                                                                : dr;
+        const Guarded& norm_out = outputs == Outputs::Separate                   ? norm
+                                  : outputs == Outputs::SumIntoXNormIntoResidual ? dr
+                                                                                 : dx;
+        ops::add_rms_norm(gpu(), dx, dr, dw, 1e-6f, NormWeight::Plain, sum_out, norm_out);
+        expect_same_bits(download(sum_out), want_sum);
+        expect_same_bits(download(norm_out), want_norm);
+        expect_guards_intact(sum_out);
+        expect_guards_intact(norm_out);
+      }
     }
-    for (Outputs outputs :
-         {Outputs::Separate, Outputs::SumIntoXNormIntoResidual, Outputs::SumIntoResidualNormIntoX}) {
-      SCOPED_TRACE(static_cast<int>(outputs));
-      Guarded dx = upload(x);
-      Guarded dr = upload(r);
-      Guarded sum = output(dtype, shape);
-      Guarded norm = output(dtype, shape);
-      const Guarded& sum_out = outputs == Outputs::Separate                   ? sum
-                               : outputs == Outputs::SumIntoXNormIntoResidual ? dx
-                                                                              : dr;
-      const Guarded& norm_out = outputs == Outputs::Separate                   ? norm
-                                : outputs == Outputs::SumIntoXNormIntoResidual ? dr
-                                                                               : dx;
-      ops::add_rms_norm(gpu(), dx, dr, dw, 1e-6f, NormWeight::Plain, sum_out, norm_out);
-      expect_same_bits(download(sum_out), want_sum);
-      expect_same_bits(download(norm_out), want_norm);
-      expect_guards_intact(sum_out);
-      expect_guards_intact(norm_out);
-    }
-  }
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaAddRmsNorm,
@@ -860,54 +894,56 @@ class CudaActivation : public GpuParamTest<int64_t> {};
 // that value by up: 2 ulps (rel 2.4e-7). Subnormal results may differ by one subnormal ulp (abs 1e-44).
 TEST_P(CudaActivation, EveryActivationMatchesTheCpuInPlaceToo) {
   const int64_t n = GetParam();
-  const Tolerance unary{1e-44, 1.2e-7};
-  const Tolerance gated{1e-44, 2.4e-7};
-  HostTensor x = f32({n}, activation_input(n, 71));
-  HostTensor up = f32({n}, activation_input(n, 72));
-  Guarded dx = upload(x);
-  Guarded dup = upload(up);
-  for (int which = 0; which < 3; ++which) {
-    const GeluApproximation approximation = which == 2 ? GeluApproximation::Tanh : GeluApproximation::None;
-    const std::string name = which == 0 ? "silu" : which == 1 ? "gelu" : "gelu-tanh";
-    SCOPED_TRACE(name);
-    auto unary_op = [&](Backend& backend, const Tensor& in, const Tensor& result) {
-      if (which == 0) {
-        ops::silu(backend, in, result);
-      } else {
-        ops::gelu(backend, in, approximation, result);
-      }
-    };
-    auto gated_op = [&](Backend& backend, const Tensor& gate, const Tensor& u, const Tensor& result) {
-      if (which == 0) {
-        ops::swiglu(backend, gate, u, result);
-      } else {
-        ops::geglu(backend, gate, u, approximation, result);
-      }
-    };
-    HostTensor want(DType::F32, Shape{n});
-    unary_op(cpu(), x, want);
-    Guarded out = output(DType::F32, Shape{n});
-    unary_op(gpu(), dx, out);
-    expect_close(download(out), want, unary);
-    expect_guards_intact(out);
-    Guarded in_place = upload(x);
-    unary_op(gpu(), in_place, in_place);
-    expect_close(download(in_place), want, unary);
+  for_each_alignment([&] {
+    const Tolerance unary{1e-44, 1.2e-7};
+    const Tolerance gated{1e-44, 2.4e-7};
+    HostTensor x = f32({n}, activation_input(n, 71));
+    HostTensor up = f32({n}, activation_input(n, 72));
+    Guarded dx = upload(x);
+    Guarded dup = upload(up);
+    for (int which = 0; which < 3; ++which) {
+      const GeluApproximation approximation = which == 2 ? GeluApproximation::Tanh : GeluApproximation::None;
+      const std::string name = which == 0 ? "silu" : which == 1 ? "gelu" : "gelu-tanh";
+      SCOPED_TRACE(name);
+      auto unary_op = [&](Backend& backend, const Tensor& in, const Tensor& result) {
+        if (which == 0) {
+          ops::silu(backend, in, result);
+        } else {
+          ops::gelu(backend, in, approximation, result);
+        }
+      };
+      auto gated_op = [&](Backend& backend, const Tensor& gate, const Tensor& u, const Tensor& result) {
+        if (which == 0) {
+          ops::swiglu(backend, gate, u, result);
+        } else {
+          ops::geglu(backend, gate, u, approximation, result);
+        }
+      };
+      HostTensor want(DType::F32, Shape{n});
+      unary_op(cpu(), x, want);
+      Guarded out = output(DType::F32, Shape{n});
+      unary_op(gpu(), dx, out);
+      expect_close(download(out), want, unary);
+      expect_guards_intact(out);
+      Guarded in_place = upload(x);
+      unary_op(gpu(), in_place, in_place);
+      expect_close(download(in_place), want, unary);
 
-    HostTensor want_gated(DType::F32, Shape{n});
-    gated_op(cpu(), x, up, want_gated);
-    Guarded gated_out = output(DType::F32, Shape{n});
-    gated_op(gpu(), dx, dup, gated_out);
-    expect_close(download(gated_out), want_gated, gated);
-    expect_guards_intact(gated_out);
-    Guarded into_gate = upload(x);
-    gated_op(gpu(), into_gate, dup, into_gate);
-    expect_close(download(into_gate), want_gated, gated);
-    Guarded into_up = upload(up);
-    gated_op(gpu(), dx, into_up, into_up);
-    expect_close(download(into_up), want_gated, gated);
-    expect_guards_intact(into_up);
-  }
+      HostTensor want_gated(DType::F32, Shape{n});
+      gated_op(cpu(), x, up, want_gated);
+      Guarded gated_out = output(DType::F32, Shape{n});
+      gated_op(gpu(), dx, dup, gated_out);
+      expect_close(download(gated_out), want_gated, gated);
+      expect_guards_intact(gated_out);
+      Guarded into_gate = upload(x);
+      gated_op(gpu(), into_gate, dup, into_gate);
+      expect_close(download(into_gate), want_gated, gated);
+      Guarded into_up = upload(up);
+      gated_op(gpu(), dx, into_up, into_up);
+      expect_close(download(into_up), want_gated, gated);
+      expect_guards_intact(into_up);
+    }
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Sizes, CudaActivation,
@@ -917,27 +953,29 @@ INSTANTIATE_TEST_SUITE_P(Sizes, CudaActivation,
 // output, and the other way round), as EveryActivationMatchesTheCpuInPlaceToo's gated tolerance.
 TEST_P(CudaActivation, GatedFormsTakeTheHalvesOfOneMatrix) {
   const int64_t width = GetParam();
-  if (width > 100003) GTEST_SKIP() << "covered by the smaller widths";
-  const int64_t rows = 5;
-  const Tolerance gated{1e-44, 2.4e-7};
-  HostTensor both = f32({rows, 2 * width}, activation_input(rows * 2 * width, 73));
-  Guarded device_both = upload(both);
-  const auto half = [&](const Tensor& t, int64_t which) {
-    return t.slice(1, which * width, (which + 1) * width);
-  };
-  for (int64_t gate_half : {0, 1}) {
-    SCOPED_TRACE(gate_half == 0 ? "gate first" : "up first");
-    HostTensor want(DType::F32, Shape{rows, width});
-    ops::swiglu(cpu(), half(both, gate_half), half(both, 1 - gate_half), want);
-    Guarded out = output(DType::F32, Shape{rows, width});
-    ops::swiglu(gpu(), half(device_both, gate_half), half(device_both, 1 - gate_half), out);
-    expect_close(download(out), want, gated);
-    expect_guards_intact(out);
-    ops::geglu(cpu(), half(both, gate_half), half(both, 1 - gate_half), GeluApproximation::Tanh, want);
-    ops::geglu(gpu(), half(device_both, gate_half), half(device_both, 1 - gate_half), GeluApproximation::Tanh,
-               out);
-    expect_close(download(out), want, gated);
-  }
+  for_each_alignment([&] {
+    if (width > 100003) GTEST_SKIP() << "covered by the smaller widths";
+    const int64_t rows = 5;
+    const Tolerance gated{1e-44, 2.4e-7};
+    HostTensor both = f32({rows, 2 * width}, activation_input(rows * 2 * width, 73));
+    Guarded device_both = upload(both);
+    const auto half = [&](const Tensor& t, int64_t which) {
+      return t.slice(1, which * width, (which + 1) * width);
+    };
+    for (int64_t gate_half : {0, 1}) {
+      SCOPED_TRACE(gate_half == 0 ? "gate first" : "up first");
+      HostTensor want(DType::F32, Shape{rows, width});
+      ops::swiglu(cpu(), half(both, gate_half), half(both, 1 - gate_half), want);
+      Guarded out = output(DType::F32, Shape{rows, width});
+      ops::swiglu(gpu(), half(device_both, gate_half), half(device_both, 1 - gate_half), out);
+      expect_close(download(out), want, gated);
+      expect_guards_intact(out);
+      ops::geglu(cpu(), half(both, gate_half), half(both, 1 - gate_half), GeluApproximation::Tanh, want);
+      ops::geglu(gpu(), half(device_both, gate_half), half(device_both, 1 - gate_half),
+                 GeluApproximation::Tanh, out);
+      expect_close(download(out), want, gated);
+    }
+  });
 }
 
 // =========================================================================================== softmax

@@ -17,6 +17,7 @@ work on the host.
 Reference side: tools/bench/torch_reference.py's JSON lines.
 """
 import json
+import os
 import random
 import statistics
 import sys
@@ -214,6 +215,10 @@ class Summary:
             "above 1 dlm is faster. — : not measured (skipped, failed or timed out: see the notes and the raw "
             "files beside this one). tools/bench/gpu_llada8b.sh says what each row measures.",
             "",
+        ]
+        if os.environ.get("DLM_FLAGS"):
+            lines += [f"Every dlm run had the flags `{os.environ['DLM_FLAGS']}`.", ""]
+        lines += [
             "| row | measurement | batch | dlm | reference | ratio |",
             "|---|---|---:|---:|---:|---:|",
         ]

@@ -8,7 +8,8 @@
 # LLADA_B32=0 to leave out LLaDA's end-to-end run at batch 32 on both sides (256 steps of a 32-request batch:
 # ~100 s each side), BUDGET_S (default 570: the whole script's time; each step's timeout is cut to what is
 # left, and a step with no time left is skipped, so the summary is written inside a 10-minute device call),
-# TORCH_PYTHON (default python3; needs torch + transformers + safetensors). DLM_BINARY must start on its own
+# TORCH_PYTHON (default python3; needs torch + transformers + safetensors), DLM_FLAGS (extra flags for every
+# dlm generate and dlm bench run, e.g. "--cuda-graphs --cuda-tune-gemm"; the summary names them). DLM_BINARY must start on its own
 # (LD_LIBRARY_PATH set for its libraries): `DLM_BINARY --help` is tried first.
 # Writes OUT_DIR/summary.md (also printed) and keeps every raw output in OUT_DIR: dlm_*.items.jsonl (the
 # prompts and per-item settings fed to dlm), dlm_*.jsonl (its records), torch_*.jsonl (the reference's JSON
@@ -71,6 +72,7 @@ ckpt=${CKPT_DIR:-/tmp/dlm-ckpt}
 py=${TORCH_PYTHON:-python3}
 llada_b32=${LLADA_B32:-1}
 budget=${BUDGET_S:-570}
+read -ra dlm_flags <<<"${DLM_FLAGS:-}"
 if [[ ! -x $dlm ]]; then
   echo "$0: DLM_BINARY $dlm is not an executable file" >&2
   exit 2
@@ -125,7 +127,7 @@ dlm_run() {
   shift 3
   step "dlm_$run" "$limit" "$out/dlm_$run.stdout" "$dlm" generate --device cuda \
     --prompts "$out/dlm_$run.items.jsonl" -o "$out/dlm_$run.jsonl" --batch-size "$batch" --gen-length 256 --no-stop-early --temperature 0 \
-    --no-progress -v "$@"
+    --no-progress -v "${dlm_flags[@]}" "$@"
 }
 llada=(-m "$ckpt/llada-8b" --method llada --block-length 32)
 ar=(-m "$ckpt/qwen2.5-7b" --method autoregressive)
@@ -141,7 +143,7 @@ dlm_run llada_b32 32 "$b32_limit" "${llada[@]}"
 # batch 1 and 32, 2 steps per block); the tables land in profile.md.
 step dlm_profile 150 "$out/profile.md" "$dlm" bench --device cuda -m "$ckpt/llada-8b" --method llada \
   --batch-size 1,32 --prompt-length 128 --gen-length 256 --block-length 32 --steps 16 --cache none,dual \
-  --warmup 1 --repeat 1 --profile
+  --warmup 1 --repeat 1 --profile "${dlm_flags[@]}"
 
 # The reference: one process per model (each loads its checkpoint once), LLaDA's batch-32 end to end last.
 step torch_ar 150 "$out/torch_ar.jsonl" "$py" "$here/torch_reference.py" "$ckpt/qwen2.5-7b" \
@@ -156,11 +158,11 @@ step torch_llada "$ref_limit" "$out/torch_llada.jsonl" "$py" "$here/torch_refere
 # The same profile with dlm's own attention kernels instead of cuDNN's, for the attention rows side by side.
 step dlm_profile_kernel_attention 150 "$out/profile_kernel_attention.md" "$dlm" bench --device cuda \
   -m "$ckpt/llada-8b" --method llada --batch-size 1,32 --prompt-length 128 --gen-length 256 --block-length 32 \
-  --steps 16 --cache none,dual --warmup 1 --repeat 1 --profile --cuda-attention kernel
+  --steps 16 --cache none,dual --warmup 1 --repeat 1 --profile --cuda-attention kernel "${dlm_flags[@]}"
 
 # The step times again with the steady-state steps replayed as CUDA graphs.
 step dlm_bench_graphs 120 "$out/bench_graphs.md" "$dlm" bench --device cuda -m "$ckpt/llada-8b" \
   --method llada --batch-size 1,32 --prompt-length 128 --gen-length 256 --block-length 32 --steps 16 \
-  --cache none,dual --warmup 1 --repeat 3 --cuda-graphs
+  --cache none,dual --warmup 1 --repeat 3 --cuda-graphs "${dlm_flags[@]}"
 
-python3 "$here/gpu_llada8b.py" summary "$out"
+DLM_FLAGS=${DLM_FLAGS:-} python3 "$here/gpu_llada8b.py" summary "$out"

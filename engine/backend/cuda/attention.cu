@@ -928,10 +928,6 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma(Params p) {
 
 // ================================================================================================== launcher
 
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
 // Raises `kernel`'s dynamic shared memory limit on the current device to `bytes` unless a launch raised it
 // that far already: the attribute is a driver call, and every layer of every forward launches these kernels.
 cudaError_t allow_shared_bytes(void (*kernel)(Params), size_t bytes) {

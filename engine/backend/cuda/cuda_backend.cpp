@@ -96,6 +96,7 @@ CudaBackend::CudaBackend(int device, CudaOptions options) : context_(std::make_u
   ctx.device = device;
   ctx.attention = options.attention;
   ctx.graphs = options.graphs;
+  ctx.tune_gemm = options.tune_gemm;
   int count = 0;
   check_setup(cudaGetDeviceCount(&count), device, "cudaGetDeviceCount");
   DLM_CHECK(device >= 0 && device < count, "CUDA device {} cannot be used: {} device(s) present", device,
@@ -210,16 +211,13 @@ void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
   }
 }
 
-// Copies between places on the device go out in one cudaMemcpyBatchAsync (one host call for a layer's
-// cache writes or gathers, instead of one per sequence); anything else goes one copy at a time.
+// Copies between places on the device go out as listed copies, one launch per kMaxListedCopies (a layer's
+// cache writes or gathers in one or two launches, instead of one copy per sequence); if any copy is of
+// another kind, each goes through copy().
 void CudaBackend::copy_batch(std::span<const Tensor> sources, std::span<const Tensor> destinations) {
   DLM_CHECK(sources.size() == destinations.size(), "copy_batch: {} sources for {} destinations",
             sources.size(), destinations.size());
   const Device here = device();
-  Context& ctx = *context_;
-  ctx.batch_destinations.clear();
-  ctx.batch_sources.clear();
-  ctx.batch_sizes.clear();
   for (size_t i = 0; i < sources.size(); ++i) {
     const Tensor& src = sources[i];
     const Tensor& dst = destinations[i];
@@ -228,29 +226,22 @@ void CudaBackend::copy_batch(std::span<const Tensor> sources, std::span<const Te
                            src.data() != dst.data() &&
                            !ranges_overlap(src.data(), src.nbytes(), dst.data(), dst.nbytes());
     if (!on_device) return Backend::copy_batch(sources, destinations);  // copy() checks and explains
-    if (src.nbytes() == 0) continue;
-    ctx.batch_destinations.push_back(dst.data());
-    ctx.batch_sources.push_back(src.data());
-    ctx.batch_sizes.push_back(src.nbytes());
   }
-  if (ctx.batch_sizes.empty()) return;
+  Context& ctx = *context_;
   ctx.make_current();
-  if (ctx.recording) {  // one recorded copy each: a batch copy is not sure to be capturable
-    for (size_t i = 0; i < ctx.batch_sizes.size(); ++i) {
-      DLM_CUDA_CHECK(cudaMemcpyAsync(ctx.batch_destinations[i], ctx.batch_sources[i], ctx.batch_sizes[i],
-                                     cudaMemcpyDeviceToDevice, ctx.stream));
-    }
-    return;
+  cuda::CopyList list;
+  const auto flush = [&] {
+    check_launch(cuda::launch_copy_list(ctx.stream, list), "copy_batch");
+    list.count = 0;
+  };
+  for (size_t i = 0; i < sources.size(); ++i) {
+    if (sources[i].nbytes() == 0) continue;
+    list.source[list.count] = sources[i].data();
+    list.destination[list.count] = destinations[i].data();
+    list.bytes[list.count] = sources[i].nbytes();
+    if (++list.count == cuda::kMaxListedCopies) flush();
   }
-  cudaMemcpyAttributes attributes{};
-  attributes.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
-  attributes.srcLocHint.type = cudaMemLocationTypeDevice;
-  attributes.srcLocHint.id = ctx.device;
-  attributes.dstLocHint = attributes.srcLocHint;
-  size_t first_copy = 0;  // the attributes apply from the first copy on
-  DLM_CUDA_CHECK(cudaMemcpyBatchAsync(ctx.batch_destinations.data(), ctx.batch_sources.data(),
-                                      ctx.batch_sizes.data(), ctx.batch_sizes.size(), &attributes,
-                                      &first_copy, 1, ctx.stream));
+  flush();
 }
 
 void CudaBackend::synchronize() {

@@ -18,6 +18,10 @@ enum class CudaAttention { Auto, Cudnn, Kernel };
 struct CudaOptions {
   CudaAttention attention = CudaAttention::Auto;
   bool graphs = false;  // record repeating work as CUDA graphs (Backend::records_work)
+  // Time cuBLASLt's candidate algorithms for each product shape on its first use and keep the fastest,
+  // instead of the heuristic's first choice. Candidates may sum in other orders (split K), so results can
+  // differ in the last bits between processes that chose differently.
+  bool tune_gemm = false;
 };
 
 class CudaBackend final : public Backend {

@@ -55,6 +55,9 @@ struct LinearPlan {
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
   bool found = false;
   cublasLtMatmulAlgo_t algo{};
+  // With CudaOptions::tune_gemm: the heuristic's offers (algo is the first), timed by the first call that
+  // is not being recorded, which keeps the fastest in algo and empties this.
+  std::vector<cublasLtMatmulAlgo_t> candidates;
 
   LinearPlan() = default;
   LinearPlan(const LinearPlan&) = delete;
@@ -71,10 +74,6 @@ struct CudaBackend::Context {
 
   int sm_count = 0;  // streaming multiprocessors of the device, for sizing grids
   int sm_major = 0;  // the device's compute capability, major version
-  // copy_batch's argument arrays, reused so that a batch allocates nothing once they have grown.
-  std::vector<void*> batch_destinations;
-  std::vector<const void*> batch_sources;
-  std::vector<size_t> batch_sizes;
   // embedding.cpp: ids outside the table are recorded on the device and raised at the next wait().
   cuda::EmbeddingFault* embedding_fault = nullptr;       // device memory
   cuda::EmbeddingFault* embedding_fault_host = nullptr;  // pinned host memory, the record's copy
@@ -93,6 +92,7 @@ struct CudaBackend::Context {
   // recording.cpp: whether recording is on, and whether the stream is being captured now.
   bool graphs = false;
   bool recording = false;
+  bool tune_gemm = false;  // linear.cpp: CudaOptions::tune_gemm
   std::unique_ptr<cuda::CudnnAttention> cudnn_attention;
   std::string cudnn_unusable;
 

@@ -92,6 +92,53 @@ struct Storage<DType::F16> {
   __device__ __forceinline__ static void store(T* p, int64_t i, float v) { p[i] = f32_to_f16_bits(v); }
 };
 
+// ------------------------------------------------------------------------------------------ 16-byte groups
+// Memory-bound kernels move kGroup<A> elements (16 bytes) per access where every address allows it (a
+// group-aligned width and 16-byte aligned pointers: see aligned16), else one element per access (kCount 1).
+
+template <DType A>
+inline constexpr int kGroup = static_cast<int>(16 / sizeof(typename Storage<A>::T));
+
+inline bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
+// out[k] = p[i + k] widened, k < kCount; p + i is 16-byte aligned when kCount elements fill whole 16 bytes.
+template <DType A, int kCount>
+__device__ __forceinline__ void load_group(const typename Storage<A>::T* p, int64_t i, float (&out)[kCount]) {
+  using T = typename Storage<A>::T;
+  if constexpr (kCount * sizeof(T) % 16 == 0) {
+    constexpr int kWords = static_cast<int>(kCount * sizeof(T) / 16);
+    uint4 raw[kWords];
+#pragma unroll
+    for (int w = 0; w < kWords; ++w) raw[w] = reinterpret_cast<const uint4*>(p + i)[w];
+    const T* e = reinterpret_cast<const T*>(raw);
+#pragma unroll
+    for (int k = 0; k < kCount; ++k) out[k] = Storage<A>::load(e, k);
+  } else {
+#pragma unroll
+    for (int k = 0; k < kCount; ++k) out[k] = Storage<A>::load(p, i + k);
+  }
+}
+
+// p[i + k] = v[k] narrowed, k < kCount; alignment as for load_group.
+template <DType A, int kCount>
+__device__ __forceinline__ void store_group(typename Storage<A>::T* p, int64_t i, const float (&v)[kCount]) {
+  using T = typename Storage<A>::T;
+  if constexpr (kCount * sizeof(T) % 16 == 0) {
+    constexpr int kWords = static_cast<int>(kCount * sizeof(T) / 16);
+    uint4 raw[kWords];
+    T* e = reinterpret_cast<T*>(raw);
+#pragma unroll
+    for (int k = 0; k < kCount; ++k) Storage<A>::store(e, k, v[k]);
+#pragma unroll
+    for (int w = 0; w < kWords; ++w) reinterpret_cast<uint4*>(p + i)[w] = raw[w];
+  } else {
+#pragma unroll
+    for (int k = 0; k < kCount; ++k) Storage<A>::store(p, i + k, v[k]);
+  }
+}
+
 // --------------------------------------------------------------------------------------------- ranking
 
 // True if (a, a_index) ranks before (b, b_index): larger first, NaN largest, ties to the lower index (the

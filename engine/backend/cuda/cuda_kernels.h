@@ -21,6 +21,17 @@ namespace dlm::cuda {
 // same dtype copies the bits. x and out do not overlap.
 cudaError_t launch_cast(cudaStream_t stream, const void* x, DType from, void* out, DType to, int64_t n);
 
+// Device-to-device copies, up to kMaxListedCopies in one launch: their addresses travel in the launch's
+// parameters, so the launch needs no upload and records into a graph as it is. Copies do not overlap.
+inline constexpr int kMaxListedCopies = 64;
+struct CopyList {
+  const void* source[kMaxListedCopies];
+  void* destination[kMaxListedCopies];
+  size_t bytes[kMaxListedCopies];
+  int count = 0;
+};
+cudaError_t launch_copy_list(cudaStream_t stream, const CopyList& copies);
+
 // Activations (an `out` of embedding, x and out of the norms, rope and the element-wise ops) are f32 or bf16:
 // each result is computed in f32 (or double) from the widened inputs and rounded once, so a bf16 result is
 // the f32 result rounded to nearest even.

@@ -63,52 +63,82 @@ __device__ __forceinline__ float activate(float x) {
   return static_cast<float>(__dmul_rn(__dmul_rn(0.5, v), erfc(__dmul_rn(-v, kInvSqrt2))));
 }
 
-// Where the inputs' rows are wider than out's (column blocks of one matrix), element i of out reads its
-// row's offset in each input; otherwise every operand is indexed flat.
+// out is [rows, width]; x's and up's rows lie x_stride and up_stride elements apart (wider than out's where
+// they are column blocks of one matrix).
 struct Rows {
-  int64_t width, x_stride, up_stride;
+  int64_t rows, width, x_stride, up_stride;
 };
 
-template <Activation F, bool kGated, DType A>
-__global__ void activation_kernel(const Element<A>* x, const Element<A>* up, int64_t n, Rows rows,
-                                  Element<A>* out) {
-  const bool flat = rows.x_stride == rows.width && rows.up_stride == rows.width;
-  for (int64_t i = global_thread(); i < n; i += grid_threads()) {
-    int64_t xi = i, ui = i;
-    if (!flat) {
-      const int64_t row = i / rows.width;
-      const int64_t column = i - row * rows.width;
-      xi = row * rows.x_stride + column;
-      ui = row * rows.up_stride + column;
+// Each thread handles kCount consecutive elements of a row (16 bytes where Rows and the pointers allow); rows
+// run along the grid's y, groups of a row along its x, so no index is divided.
+template <Activation F, bool kGated, DType A, int kCount>
+__global__ void activation_kernel(const Element<A>* x, const Element<A>* up, Rows r, Element<A>* out) {
+  const int64_t groups = r.width / kCount;
+  for (int64_t row = blockIdx.y; row < r.rows; row += gridDim.y) {
+    const Element<A>* x_row = x + row * r.x_stride;
+    const Element<A>* up_row = kGated ? up + row * r.up_stride : nullptr;
+    Element<A>* out_row = out + row * r.width;
+    for (int64_t g = global_thread(); g < groups; g += grid_threads()) {
+      float value[kCount];
+      load_group<A, kCount>(x_row, g * kCount, value);
+      float gate[kCount];
+      if (kGated) load_group<A, kCount>(up_row, g * kCount, gate);
+#pragma unroll
+      for (int k = 0; k < kCount; ++k) {
+        value[k] = activate<F>(value[k]);
+        if (kGated) value[k] = __fmul_rn(value[k], gate[k]);
+      }
+      store_group<A, kCount>(out_row, g * kCount, value);
     }
-    const float value = activate<F>(Storage<A>::load(x, xi));
-    Storage<A>::store(out, i, kGated ? __fmul_rn(value, Storage<A>::load(up, ui)) : value);
+  }
+}
+
+template <Activation F, bool kGated, DType A, int kCount>
+void launch_rows(cudaStream_t stream, const Element<A>* x, const Element<A>* up, const Rows& r,
+                 Element<A>* out) {
+  constexpr int64_t kMaxGrid = 65535;
+  const int64_t groups = r.width / kCount;
+  const int64_t row_blocks = (groups + kElementThreads - 1) / kElementThreads;
+  const dim3 grid(static_cast<unsigned int>(row_blocks < kMaxGrid ? row_blocks : kMaxGrid),
+                  static_cast<unsigned int>(r.rows < kMaxGrid ? r.rows : kMaxGrid));
+  activation_kernel<F, kGated, A, kCount><<<grid, kElementThreads, 0, stream>>>(x, up, r, out);
+}
+
+template <Activation F, bool kGated, DType A>
+void launch_gated_or_not(cudaStream_t stream, const Element<A>* x, const Element<A>* up, const Rows& r,
+                         Element<A>* out) {
+  constexpr int kCount = kGroup<A>;
+  const bool grouped = r.width % kCount == 0 && r.x_stride % kCount == 0 && r.up_stride % kCount == 0 &&
+                       aligned16(x) && aligned16(out) && (!kGated || aligned16(up));
+  if (grouped) {
+    launch_rows<F, kGated, A, kCount>(stream, x, up, r, out);
+  } else {
+    launch_rows<F, kGated, A, 1>(stream, x, up, r, out);
   }
 }
 
 template <Activation F, DType A>
-cudaError_t launch_of(cudaStream_t stream, const void* x_data, const void* up_data, int64_t n, Rows rows,
+cudaError_t launch_of(cudaStream_t stream, const void* x_data, const void* up_data, const Rows& rows,
                       void* out_data) {
   const auto* x = static_cast<const Element<A>*>(x_data);
   const auto* up = static_cast<const Element<A>*>(up_data);
   auto* out = static_cast<Element<A>*>(out_data);
   if (up != nullptr) {
-    activation_kernel<F, true, A><<<element_blocks(n), kElementThreads, 0, stream>>>(x, up, n, rows, out);
+    launch_gated_or_not<F, true, A>(stream, x, up, rows, out);
   } else {
-    activation_kernel<F, false, A>
-        <<<element_blocks(n), kElementThreads, 0, stream>>>(x, nullptr, n, rows, out);
+    launch_gated_or_not<F, false, A>(stream, x, nullptr, rows, out);
   }
   return cudaGetLastError();
 }
 
 template <Activation F>
-cudaError_t launch(cudaStream_t stream, DType dtype, const void* x, const void* up, int64_t n, Rows rows,
+cudaError_t launch(cudaStream_t stream, DType dtype, const void* x, const void* up, const Rows& rows,
                    void* out) {
   switch (dtype) {
     case DType::F32:
-      return launch_of<F, DType::F32>(stream, x, up, n, rows, out);
+      return launch_of<F, DType::F32>(stream, x, up, rows, out);
     case DType::BF16:
-      return launch_of<F, DType::BF16>(stream, x, up, n, rows, out);
+      return launch_of<F, DType::BF16>(stream, x, up, rows, out);
     default:
       return cudaErrorInvalidValue;
   }
@@ -134,14 +164,15 @@ cudaError_t launch_activation(cudaStream_t stream, Activation activation, DType 
                               void* out) {
   if (n == 0) return cudaSuccess;
   if (width <= 0 || x_stride < width || up_stride < width) return cudaErrorInvalidValue;
-  const Rows rows{width, x_stride, up_stride};
+  if (n % width != 0) return cudaErrorInvalidValue;
+  const Rows rows{n / width, width, x_stride, up_stride};
   switch (activation) {
     case Activation::Silu:
-      return launch<Activation::Silu>(stream, dtype, x, up, n, rows, out);
+      return launch<Activation::Silu>(stream, dtype, x, up, rows, out);
     case Activation::GeluExact:
-      return launch<Activation::GeluExact>(stream, dtype, x, up, n, rows, out);
+      return launch<Activation::GeluExact>(stream, dtype, x, up, rows, out);
     case Activation::GeluTanh:
-      return launch<Activation::GeluTanh>(stream, dtype, x, up, n, rows, out);
+      return launch<Activation::GeluTanh>(stream, dtype, x, up, rows, out);
   }
   return cudaErrorInvalidValue;
 }

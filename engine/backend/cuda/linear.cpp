@@ -18,10 +18,13 @@
 // the bias in f32 and rounds once.
 //
 // The descriptors and the heuristic's choice are made once per problem (LinearAlgoKey) and kept in the
-// Context, so a call only sets the bias pointer and queues its kernels.
+// Context, so a call only sets the bias pointer and queues its kernels. With CudaOptions::tune_gemm the
+// choice is instead the fastest of the heuristic's first offers, timed on the problem's first call.
 #include <cublasLt.h>
 
+#include <array>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 
@@ -33,6 +36,7 @@ namespace dlm {
 namespace {
 
 constexpr size_t kScratchAlignment = 256;  // cudaMalloc's alignment, kept by every part of the scratch
+constexpr int kTunedCandidates = 8;        // the heuristic's offers timed with CudaOptions::tune_gemm
 
 bool is_float(DType dtype) {
   return dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16;
@@ -128,16 +132,58 @@ LinearPlan& find_plan(CudaBackend::Context& ctx, const LinearAlgoKey& key, const
   pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, static_cast<uint32_t>(key.align_b));
   pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, static_cast<uint32_t>(key.align_d));
   pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, static_cast<uint32_t>(key.align_d));
-  cublasLtMatmulHeuristicResult_t result{};
+  std::array<cublasLtMatmulHeuristicResult_t, kTunedCandidates> results{};
   int count = 0;
-  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(ctx.lt, plan->desc, plan->a, plan->b, plan->d,
-                                                               plan->d, pref.get(), 1, &result, &count);
+  const int wanted = ctx.tune_gemm ? kTunedCandidates : 1;
+  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
+      ctx.lt, plan->desc, plan->a, plan->b, plan->d, plan->d, pref.get(), wanted, results.data(), &count);
   DLM_CHECK(status == CUBLAS_STATUS_SUCCESS || status == CUBLAS_STATUS_NOT_SUPPORTED,
             "linear: cublasLtMatmulAlgoGetHeuristic failed for M={} N={} K={}: cuBLAS status {}", key.m,
             key.n, key.k, static_cast<int>(status));
-  plan->found = status == CUBLAS_STATUS_SUCCESS && count > 0 && result.state == CUBLAS_STATUS_SUCCESS;
-  if (plan->found) plan->algo = result.algo;
+  if (status == CUBLAS_STATUS_SUCCESS) {
+    for (int i = 0; i < count; ++i) {
+      if (results[static_cast<size_t>(i)].state == CUBLAS_STATUS_SUCCESS)
+        plan->candidates.push_back(results[static_cast<size_t>(i)].algo);
+    }
+  }
+  plan->found = !plan->candidates.empty();
+  if (plan->found) plan->algo = plan->candidates.front();
+  if (plan->candidates.size() < 2) plan->candidates.clear();  // nothing to choose between
   return *ctx.linear_plans.emplace(key, std::move(plan)).first->second;
+}
+
+// Times each candidate of `plan` on this call's operands (a warm-up run, then kTimedRuns) and keeps the
+// fastest in plan.algo; a candidate cuBLASLt refuses to run is passed over. Waits for the device once.
+void tune(CudaBackend::Context& ctx, LinearPlan& plan, const void* w, const void* x, void* d) {
+  constexpr int kTimedRuns = 3;
+  const float alpha = 1.0f;
+  const float beta = 0.0f;
+  struct Event {
+    cudaEvent_t event = nullptr;
+    Event() { DLM_CUDA_CHECK(cudaEventCreate(&event)); }
+    ~Event() { cudaEventDestroy(event); }
+  };
+  const Event start_event, stop_event;
+  const cudaEvent_t start = start_event.event, stop = stop_event.event;
+  float best_ms = std::numeric_limits<float>::infinity();
+  for (const cublasLtMatmulAlgo_t& algo : plan.candidates) {
+    const auto run = [&] {
+      return cublasLtMatmul(ctx.lt, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, d, plan.d, d, plan.d,
+                            &algo, ctx.workspace, ctx.workspace_bytes, ctx.stream);
+    };
+    if (run() != CUBLAS_STATUS_SUCCESS) continue;
+    DLM_CUDA_CHECK(cudaEventRecord(start, ctx.stream));
+    for (int i = 0; i < kTimedRuns; ++i) DLM_CUBLAS_CHECK(run());
+    DLM_CUDA_CHECK(cudaEventRecord(stop, ctx.stream));
+    DLM_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.0f;
+    DLM_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    if (ms < best_ms) {
+      best_ms = ms;
+      plan.algo = algo;
+    }
+  }
+  plan.candidates.clear();
 }
 
 }  // namespace
@@ -244,6 +290,7 @@ void CudaBackend::linear(const Tensor& x, const Tensor& weight, const std::optio
 
   if (key.bias) set_bias(*plan, lt_bias);
   void* d = direct ? out.data() : static_cast<void*>(acc);
+  if (!plan->candidates.empty() && !ctx.recording) tune(ctx, *plan, w_data, x_data, d);
   const float alpha = 1.0f;
   const float beta = 0.0f;  // C is not read, so whatever D held never leaks in
   DLM_CUBLAS_CHECK(cublasLtMatmul(ctx.lt, plan->desc, &alpha, w_data, plan->a, x_data, plan->b, &beta, d,

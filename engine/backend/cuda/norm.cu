@@ -8,14 +8,21 @@
 namespace dlm::cuda {
 namespace {
 
-// The second half of an RMS norm row: out = in * inv_rms * (w or 1 + w), for the columns this thread owns.
-template <DType A, DType W>
+// The second half of an RMS norm row: out = in * inv_rms * (w or 1 + w), for the groups of kCount columns
+// this thread owns.
+template <DType A, DType W, int kCount>
 __device__ void scale_row(const typename Storage<A>::T* in, const typename Storage<W>::T* weight,
                           float inv_rms, NormWeight mode, int64_t width, typename Storage<A>::T* out) {
-  for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
-    float scale = Storage<W>::load(weight, c);
-    if (mode == NormWeight::OnePlus) scale = __fadd_rn(1.0f, scale);
-    Storage<A>::store(out, c, __fmul_rn(__fmul_rn(Storage<A>::load(in, c), inv_rms), scale));
+  for (int64_t c = threadIdx.x * kCount; c < width; c += blockDim.x * kCount) {
+    float value[kCount], scale[kCount];
+    load_group<A, kCount>(in, c, value);
+    load_group<W, kCount>(weight, c, scale);
+#pragma unroll
+    for (int k = 0; k < kCount; ++k) {
+      if (mode == NormWeight::OnePlus) scale[k] = __fadd_rn(1.0f, scale[k]);
+      value[k] = __fmul_rn(__fmul_rn(value[k], inv_rms), scale[k]);
+    }
+    store_group<A, kCount>(out, c, value);
   }
 }
 
@@ -25,7 +32,16 @@ __device__ float inverse_rms(double sum_of_squares, int64_t width, float eps, do
                             sqrt(sum_of_squares / static_cast<double>(width) + static_cast<double>(eps)));
 }
 
-template <DType A, DType W>
+template <int kCount>
+__device__ __forceinline__ double squares(const float (&v)[kCount]) {
+  double sum = 0.0;
+#pragma unroll
+  for (int k = 0; k < kCount; ++k) sum += static_cast<double>(v[k]) * static_cast<double>(v[k]);
+  return sum;
+}
+
+// Threads move kCount columns per access (kGroup where the width and pointers allow, else 1).
+template <DType A, DType W, int kCount>
 __global__ void rms_norm_kernel(const typename Storage<A>::T* x, const typename Storage<W>::T* weight,
                                 float eps, NormWeight mode, int64_t rows, int64_t width,
                                 typename Storage<A>::T* out) {
@@ -33,19 +49,20 @@ __global__ void rms_norm_kernel(const typename Storage<A>::T* x, const typename 
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const typename Storage<A>::T* in = x + row * width;
     double sum_of_squares = 0.0;
-    for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
-      const double v = Storage<A>::load(in, c);
-      sum_of_squares += v * v;
+    for (int64_t c = threadIdx.x * kCount; c < width; c += blockDim.x * kCount) {
+      float v[kCount];
+      load_group<A, kCount>(in, c, v);
+      sum_of_squares += squares(v);
     }
     const float inv_rms = inverse_rms(sum_of_squares, width, eps, partials);
-    scale_row<A, W>(in, weight, inv_rms, mode, width, out + row * width);
+    scale_row<A, W, kCount>(in, weight, inv_rms, mode, width, out + row * width);
   }
 }
 
 // add_rms_norm: the row's sum is rounded and stored first and normalized from the stored values, so the
 // result is add then rms_norm bit for bit. A thread owns the same columns in both passes and the reduction's
 // barrier separates them, so either output may be x or residual.
-template <DType A, DType W>
+template <DType A, DType W, int kCount>
 __global__ void add_rms_norm_kernel(const typename Storage<A>::T* x, const typename Storage<A>::T* residual,
                                     const typename Storage<W>::T* weight, float eps, NormWeight mode,
                                     int64_t rows, int64_t width, typename Storage<A>::T* sum_out,
@@ -55,14 +72,18 @@ __global__ void add_rms_norm_kernel(const typename Storage<A>::T* x, const typen
     const int64_t base = row * width;
     typename Storage<A>::T* sum = sum_out + base;
     double sum_of_squares = 0.0;
-    for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
-      Storage<A>::store(sum, c,
-                        __fadd_rn(Storage<A>::load(x + base, c), Storage<A>::load(residual + base, c)));
-      const double v = Storage<A>::load(sum, c);
-      sum_of_squares += v * v;
+    for (int64_t c = threadIdx.x * kCount; c < width; c += blockDim.x * kCount) {
+      float a[kCount], b[kCount];
+      load_group<A, kCount>(x + base, c, a);
+      load_group<A, kCount>(residual + base, c, b);
+#pragma unroll
+      for (int k = 0; k < kCount; ++k) a[k] = __fadd_rn(a[k], b[k]);
+      store_group<A, kCount>(sum, c, a);
+      load_group<A, kCount>(sum, c, a);  // the stored (rounded) values
+      sum_of_squares += squares(a);
     }
     const float inv_rms = inverse_rms(sum_of_squares, width, eps, partials);
-    scale_row<A, W>(sum, weight, inv_rms, mode, width, norm_out + base);
+    scale_row<A, W, kCount>(sum, weight, inv_rms, mode, width, norm_out + base);
   }
 }
 
@@ -109,17 +130,33 @@ struct RmsArgs {
   void* out;
 };
 
-template <DType A, DType W>
-cudaError_t launch_rms(cudaStream_t stream, const RmsArgs& a) {
+template <DType A, DType W, int kCount>
+void launch_rms_grouped(cudaStream_t stream, const RmsArgs& a) {
   using T = typename Storage<A>::T;
   const auto* weight = static_cast<const typename Storage<W>::T*>(a.weight);
+  const int threads = row_threads(a.width / kCount);
   if (a.residual == nullptr) {
-    rms_norm_kernel<A, W><<<row_blocks(a.rows), row_threads(a.width), 0, stream>>>(
+    rms_norm_kernel<A, W, kCount><<<row_blocks(a.rows), threads, 0, stream>>>(
         static_cast<const T*>(a.x), weight, a.eps, a.mode, a.rows, a.width, static_cast<T*>(a.out));
   } else {
-    add_rms_norm_kernel<A, W><<<row_blocks(a.rows), row_threads(a.width), 0, stream>>>(
+    add_rms_norm_kernel<A, W, kCount><<<row_blocks(a.rows), threads, 0, stream>>>(
         static_cast<const T*>(a.x), static_cast<const T*>(a.residual), weight, a.eps, a.mode, a.rows, a.width,
         static_cast<T*>(a.sum_out), static_cast<T*>(a.out));
+  }
+}
+
+template <DType A, DType W>
+cudaError_t launch_rms(cudaStream_t stream, const RmsArgs& a) {
+  constexpr int kCount = kGroup<A>;
+  bool grouped = a.width % kCount == 0;
+  for (const void* p :
+       {a.x, a.residual, a.weight, static_cast<const void*>(a.sum_out), static_cast<const void*>(a.out)}) {
+    grouped = grouped && (p == nullptr || aligned16(p));
+  }
+  if (grouped) {
+    launch_rms_grouped<A, W, kCount>(stream, a);
+  } else {
+    launch_rms_grouped<A, W, 1>(stream, a);
   }
   return cudaGetLastError();
 }

@@ -3,6 +3,8 @@
 // position * inv_freq, then cos and sin in double, times attention_factor, rounded to f32), then rotates
 // every head's pairs. Each pair is read and written by one thread, so out may be x. x and out are f32 or bf16
 // (widened on load, each result rounded once); x's tokens may lie further apart than out's.
+#include <algorithm>
+
 #include "engine/backend/cuda/cuda_helpers.cuh"
 #include "engine/backend/cuda/cuda_kernels.h"
 
@@ -31,9 +33,11 @@ __global__ void rope_kernel(const typename Storage<A>::T* x, int64_t x_stride, c
         sin_table[i] = static_cast<float>(sin(angle) * factor);
       }
       __syncthreads();
-      for (int64_t p = threadIdx.x; p < heads * count; p += blockDim.x) {
-        const int64_t h = p / count;
-        const int64_t j = p - h * count;
+      const int pairs = static_cast<int>(heads * count);  // 32-bit: a 64-bit division costs far more
+      const int row_pairs = static_cast<int>(count);
+      for (int p = static_cast<int>(threadIdx.x); p < pairs; p += static_cast<int>(blockDim.x)) {
+        const int h = p / row_pairs;
+        const int j = p - h * row_pairs;
         const int64_t i = first + j;
         const int64_t a_at = h * head_dim + (kLayout == RopeLayout::Interleaved ? 2 * i : i);
         const int64_t b_at = a_at + (kLayout == RopeLayout::Interleaved ? 1 : half);
@@ -60,7 +64,10 @@ template <RopeLayout kLayout, DType A>
 cudaError_t launch(cudaStream_t stream, const void* x, int64_t x_stride, const int32_t* positions,
                    const float* inv_freq, int64_t half, double factor, int64_t tokens, int64_t heads,
                    int64_t head_dim, void* out) {
-  rope_kernel<kLayout, A><<<row_blocks(tokens), row_threads(heads * head_dim / 2), 0, stream>>>(
+  // At most 256 threads a token: a block waits for its cos/sin table, so several blocks per multiprocessor
+  // keep it busy meanwhile.
+  const int threads = std::min(row_threads(heads * head_dim / 2), 256);
+  rope_kernel<kLayout, A><<<row_blocks(tokens), threads, 0, stream>>>(
       static_cast<const typename Storage<A>::T*>(x), x_stride, positions, inv_freq, half, factor, tokens,
       heads, head_dim, static_cast<typename Storage<A>::T*>(out));
   return cudaGetLastError();
