@@ -18,10 +18,10 @@
 # step's exit status and seconds). Each step runs under a timeout and
 # on its own: a failure leaves its rows empty ("—") and the others go on.
 #
-# Time on an H200 (measured 2026-12-04 but for the LLaDA b32 end-to-end runs, estimated from the step times):
-# checkpoints 53 s when missing; dlm: LLaDA b1 11 s, AR b1 6 s, AR b32 8 s, LLaDA b32 ~30 s (+~100 s with
-# LLADA_B32); reference: AR 46 s, LLaDA 44 s (+~110 s with LLADA_B32). About 7 minutes in all from a bare
-# machine, 6 with the checkpoints written, 3 with LLADA_B32=0.
+# Time on an H200 (measured 2026-12-05 but for the LLaDA b32 end-to-end runs, estimated from the step times):
+# checkpoints 52 s when missing; dlm: LLaDA b1 9 s, AR b1 6 s, AR b32 4 s, LLaDA b32 18 s (+~100 s with
+# LLADA_B32), the two profiles 26 and 29 s, the graphs bench 34 s; reference: AR 38 s, LLaDA 42 s (+~110 s
+# with LLADA_B32). About 4.5 minutes in all from a bare machine with LLADA_B32=0, 8 with it.
 #
 # The LLaDA checkpoint's LM-head row of the MASK id is zeroed first (zero_mask_logit.py): with random weights
 # MASK can be the argmax; dlm never draws it but the reference commits it, so both sides would decode
