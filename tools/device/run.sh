@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine, from the repository root: unpacks what tools/device/pack.sh packed into /tmp/dlm-bin,
 # runs the GPU tests (logs and XML under $OUT), then the command given, if any, with DLM naming the dlm binary
-# and the libraries on LD_LIBRARY_PATH.
+# and the libraries on LD_LIBRARY_PATH; each folder the command leaves under $OUT is packed into
+# $OUT/FOLDER.tar.xz.
 #   tools/device/run.sh PACK.tar.xz [COMMAND...]      e.g. ... tools/bench/gpu_llada8b.sh '$DLM' "$OUT/bench"
 # GTEST_ARGS (say --gtest_filter=...) narrows the tests; SKIP_TESTS=1 skips them.
 set -uo pipefail
@@ -29,3 +30,9 @@ if [[ -z ${SKIP_TESTS:-} ]]; then
   grep -B2 -A12 'Failure$' "$out/gpu.log" | head -60
 fi
 (($# == 0)) || eval "$@"
+# The device tool brings back only a few files from $OUT: each folder there goes back as one archive.
+for dir in "$out"/*/; do
+  [[ -d $dir ]] || continue
+  name=$(basename "$dir")
+  tar -C "$out" -cJf "$out/$name.tar.xz" "$name" && rm -rf "$dir"
+done
