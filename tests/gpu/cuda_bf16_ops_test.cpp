@@ -319,6 +319,34 @@ TEST_F(CudaBf16, ActivationsRoundTheF32ResultPlainAndGated) {
   });
 }
 
+// bf16 SiLU runs in f32 where that rounds as the double evaluation does (elementwise.cu): its bits must be
+// those of the f32 kernel's result (the double evaluation, checked against the CPU above) rounded to bf16,
+// for a million inputs, plain and gated.
+TEST_F(CudaBf16, SiluRoundsAsTheDoubleEvaluation) {
+  const int64_t n = int64_t{1} << 20;
+  const HostTensor x = host(DType::BF16, {n}, bf16_values(n, 21, 20.0f));
+  const HostTensor up = host(DType::BF16, {n}, bf16_values(n, 22, 4.0f));
+  const HostTensor x_wide = HostTensor::from(Shape{n}, widened_bf16(x));
+  const HostTensor up_wide = HostTensor::from(Shape{n}, widened_bf16(up));
+  auto expect_double_rounding = [&](const std::string& what, auto op) {
+    DeviceTensor wide = guarded(DType::F32, {n});
+    op(upload(x_wide), upload(up_wide), wide);
+    const std::vector<float> want = download(wide).to_vector<float>();
+    DeviceTensor narrow = guarded(DType::BF16, {n});
+    op(upload(x), upload(up), narrow);
+    const HostTensor got = download(narrow);
+    const auto* bits = static_cast<const uint16_t*>(got.tensor().data());
+    int64_t differ = 0;
+    for (int64_t i = 0; i < n; ++i) differ += bits[i] != f32_to_bf16(want[static_cast<size_t>(i)]);
+    EXPECT_EQ(differ, 0) << what << ": elements whose bits differ from the double evaluation rounded";
+  };
+  expect_double_rounding(
+      "silu", [](const Tensor& in, const Tensor&, const Tensor& out) { ops::silu(gpu(), in, out); });
+  expect_double_rounding("swiglu", [](const Tensor& in, const Tensor& gate_up, const Tensor& out) {
+    ops::swiglu(gpu(), in, gate_up, out);
+  });
+}
+
 TEST_F(CudaBf16, GatedActivationsTakeTheHalvesOfOneMatrix) {
   for_each_alignment([&] {
     // A fused gate/up projection's output [rows, 2 * width]: gate and up as its column blocks, as the
