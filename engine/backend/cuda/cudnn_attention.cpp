@@ -251,14 +251,19 @@ SdpaOperations build_sdpa_operations(const SdpaShape& shape) {
   auto ragged = [&](const char* name, int64_t uid) {
     return g.tensor({name, uid, CUDNN_DATA_INT32, per_sequence_edge, ones});
   };
-  const auto q = g.tensor({"q",
-                           kQ,
-                           CUDNN_DATA_BFLOAT16,
-                           {b, hq, sq, d},
-                           {sq * hq * d, d, hq * d, 1},
-                           false,
-                           false,
-                           ragged("q_offsets", kQOffsets)});
+  // A bf16 [rows, heads, dim] operand seen as [b, heads, rows, dim], its rows placed by its ragged offsets.
+  auto packed = [&](const char* name, int64_t uid, int64_t heads, int64_t rows, int64_t dim,
+                    cudnnBackendDescriptor_t offsets) {
+    return g.tensor({name,
+                     uid,
+                     CUDNN_DATA_BFLOAT16,
+                     {b, heads, rows, dim},
+                     {rows * heads * dim, dim, heads * dim, 1},
+                     false,
+                     false,
+                     offsets});
+  };
+  const auto q = packed("q", kQ, hq, sq, d, ragged("q_offsets", kQOffsets));
   // K enters transposed ([d, skv] per head), as the first product wants it.
   const auto k_t = g.tensor({"k_transposed",
                              kK,
@@ -268,22 +273,8 @@ SdpaOperations build_sdpa_operations(const SdpaShape& shape) {
                              false,
                              false,
                              ragged("k_offsets", kKOffsets)});
-  const auto v = g.tensor({"v",
-                           kV,
-                           CUDNN_DATA_BFLOAT16,
-                           {b, hk, skv, dv},
-                           {skv * hk * dv, dv, hk * dv, 1},
-                           false,
-                           false,
-                           ragged("v_offsets", kVOffsets)});
-  const auto out = g.tensor({"out",
-                             kOut,
-                             CUDNN_DATA_BFLOAT16,
-                             {b, hq, sq, dv},
-                             {sq * hq * dv, dv, hq * dv, 1},
-                             false,
-                             false,
-                             ragged("out_offsets", kOutOffsets)});
+  const auto v = packed("v", kV, hk, skv, dv, ragged("v_offsets", kVOffsets));
+  const auto out = packed("out", kOut, hq, sq, dv, ragged("out_offsets", kOutOffsets));
   const auto query_rows = g.tensor({"query_rows", kQueryRows, CUDNN_DATA_INT32, per_sequence, ones});
   const auto key_rows = g.tensor({"key_rows", kKeyRows, CUDNN_DATA_INT32, per_sequence, ones});
   const auto scale = g.tensor({"scale", kScale, CUDNN_DATA_FLOAT, ones, ones, false, true});

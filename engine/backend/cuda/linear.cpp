@@ -152,12 +152,19 @@ LinearPlan& find_plan(CudaBackend::Context& ctx, const LinearAlgoKey& key, const
   return *ctx.linear_plans.emplace(key, std::move(plan)).first->second;
 }
 
+// Queues D = W x with `algo` (beta 0: C is not read, so whatever D held never leaks in).
+cublasStatus_t queue_matmul(const CudaBackend::Context& ctx, const LinearPlan& plan,
+                            const cublasLtMatmulAlgo_t& algo, const void* w, const void* x, void* d) {
+  const float alpha = 1.0f;
+  const float beta = 0.0f;
+  return cublasLtMatmul(ctx.lt, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, d, plan.d, d, plan.d, &algo,
+                        ctx.workspace, ctx.workspace_bytes, ctx.stream);
+}
+
 // Times each candidate of `plan` on this call's operands (a warm-up run, then kTimedRuns) and keeps the
 // fastest in plan.algo; a candidate cuBLASLt refuses to run is passed over. Waits for the device once.
 void tune(CudaBackend::Context& ctx, LinearPlan& plan, const void* w, const void* x, void* d) {
   constexpr int kTimedRuns = 3;
-  const float alpha = 1.0f;
-  const float beta = 0.0f;
   struct Event {
     cudaEvent_t event = nullptr;
     Event() { DLM_CUDA_CHECK(cudaEventCreate(&event)); }
@@ -167,10 +174,7 @@ void tune(CudaBackend::Context& ctx, LinearPlan& plan, const void* w, const void
   const cudaEvent_t start = start_event.event, stop = stop_event.event;
   float best_ms = std::numeric_limits<float>::infinity();
   for (const cublasLtMatmulAlgo_t& algo : plan.candidates) {
-    const auto run = [&] {
-      return cublasLtMatmul(ctx.lt, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, d, plan.d, d, plan.d,
-                            &algo, ctx.workspace, ctx.workspace_bytes, ctx.stream);
-    };
+    const auto run = [&] { return queue_matmul(ctx, plan, algo, w, x, d); };
     if (run() != CUBLAS_STATUS_SUCCESS) continue;
     DLM_CUDA_CHECK(cudaEventRecord(start, ctx.stream));
     for (int i = 0; i < kTimedRuns; ++i) DLM_CUBLAS_CHECK(run());
@@ -291,11 +295,7 @@ void CudaBackend::linear(const Tensor& x, const Tensor& weight, const std::optio
   if (key.bias) set_bias(*plan, lt_bias);
   void* d = direct ? out.data() : static_cast<void*>(acc);
   if (!plan->candidates.empty() && !ctx.recording) tune(ctx, *plan, w_data, x_data, d);
-  const float alpha = 1.0f;
-  const float beta = 0.0f;  // C is not read, so whatever D held never leaks in
-  DLM_CUBLAS_CHECK(cublasLtMatmul(ctx.lt, plan->desc, &alpha, w_data, plan->a, x_data, plan->b, &beta, d,
-                                  plan->d, d, plan->d, &plan->algo, ctx.workspace, ctx.workspace_bytes,
-                                  ctx.stream));
+  DLM_CUBLAS_CHECK(queue_matmul(ctx, *plan, plan->algo, w_data, x_data, d));
   if (!direct && (bias || od != DType::F32)) {
     check_launch(cuda::launch_linear_finish(ctx.stream, acc, bias_data, bias_dtype, out.data(), od, m, n),
                  "linear (bias and narrowing)");
