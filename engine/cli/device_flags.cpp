@@ -33,6 +33,12 @@ void add_device_flags(CLI::App& command, DeviceFlags& flags) {
   command.add_flag("--cuda-tune-gemm", flags.cuda_tune_gemm,
                    "on the GPU, time cuBLASLt's candidate algorithms for each matrix-product shape on its "
                    "first use and keep the fastest (results may then differ in the last bits between runs)");
+  command
+      .add_option("--cuda-linear", flags.cuda_linear,
+                  "matrix products on the GPU: auto (dlm's kernel for products of at most 32 bf16 rows, "
+                  "cuBLASLt elsewhere) or cublaslt (cuBLASLt only)")
+      ->check(CLI::IsMember({"auto", "cublaslt"}))
+      ->capture_default_str();
 }
 
 std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
@@ -40,6 +46,7 @@ std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
     if (flags.cuda_graphs) fail_input("--cuda-graphs applies to --device cuda only");
     if (flags.cuda_tune_gemm) fail_input("--cuda-tune-gemm applies to --device cuda only");
     if (flags.cuda_attention != "auto") fail_input("--cuda-attention applies to --device cuda only");
+    if (flags.cuda_linear != "auto") fail_input("--cuda-linear applies to --device cuda only");
     return std::make_unique<CpuBackend>(flags.threads);
   }
 #ifdef DLM_HAVE_CUDA
@@ -47,7 +54,9 @@ std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
     const CudaAttention attention = flags.cuda_attention == "cudnn"    ? CudaAttention::Cudnn
                                     : flags.cuda_attention == "kernel" ? CudaAttention::Kernel
                                                                        : CudaAttention::Auto;
-    return std::make_unique<CudaBackend>(0, CudaOptions{attention, flags.cuda_graphs, flags.cuda_tune_gemm});
+    const CudaLinear linear = flags.cuda_linear == "cublaslt" ? CudaLinear::Cublaslt : CudaLinear::Auto;
+    return std::make_unique<CudaBackend>(
+        0, CudaOptions{attention, flags.cuda_graphs, flags.cuda_tune_gemm, linear});
   } catch (const Error& error) {
     fail_input("--device cuda: no usable GPU: {}", error.what());
   }

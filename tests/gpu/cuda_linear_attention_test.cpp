@@ -457,6 +457,53 @@ TEST(CudaLinear, TunedAlgorithmsMatchCpu) {
   expect_close(gpu_linear(s, d, tuned), want, tol, s.str() + " (exact, tuned)");
 }
 
+// Products of at most 32 bf16 rows take linear_small.cu's split-K kernel: every row-group count (1-8, 9-16,
+// 17-24, 25-32 rows), W rows past a block of 128, K ranges with a partial last chunk and many ranges (K of
+// 12288 is split about 16 ways), every bias and output dtype; 33 rows go to cuBLASLt again.
+TEST(CudaLinear, FewRowProductsMatchCpu) {
+  DLM_SKIP_WITHOUT_GPU();
+  uint32_t seed = 1700;
+  for (const Shape3& shape :
+       {Shape3{1, 129, 8}, Shape3{8, 1, 56}, Shape3{9, 300, 1000}, Shape3{24, 127, 4104},
+        Shape3{32, 520, 12288}, Shape3{32, 4096, 4096}, Shape3{33, 250, 1000}}) {
+    for (std::optional<DType> bias :
+         {std::optional<DType>{}, std::optional<DType>{DType::BF16}, std::optional<DType>{DType::F32}}) {
+      for (DType out : {DType::F32, DType::BF16}) {
+        LinearSetup s{shape.m, shape.n, shape.k, DType::BF16, DType::BF16, out, bias};
+        s.seed = seed++;
+        check_linear(s);
+      }
+    }
+  }
+}
+
+// Small integers make every partial sum exact, so the K ranges, the chunk permutation and the sum of the
+// partials must give the CPU's bits; a NaN in x and an inf in W reach exactly the rows and columns they do on
+// the CPU.
+TEST(CudaLinear, FewRowProductsAreExactAndPropagateNonFinite) {
+  DLM_SKIP_WITHOUT_GPU();
+  for (const Shape3& shape : {Shape3{5, 200, 4096}, Shape3{32, 130, 12296}}) {
+    LinearSetup s{shape.m, shape.n, shape.k, DType::BF16, DType::BF16, DType::F32, DType::F32};
+    std::mt19937 gen(79);
+    std::uniform_int_distribution<int> small(-2, 2);
+    LinearData d;
+    for (int64_t i = 0; i < s.m * s.k; ++i) d.x.push_back(float(small(gen)));
+    for (int64_t i = 0; i < s.n * s.k; ++i) d.w.push_back(float(small(gen)));
+    for (int64_t i = 0; i < s.n; ++i) d.bias.push_back(float(small(gen)));
+    std::vector<float> want;
+    std::vector<double> tol;
+    cpu_linear(s, d, want, tol);
+    std::fill(tol.begin(), tol.end(), 0.0);
+    expect_close(gpu_linear(s, d), want, tol, s.str() + " (exact)");
+
+    d.x[3 * s.k + s.k - 1] = kNaN;  // row 3, in the last K range
+    d.w[129 * s.k + 7] = kInf;      // column 129, in the second block of W rows
+    cpu_linear(s, d, want, tol);
+    std::fill(tol.begin(), tol.end(), 0.0);
+    expect_close(gpu_linear(s, d), want, tol, s.str() + " (NaN/inf)");
+  }
+}
+
 TEST(CudaLinear, EmptyShapes) {
   DLM_SKIP_WITHOUT_GPU();
   // K == 0: the output is the bias (bit for bit, -0 included) or zero.

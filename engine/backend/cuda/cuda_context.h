@@ -93,6 +93,7 @@ struct CudaBackend::Context {
   bool graphs = false;
   bool recording = false;
   bool tune_gemm = false;  // linear.cpp: CudaOptions::tune_gemm
+  CudaLinear linear = CudaLinear::Auto;
   std::unique_ptr<cuda::CudnnAttention> cudnn_attention;
   std::string cudnn_unusable;
 

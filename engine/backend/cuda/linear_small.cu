@@ -1,0 +1,191 @@
+// linear for few rows: partial[s, M, N] = x[M, k-range s] * W[N, k-range s]^T, bf16 x and W, f32 sums (the op
+// is in linear.cpp, which adds the ranges up in linear_finish). With M <= 32 a product reads its weights once
+// and does little else, so what counts is streaming W at the memory's rate: every multiprocessor busy, and
+// enough loads in flight. cuBLASLt's tiles leave many multiprocessors idle on these shapes (an N of 4096
+// makes 32 tiles of 128), so the K axis is split as well, into ranges sized for about kTargetBlocks blocks.
+//
+// A block owns 128 rows of W over one K range; each of its 4 warps owns 32 rows and all of x's rows, as the
+// A (W) and B (x^T) operands of mma.sync m16n8k16. W goes straight from global memory to registers, 16 bytes
+// per lane per row and kDepth 32-wide chunks ahead; x's slice for the range sits in shared memory.
+//
+// Fragments. Lane (g, c) = (lane / 4, lane % 4) loads W[row g + 8 r][chunk + 8 c .. + 7]; it needs the A
+// fragment's elements at k = 2c, 2c+1, 2c+8, 2c+9 of a 16-wide step, and the B fragment's x elements at the
+// same k. Any bijection between a chunk's 32 physical k and the two steps' logical k gives the same sum as
+// long as A and B use it alike, so step s takes physical k 8c + 4s .. 8c + 4s + 3 of both operands: the
+// lane's 16-byte W load is exactly its A elements for both steps, and one 16-byte read of x per 8 tokens its
+// B.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "engine/backend/cuda/linear_kernels.h"
+#include "engine/backend/cuda/tensor_cores.cuh"
+
+namespace dlm::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr int kWarpRows = 32;  // two m16 fragments
+constexpr int kBlockRows = kWarps * kWarpRows;
+constexpr int kChunk = 32;         // k per iteration: two mma steps
+constexpr int kDepth = 4;          // chunks of W loaded ahead of the one multiplied
+constexpr int kRangeQuantum = 64;  // K ranges are multiples of this (keeps x's shared rows conflict-free)
+constexpr int kRowPad = 32;        // bf16 per shared row beyond the range: a pitch of 64 mod 128 bytes
+constexpr int kMaxSharedBytes = 64 << 10;
+constexpr int kTargetBlocks = 4;  // blocks per multiprocessor the split aims for (2 are resident)
+
+struct Params {
+  const uint16_t* w;  // [n, k]
+  const uint16_t* x;  // [m, k]
+  float* partial;     // [splits, m, n]
+  int m, n, k, range;
+};
+
+__device__ __forceinline__ void load_chunk(uint4 (&dst)[4], const uint16_t* const (&rows)[4], int at,
+                                           bool valid) {
+#pragma unroll
+  for (int r = 0; r < 4; ++r) {
+    dst[r] = valid ? __ldcs(reinterpret_cast<const uint4*>(rows[r] + at)) : make_uint4(0, 0, 0, 0);
+  }
+}
+
+// kFrags: x's rows in groups of 8 (m <= 8 * kFrags).
+template <int kFrags>
+__global__ void __launch_bounds__(kThreads, 2) small_m_product(Params p) {
+  extern __shared__ uint4 small_m_shared[];
+  uint16_t* xs = reinterpret_cast<uint16_t*>(small_m_shared);  // [8 * kFrags][pitch]
+  const int warp = static_cast<int>(threadIdx.x) / 32;
+  const int lane = static_cast<int>(threadIdx.x) % 32;
+  const int g = lane / 4, c = lane % 4;
+  const int k0 = static_cast<int>(blockIdx.y) * p.range;
+  const int count = min(p.range, p.k - k0);  // a multiple of 8, as k is
+  const int chunks = (count + kChunk - 1) / kChunk;
+  const int pitch = p.range + kRowPad;
+
+  // W first, so its loads are in flight while x's slice arrives. Rows past n read row n - 1 and are dropped.
+  const int first_row = static_cast<int>(blockIdx.x) * kBlockRows + warp * kWarpRows;
+  const uint16_t* rows[4];
+#pragma unroll
+  for (int r = 0; r < 4; ++r) {
+    const int row = min(first_row + g + 8 * r, p.n - 1);
+    rows[r] = p.w + static_cast<int64_t>(row) * p.k + k0 + 8 * c;
+  }
+  uint4 ahead[kDepth][4];
+#pragma unroll
+  for (int d = 0; d < kDepth; ++d) load_chunk(ahead[d], rows, d * kChunk, d * kChunk + 8 * c < count);
+
+  // x's slice, zero past m and past the range's end up to a whole chunk (W is zero there, and 0 * NaN would
+  // not be).
+  const int groups = chunks * (kChunk / 8);
+  for (int i = static_cast<int>(threadIdx.x); i < 8 * kFrags * groups; i += kThreads) {
+    const int row = i / groups, group = i % groups;
+    const bool valid = row < p.m && 8 * group < count;
+    const uint16_t* src = valid ? p.x + static_cast<int64_t>(row) * p.k + k0 + 8 * group : p.x;
+    cp_async_16(xs + row * pitch + 8 * group, src, valid);
+  }
+  cp_async_commit();
+  cp_async_wait<0>();
+  __syncthreads();
+
+  float acc[2][kFrags][4] = {};
+  for (int base = 0; base < chunks; base += kDepth) {
+#pragma unroll
+    for (int d = 0; d < kDepth; ++d) {
+      const int chunk = base + d;
+      if (chunk >= chunks) break;
+      uint4 w[4];
+#pragma unroll
+      for (int r = 0; r < 4; ++r) w[r] = ahead[d][r];
+      const int next = (chunk + kDepth) * kChunk;
+      load_chunk(ahead[d], rows, next, next + 8 * c < count);
+#pragma unroll
+      for (int j = 0; j < kFrags; ++j) {
+        const uint4 b = *reinterpret_cast<const uint4*>(xs + (8 * j + g) * pitch + chunk * kChunk + 8 * c);
+#pragma unroll
+        for (int f = 0; f < 2; ++f) {
+          const uint32_t step0[4] = {w[2 * f].x, w[2 * f + 1].x, w[2 * f].y, w[2 * f + 1].y};
+          const uint32_t step1[4] = {w[2 * f].z, w[2 * f + 1].z, w[2 * f].w, w[2 * f + 1].w};
+          mma_bf16(acc[f][j], step0, b.x, b.y);
+          mma_bf16(acc[f][j], step1, b.z, b.w);
+        }
+      }
+    }
+  }
+
+  // acc[f][j] = {(row g, token 2c), (row g, token 2c + 1), (row g + 8, token 2c), (row g + 8, token 2c + 1)}
+  // of the 16 x 8 tile at rows first_row + 16 f, tokens 8 j.
+  float* out = p.partial + static_cast<int64_t>(blockIdx.y) * p.m * p.n;
+#pragma unroll
+  for (int f = 0; f < 2; ++f) {
+#pragma unroll
+    for (int j = 0; j < kFrags; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int row = first_row + 16 * f + g + 8 * (e / 2);
+        const int token = 8 * j + 2 * c + e % 2;
+        if (row < p.n && token < p.m) out[static_cast<int64_t>(token) * p.n + row] = acc[f][j][e];
+      }
+    }
+  }
+}
+
+template <int kFrags>
+cudaError_t launch(cudaStream_t stream, const Params& p, int splits) {
+  const int shared_bytes = 8 * kFrags * (p.range + kRowPad) * 2;
+  const cudaError_t status = cudaFuncSetAttribute(small_m_product<kFrags>,
+                                                  cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes);
+  if (status != cudaSuccess) return status;
+  const dim3 grid(static_cast<unsigned>((p.n + kBlockRows - 1) / kBlockRows), static_cast<unsigned>(splits));
+  small_m_product<kFrags><<<grid, kThreads, shared_bytes, stream>>>(p);
+  return cudaGetLastError();
+}
+
+int round_up(int value, int quantum) {
+  return (value + quantum - 1) / quantum * quantum;
+}
+
+}  // namespace
+
+bool small_m_product_fits(int64_t m, int64_t n, int64_t k) {
+  return m >= 1 && m <= kSmallProductMaxRows && k % 8 == 0 && n <= INT32_MAX && k <= INT32_MAX &&
+         m * n <= INT32_MAX;
+}
+
+SmallProductSplit small_m_product_split(int64_t m, int64_t n, int64_t k, int sm_count) {
+  const int row_groups = static_cast<int>((m + 7) / 8);
+  const int blocks_along_n = static_cast<int>((n + kBlockRows - 1) / kBlockRows);
+  const int max_range = std::max(
+      kRangeQuantum, (kMaxSharedBytes / (16 * row_groups) - kRowPad) / kRangeQuantum * kRangeQuantum);
+  const int wanted_splits = std::max(1, (kTargetBlocks * sm_count + blocks_along_n - 1) / blocks_along_n);
+  const int range = std::min(
+      max_range, std::max(kRangeQuantum, round_up(static_cast<int>((k + wanted_splits - 1) / wanted_splits),
+                                                  kRangeQuantum)));
+  return {static_cast<int>((k + range - 1) / range), range};
+}
+
+cudaError_t launch_small_m_product(cudaStream_t stream, const void* w, const void* x, float* partial,
+                                   int64_t m, int64_t n, int64_t k, SmallProductSplit split) {
+  const Params p{static_cast<const uint16_t*>(w),
+                 static_cast<const uint16_t*>(x),
+                 partial,
+                 static_cast<int>(m),
+                 static_cast<int>(n),
+                 static_cast<int>(k),
+                 split.range};
+  switch ((m + 7) / 8) {
+    case 1:
+      return launch<1>(stream, p, split.splits);
+    case 2:
+      return launch<2>(stream, p, split.splits);
+    case 3:
+      return launch<3>(stream, p, split.splits);
+    case 4:
+      return launch<4>(stream, p, split.splits);
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+}  // namespace dlm::cuda
