@@ -392,16 +392,7 @@ void TransformerModel::attention_block(int64_t index, const Activations& acts, c
     // One product, then q and k rotated out of its columns and v copied out.
     const LinearWeights& qkv = qkv_[static_cast<size_t>(index)];
     ops::linear(backend_, acts.normed, qkv.weight, qkv.bias, acts.qkv);
-    const int64_t head_dim = config_.head_dim;
-    const auto heads_at = [&](int64_t first_head, int64_t heads) {
-      const Tensor columns = acts.qkv.slice(1, first_head * head_dim, (first_head + heads) * head_dim);
-      return Tensor(columns.data(), columns.dtype(), Shape{tokens, heads, head_dim},
-                    Shape{acts.qkv.stride(0), head_dim, 1}, columns.device());
-    };
-    const int64_t heads = config_.num_heads, kv_heads = config_.num_kv_heads;
-    ops::rope(backend_, heads_at(0, heads), acts.positions, inv_freq_, rope_, acts.q);
-    ops::rope(backend_, heads_at(heads, kv_heads), acts.positions, inv_freq_, rope_, acts.k);
-    backend_.copy(heads_at(heads + kv_heads, kv_heads), acts.v);
+    ops::rope_qkv(backend_, acts.qkv, acts.positions, inv_freq_, rope_, acts.q, acts.k, acts.v);
   } else {
     ops::linear(backend_, acts.normed, layer.q.weight, layer.q.bias, flat(acts.q));
     ops::linear(backend_, acts.normed, layer.k.weight, layer.k.bias, flat(acts.k));

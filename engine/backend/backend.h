@@ -108,6 +108,12 @@ class Backend {
   // contiguous, tokens x.stride(0) apart; out is contiguous and may alias a contiguous x.
   virtual void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
                     const RopeParams& params, const Tensor& out) = 0;
+  // The heads of a fused q/k/v product's output qkv [T, (Hq + 2 Hkv) D] (each token's row contiguous, tokens
+  // qkv.stride(0) apart): q [T,Hq,D] = rope of its first Hq heads, k [T,Hkv,D] = rope of the next Hkv, v
+  // [T,Hkv,D] = the last Hkv; q, k and v contiguous. This composition (backend.cpp) is the definition; a
+  // backend overrides it only to fuse it (the same numbers).
+  virtual void rope_qkv(const Tensor& qkv, const Tensor& positions, const Tensor& inv_freq,
+                        const RopeParams& params, const Tensor& q, const Tensor& k, const Tensor& v);
   virtual void add(const Tensor& a, const Tensor& b, const Tensor& out) = 0;  // out may alias a or b
   virtual void silu(const Tensor& x, const Tensor& out) = 0;
   virtual void gelu(const Tensor& x, GeluApproximation approximation, const Tensor& out) = 0;

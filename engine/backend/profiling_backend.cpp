@@ -104,6 +104,13 @@ void ProfilingBackend::rope(const Tensor& x, const Tensor& positions, const Tens
       "rope", [&] { return operand(x); }, [&] { inner_->rope(x, positions, inv_freq, params, out); });
 }
 
+void ProfilingBackend::rope_qkv(const Tensor& qkv, const Tensor& positions, const Tensor& inv_freq,
+                                const RopeParams& params, const Tensor& q, const Tensor& k, const Tensor& v) {
+  timed(
+      "rope_qkv", [&] { return operand(qkv); },
+      [&] { inner_->rope_qkv(qkv, positions, inv_freq, params, q, k, v); });
+}
+
 void ProfilingBackend::add(const Tensor& a, const Tensor& b, const Tensor& out) {
   timed(
       "add", [&] { return operand(a) + " + " + operand(b); }, [&] { inner_->add(a, b, out); });

@@ -50,6 +50,8 @@ class ProfilingBackend final : public Backend {
                     const Tensor& sum_out, const Tensor& norm_out) override;
   void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, const RopeParams& params,
             const Tensor& out) override;
+  void rope_qkv(const Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, const RopeParams& params,
+                const Tensor& q, const Tensor& k, const Tensor& v) override;
   void add(const Tensor& a, const Tensor& b, const Tensor& out) override;
   void silu(const Tensor& x, const Tensor& out) override;
   void gelu(const Tensor& x, GeluApproximation approximation, const Tensor& out) override;

@@ -14,4 +14,8 @@ HostTensor default_rope_inv_freq(double theta, int64_t rotary_dim);
 void rope(Backend& backend, const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
           const RopeParams& params, const Tensor& out);
 
+// The heads of a fused q/k/v product (Backend::rope_qkv): q and k rotated, v copied.
+void rope_qkv(Backend& backend, const Tensor& qkv, const Tensor& positions, const Tensor& inv_freq,
+              const RopeParams& params, const Tensor& q, const Tensor& k, const Tensor& v);
+
 }  // namespace dlm::ops

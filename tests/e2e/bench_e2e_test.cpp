@@ -210,8 +210,9 @@ TEST_F(BenchE2e, JsonHoldsTheRowsAndACommandThatReproducesThem) {
 
 // --profile: one more run per point with every backend op timed. Its op counts follow from the model and the
 // run's forwards: per LLaDA layer 4 linears (q, k and v as one product, out, gate and up as one, down: the
-// tiny model stores each group back to back) and one attention, plus the LM head once per forward; every
-// residual add but the last is fused with the norm after it. The ops' time is part of the run's.
+// tiny model stores each group back to back), one rope_qkv (q and k rotated, v copied out of the q/k/v
+// product) and one attention, plus the LM head once per forward; every residual add but the last is fused
+// with the norm after it. The ops' time is part of the run's.
 TEST_F(BenchE2e, ProfileCountsEveryOpOfTheProfiledRun) {
   const json config = json::parse(std::ifstream(std::filesystem::path(DLM_E2E_MODEL_DIR) / "config.json"));
   const int64_t layers = config.at("n_layers");
@@ -229,7 +230,8 @@ TEST_F(BenchE2e, ProfileCountsEveryOpOfTheProfiledRun) {
     EXPECT_FALSE(op.at("operands").get<std::string>().empty());
   }
   EXPECT_EQ(calls["linear"], forwards * (4 * layers + 1));
-  EXPECT_EQ(calls["rope"], forwards * 2 * layers);
+  EXPECT_EQ(calls["rope_qkv"], forwards * layers);
+  EXPECT_EQ(calls["rope"], 0);
   EXPECT_EQ(calls["attention"], forwards * layers);
   EXPECT_EQ(calls["add_rms_norm"], forwards * (2 * layers - 1));
   EXPECT_EQ(calls["rms_norm"], forwards * 2);  // the first layer's input norm and the final norm

@@ -259,6 +259,40 @@ TEST_F(CudaBf16, RopeRoundsTheRotationForBothLayouts) {
   }
 }
 
+// rope_qkv on bf16: q and k as rope above, v the same bits, for both layouts, GQA, a partial rotary dim, and
+// 8- and 16-byte aligned tensors (the kernel's 16-byte path takes eight half-split frequencies at a time).
+TEST_F(CudaBf16, RopeQkvRotatesQAndKAndCopiesV) {
+  const int64_t tokens = 23, q_heads = 4, kv_heads = 2, head_dim = 64;
+  const int64_t width = (q_heads + 2 * kv_heads) * head_dim;
+  const HostTensor qkv = host(DType::BF16, {tokens, width}, bf16_values(tokens * width, 13, 1.0f));
+  const HostTensor qkv_wide = HostTensor::from(Shape{tokens, width}, widened_bf16(qkv));
+  std::vector<int32_t> positions(tokens);
+  for (int64_t t = 0; t < tokens; ++t) positions[t] = static_cast<int32_t>(11 * t + 1);
+  const HostTensor host_positions = HostTensor::from(Shape{tokens}, positions);
+  for (RopeLayout layout : {RopeLayout::HalfSplit, RopeLayout::Interleaved}) {
+    for (int64_t rotary_dim : {head_dim, head_dim / 2}) {
+      const RopeParams params{layout, rotary_dim, 1.25f};
+      const HostTensor inv_freq = ops::default_rope_inv_freq(10000.0, rotary_dim);
+      HostTensor q(DType::F32, {tokens, q_heads, head_dim});
+      HostTensor k(DType::F32, {tokens, kv_heads, head_dim});
+      HostTensor v(DType::F32, {tokens, kv_heads, head_dim});
+      ops::rope_qkv(cpu(), qkv_wide, host_positions, inv_freq, params, q, k, v);
+      const std::string what = std::string(layout == RopeLayout::HalfSplit ? "half-split" : "interleaved") +
+                               ", rotary_dim " + std::to_string(rotary_dim);
+      for_each_alignment([&] {
+        const DeviceTensor dq = guarded(DType::BF16, {tokens, q_heads, head_dim});
+        const DeviceTensor dk = guarded(DType::BF16, {tokens, kv_heads, head_dim});
+        const DeviceTensor dv = guarded(DType::BF16, {tokens, kv_heads, head_dim});
+        ops::rope_qkv(gpu(), upload(qkv), upload(host_positions), upload(inv_freq), params, dq, dk, dv);
+        expect_rounded(download(dq), q, kUlpsOrAbs1e6, "rope_qkv q, " + what);
+        expect_rounded(download(dk), k, kUlpsOrAbs1e6, "rope_qkv k, " + what);
+        expect_rounded(download(dv), v, kExact, "rope_qkv v, " + what);
+        for (const DeviceTensor* d : {&dq, &dk, &dv}) expect_guards_intact(*d);
+      });
+    }
+  }
+}
+
 TEST_F(CudaBf16, AddIsTheRoundedF32SumForBothShapesAndInPlace) {
   const int64_t rows = 41, width = 96;
   const HostTensor a = host(DType::BF16, {rows, width}, bf16_values(rows * width, 11));

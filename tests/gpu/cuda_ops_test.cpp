@@ -814,6 +814,48 @@ TEST_P(CudaRope, TakesTokensFurtherApartThanTheirHeads) {
   expect_guards_intact(out);
 }
 
+// rope_qkv: q and k rotated out of a fused product's output and v copied, against the CPU's composition of
+// rope, rope and copy (Backend::rope_qkv), with half as many kv heads (GQA) and a partial rotary dim: q and
+// k as above, v bit for bit, each output's guards intact. The product's output is contiguous, and a column
+// block of a wider matrix; tensors 8- and 16-byte aligned (the kernel's 16-byte path).
+TEST_P(CudaRope, FusedQkvHeadsMatchTheCpu) {
+  const auto [tokens, heads, head_dim, rotary_dim] = GetParam();
+  if (head_dim > 1024) GTEST_SKIP() << "covered by the smaller heads";
+  const int64_t q_heads = 2 * heads, kv_heads = heads;
+  const int64_t width = (q_heads + 2 * kv_heads) * head_dim;
+  std::vector<int32_t> pos(static_cast<size_t>(tokens));
+  for (int64_t t = 0; t < tokens; ++t) pos[static_cast<size_t>(t)] = static_cast<int32_t>(5 * t + 2);
+  const HostTensor positions = HostTensor::from(Shape{tokens}, pos);
+  const HostTensor inv_freq = ops::default_rope_inv_freq(10000.0, rotary_dim);
+  for (const int64_t padding : {int64_t{0}, head_dim}) {
+    const int64_t stride = width + padding;
+    std::vector<float> values = uniform(tokens * stride, 55, -1.0f, 1.0f);
+    sprinkle(values, 56, {kNaN, kInf, -0.0f});
+    const HostTensor wide = f32({tokens, stride}, values);
+    const auto columns = [&](const Tensor& t) { return t.slice(1, padding, padding + width); };
+    for (RopeLayout layout : {RopeLayout::HalfSplit, RopeLayout::Interleaved}) {
+      SCOPED_TRACE(std::string(layout == RopeLayout::HalfSplit ? "half-split" : "interleaved") +
+                   (padding > 0 ? ", a column block" : ", contiguous"));
+      const RopeParams params{layout, rotary_dim, 1.25f};
+      HostTensor q(DType::F32, Shape{tokens, q_heads, head_dim});
+      HostTensor k(DType::F32, Shape{tokens, kv_heads, head_dim});
+      HostTensor v(DType::F32, Shape{tokens, kv_heads, head_dim});
+      ops::rope_qkv(cpu(), columns(wide), positions, inv_freq, params, q, k, v);
+      for_each_alignment([&] {
+        const Guarded device_wide = upload(wide);
+        const Guarded gq = output(DType::F32, q.tensor().shape());
+        const Guarded gk = output(DType::F32, k.tensor().shape());
+        const Guarded gv = output(DType::F32, v.tensor().shape());
+        ops::rope_qkv(gpu(), columns(device_wide), upload(positions), upload(inv_freq), params, gq, gk, gv);
+        expect_close(download(gq), q, Tolerance{1e-6, 0.0});
+        expect_close(download(gk), k, Tolerance{1e-6, 0.0});
+        expect_same_bits(download(gv), v);
+        for (const Guarded* g : {&gq, &gk, &gv}) expect_guards_intact(*g);
+      });
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Shapes, CudaRope,
     ::testing::Values(RopeCase{1, 1, 2, 2}, RopeCase{7, 3, 6, 4}, RopeCase{37, 5, 24, 16},

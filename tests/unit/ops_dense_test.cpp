@@ -595,6 +595,41 @@ TEST(Rope, TakesTokensFurtherApartThanTheirHeads) {
   EXPECT_THROW(ops::rope(backend(), block, positions, inv_freq, params, block), Error);
 }
 
+TEST(Rope, QkvSplitsAFusedProductIntoRotatedQAndKAndCopiedV) {
+  // [2 tokens, 2 q heads + 1 k head + 1 v head of 4]: q and k as rope gives for the same values made
+  // contiguous, v the values themselves.
+  constexpr int64_t kTokens = 2, kDim = 4, kWidth = 4 * kDim;
+  const std::vector<float> values = random_values(kTokens * kWidth, 22, 1.0f);
+  const auto heads = [&](int64_t first, int64_t count) {
+    std::vector<float> out;
+    for (int64_t t = 0; t < kTokens; ++t) {
+      const auto row = values.begin() + t * kWidth;
+      out.insert(out.end(), row + first * kDim, row + (first + count) * kDim);
+    }
+    return out;
+  };
+  const RopeParams params{RopeLayout::HalfSplit, kDim, 1.0f};
+  const HostTensor positions = i32({kTokens}, {3, 7});
+  const HostTensor inv_freq = ops::default_rope_inv_freq(10000.0, kDim);
+  HostTensor q(DType::F32, {kTokens, 2, kDim}), k(DType::F32, {kTokens, 1, kDim}),
+      v(DType::F32, {kTokens, 1, kDim});
+  ops::rope_qkv(backend(), f32({kTokens, kWidth}, values), positions, inv_freq, params, q, k, v);
+  HostTensor want_q(DType::F32, {kTokens, 2, kDim}), want_k(DType::F32, {kTokens, 1, kDim});
+  ops::rope(backend(), f32({kTokens, 2, kDim}, heads(0, 2)), positions, inv_freq, params, want_q);
+  ops::rope(backend(), f32({kTokens, 1, kDim}, heads(2, 1)), positions, inv_freq, params, want_k);
+  EXPECT_EQ(q.to_vector<float>(), want_q.to_vector<float>());
+  EXPECT_EQ(k.to_vector<float>(), want_k.to_vector<float>());
+  EXPECT_EQ(v.to_vector<float>(), heads(3, 1));
+  // A product output one head too narrow for q, k and v is refused, naming qkv.
+  try {
+    ops::rope_qkv(backend(), f32({kTokens, kWidth - kDim}, heads(0, 3)), positions, inv_freq, params, q, k,
+                  v);
+    ADD_FAILURE() << "a narrow qkv was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("qkv"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Copy, FromAColumnBlockIntoAContiguousTensor) {
   HostTensor wide = f32({3, 4}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
   HostTensor out(DType::F32, {3, 2});

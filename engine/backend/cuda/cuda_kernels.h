@@ -72,6 +72,13 @@ cudaError_t launch_rope(cudaStream_t stream, const void* x, int64_t x_stride, DT
                         const int32_t* positions, const float* inv_freq, RopeLayout layout,
                         int64_t rotary_dim, float attention_factor, int64_t tokens, int64_t heads,
                         int64_t head_dim, void* out);
+// qkv [tokens, (q_heads + 2 kv_heads) * head_dim] in dtype, tokens qkv_stride elements apart: q [tokens,
+// q_heads, head_dim] = rope of its first q_heads heads, k [tokens, kv_heads, head_dim] = rope of the next
+// kv_heads, v = the last kv_heads copied; q, k and v contiguous. Arguments otherwise as launch_rope's.
+cudaError_t launch_rope_qkv(cudaStream_t stream, const void* qkv, int64_t qkv_stride, DType dtype,
+                            const int32_t* positions, const float* inv_freq, RopeLayout layout,
+                            int64_t rotary_dim, float attention_factor, int64_t tokens, int64_t q_heads,
+                            int64_t kv_heads, int64_t head_dim, void* q, void* k, void* v);
 
 // out[i] = a[i] + b[i % b_count] over n elements of `dtype` (b_count == n, or b_count the width of a's rows);
 // out may be a or b.
