@@ -142,7 +142,7 @@ cudaError_t launch(cudaStream_t stream, const Params& p, int splits) {
   return cudaGetLastError();
 }
 
-int round_up(int value, int quantum) {
+int64_t round_up(int64_t value, int64_t quantum) {
   return (value + quantum - 1) / quantum * quantum;
 }
 
@@ -154,15 +154,15 @@ bool small_m_product_fits(int64_t m, int64_t n, int64_t k) {
 }
 
 SmallProductSplit small_m_product_split(int64_t m, int64_t n, int64_t k, int sm_count) {
-  const int row_groups = static_cast<int>((m + 7) / 8);
-  const int blocks_along_n = static_cast<int>((n + kBlockRows - 1) / kBlockRows);
-  const int max_range = std::max(
+  const int64_t row_groups = (m + 7) / 8;
+  const int64_t blocks_along_n = (n + kBlockRows - 1) / kBlockRows;
+  const int64_t max_range = std::max<int64_t>(
       kRangeQuantum, (kMaxSharedBytes / (16 * row_groups) - kRowPad) / kRangeQuantum * kRangeQuantum);
-  const int wanted_splits = std::max(1, (kTargetBlocks * sm_count + blocks_along_n - 1) / blocks_along_n);
-  const int range = std::min(
-      max_range, std::max(kRangeQuantum, round_up(static_cast<int>((k + wanted_splits - 1) / wanted_splits),
-                                                  kRangeQuantum)));
-  return {static_cast<int>((k + range - 1) / range), range};
+  // Enough ranges for a wave of blocks, and for x's slice to fit; then ranges of equal size.
+  const int64_t wanted = std::max<int64_t>((kTargetBlocks * sm_count + blocks_along_n - 1) / blocks_along_n,
+                                           (k + max_range - 1) / max_range);
+  const int64_t range = std::max<int64_t>(kRangeQuantum, round_up((k + wanted - 1) / wanted, kRangeQuantum));
+  return {static_cast<int>((k + range - 1) / range), static_cast<int>(range)};
 }
 
 cudaError_t launch_small_m_product(cudaStream_t stream, const void* w, const void* x, float* partial,
