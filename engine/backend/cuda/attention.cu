@@ -887,22 +887,6 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma(Params p) {
 
 // ================================================================================================== launcher
 
-// Raises `kernel`'s dynamic shared memory limit on the current device to `bytes` unless a launch raised it
-// that far already: the attribute is a driver call, and every layer of every forward launches these kernels.
-cudaError_t allow_shared_bytes(void (*kernel)(Params), size_t bytes) {
-  static std::mutex mutex;
-  static std::map<std::pair<void (*)(Params), int>, size_t> allowed;
-  int device = 0;
-  cudaError_t status = cudaGetDevice(&device);
-  if (status != cudaSuccess) return status;
-  const std::lock_guard<std::mutex> lock(mutex);
-  size_t& limit = allowed[{kernel, device}];
-  if (bytes <= limit) return cudaSuccess;
-  status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
-  if (status == cudaSuccess) limit = bytes;
-  return status;
-}
-
 cudaError_t launch_kernel(void (*kernel)(Params), dim3 grid, int threads, size_t shared_bytes,
                           cudaStream_t stream, const Params& p) {
   const cudaError_t status = allow_shared_bytes(kernel, shared_bytes);

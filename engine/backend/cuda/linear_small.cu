@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "engine/backend/cuda/cuda_helpers.cuh"
 #include "engine/backend/cuda/linear_kernels.h"
 #include "engine/backend/cuda/tensor_cores.cuh"
 
@@ -134,8 +135,7 @@ __global__ void __launch_bounds__(kThreads, 2) small_m_product(Params p) {
 template <int kFrags>
 cudaError_t launch(cudaStream_t stream, const Params& p, int splits) {
   const int shared_bytes = 8 * kFrags * (p.range + kRowPad) * 2;
-  const cudaError_t status = cudaFuncSetAttribute(small_m_product<kFrags>,
-                                                  cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes);
+  const cudaError_t status = allow_shared_bytes(small_m_product<kFrags>, static_cast<size_t>(shared_bytes));
   if (status != cudaSuccess) return status;
   const dim3 grid(static_cast<unsigned>((p.n + kBlockRows - 1) / kBlockRows), static_cast<unsigned>(splits));
   small_m_product<kFrags><<<grid, kThreads, shared_bytes, stream>>>(p);
