@@ -504,6 +504,20 @@ TEST(CudaLinear, FewRowProductsAreExactAndPropagateNonFinite) {
   }
 }
 
+// The last K range to arrive adds the ranges up in their own order and resets its counter: the same bits on
+// every call, whichever block came last.
+TEST(CudaLinear, FewRowProductsGiveIdenticalBitsOnEveryCall) {
+  DLM_SKIP_WITHOUT_GPU();
+  LinearSetup s{32, 4096, 4096, DType::BF16, DType::BF16, DType::BF16, DType::F32};
+  const LinearData d = linear_data(s);
+  const std::vector<float> first = gpu_linear(s, d);
+  for (int call = 0; call < 3; ++call) {
+    const std::vector<float> again = gpu_linear(s, d);
+    ASSERT_EQ(again.size(), first.size());
+    EXPECT_EQ(std::memcmp(again.data(), first.data(), first.size() * sizeof(float)), 0) << "call " << call;
+  }
+}
+
 TEST(CudaLinear, EmptyShapes) {
   DLM_SKIP_WITHOUT_GPU();
   // K == 0: the output is the bias (bit for bit, -0 included) or zero.

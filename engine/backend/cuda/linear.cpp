@@ -18,8 +18,7 @@
 // the bias in f32 and rounds once.
 //
 // Products of few rows (at most kSmallProductMaxRows) with bf16 x and W take dlm's kernel instead
-// (linear_small.cu; CudaLinear::Auto): f32 partial sums over K ranges, which linear_finish adds up with the
-// bias, rounding once.
+// (linear_small.cu; CudaLinear::Auto), which adds the bias and rounds once itself.
 //
 // The descriptors and the heuristic's choice are made once per problem (LinearAlgoKey) and kept in the
 // Context, so a call only sets the bias pointer and queues its kernels. With CudaOptions::tune_gemm the
@@ -202,23 +201,26 @@ bool takes_small_product(const CudaBackend::Context& ctx, const Tensor& x, const
          aligned(weight.data());
 }
 
-// The product through linear_small.cu into f32 partial sums (straight into an f32 out when there is one
-// range and no bias), then linear_finish.
+// The product through linear_small.cu, its K ranges' partial sums in scratch.
 void queue_small_product(CudaBackend::Context& ctx, const Tensor& x, const Tensor& weight,
                          const std::optional<Tensor>& bias, const Tensor& out) {
-  const int64_t m = x.dim(0), k = x.dim(1), n = weight.dim(0);
-  const cuda::SmallProductSplit split = cuda::small_m_product_split(m, n, k, ctx.sm_count);
-  const bool direct = split.splits == 1 && !bias && out.dtype() == DType::F32;
-  float* partial = direct
-                       ? static_cast<float*>(out.data())
-                       : static_cast<float*>(ctx.reserve_scratch(static_cast<size_t>(split.splits) *
-                                                                 static_cast<size_t>(m * n) * sizeof(float)));
-  check_launch(cuda::launch_small_m_product(ctx.stream, weight.data(), x.data(), partial, m, n, k, split),
-               "linear (few rows)");
-  if (direct) return;
-  check_launch(cuda::launch_linear_finish(ctx.stream, partial, split.splits, bias ? bias->data() : nullptr,
-                                          bias ? bias->dtype() : DType::F32, out.data(), out.dtype(), m, n),
-               "linear (partial sums, bias and narrowing)");
+  cuda::SmallProduct product;
+  product.w = weight.data();
+  product.x = x.data();
+  product.bias = bias ? bias->data() : nullptr;
+  product.bias_dtype = bias ? bias->dtype() : DType::F32;
+  product.out = out.data();
+  product.out_dtype = out.dtype();
+  product.m = x.dim(0);
+  product.n = weight.dim(0);
+  product.k = x.dim(1);
+  product.split = cuda::small_m_product_split(product.m, product.n, product.k, ctx.sm_count);
+  if (product.split.splits > 1) {
+    product.partial = static_cast<float*>(ctx.reserve_scratch(
+        static_cast<size_t>(product.split.splits * product.m * product.n) * sizeof(float)));
+  }
+  product.arrivals = ctx.small_product_arrivals;
+  check_launch(cuda::launch_small_m_product(ctx.stream, product), "linear (few rows)");
 }
 
 }  // namespace
@@ -248,9 +250,9 @@ void CudaBackend::linear(const Tensor& x, const Tensor& weight, const std::optio
   const void* bias_data = bias ? bias->data() : nullptr;
   const DType bias_dtype = bias ? bias->dtype() : DType::F32;
   if (k == 0) {  // an empty sum: the bias, or zero
-    check_launch(cuda::launch_linear_finish(ctx.stream, nullptr, 1, bias_data, bias_dtype, out.data(),
-                                            out.dtype(), m, n),
-                 "linear");
+    check_launch(
+        cuda::launch_linear_finish(ctx.stream, nullptr, bias_data, bias_dtype, out.data(), out.dtype(), m, n),
+        "linear");
     return;
   }
   if (takes_small_product(ctx, x, weight)) {
@@ -332,7 +334,7 @@ void CudaBackend::linear(const Tensor& x, const Tensor& weight, const std::optio
   if (!plan->candidates.empty() && !ctx.recording) tune(ctx, *plan, w_data, x_data, d);
   DLM_CUBLAS_CHECK(queue_matmul(ctx, *plan, plan->algo, w_data, x_data, d));
   if (!direct && (bias || od != DType::F32)) {
-    check_launch(cuda::launch_linear_finish(ctx.stream, acc, 1, bias_data, bias_dtype, out.data(), od, m, n),
+    check_launch(cuda::launch_linear_finish(ctx.stream, acc, bias_data, bias_dtype, out.data(), od, m, n),
                  "linear (bias and narrowing)");
   }
 }

@@ -1,8 +1,8 @@
-// linear for few rows: partial[s, M, N] = x[M, k-range s] * W[N, k-range s]^T, bf16 x and W, f32 sums (the op
-// is in linear.cpp, which adds the ranges up in linear_finish). With M <= 32 a product reads its weights once
-// and does little else, so what counts is streaming W at the memory's rate: every multiprocessor busy, and
-// enough loads in flight. cuBLASLt's tiles leave many multiprocessors idle on these shapes (an N of 4096
-// makes 32 tiles of 128), so the K axis is split as well, into ranges sized for about kTargetBlocks blocks.
+// linear for few rows: out[M, N] = x[M, K] * W[N, K]^T (+ bias[N]), bf16 x and W, f32 sums (the op is in
+// linear.cpp). With M <= 32 a product reads its weights once and does little else, so what counts is
+// streaming W at the memory's rate: every multiprocessor busy, and enough loads in flight. cuBLASLt's tiles
+// leave many multiprocessors idle on these shapes (an N of 4096 makes 32 tiles of 128), so the K axis is
+// split as well, into ranges sized for one wave of blocks.
 //
 // A block owns 128 rows of W over one K range; each of its 4 warps owns 32 rows and all of x's rows, as the
 // A (W) and B (x^T) operands of mma.sync m16n8k16. W goes straight from global memory to registers, 16 bytes
@@ -14,6 +14,11 @@
 // long as A and B use it alike, so step s takes physical k 8c + 4s .. 8c + 4s + 3 of both operands: the
 // lane's 16-byte W load is exactly its A elements for both steps, and one 16-byte read of x per 8 tokens its
 // B.
+//
+// Ranges. With one range a block writes its outputs itself. With several, each block writes its f32 partial
+// sums, and the last of a row block's ranges to arrive (a counter per row block, reset by that block) adds
+// them up in range order, so the result does not depend on which block came last: partial 0 + ... + partial
+// S-1 + bias, rounded once, as linear_finish does for cuBLASLt's products.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -34,15 +39,70 @@ constexpr int kChunk = 32;         // k per iteration: two mma steps
 constexpr int kDepth = 4;          // chunks of W loaded ahead of the one multiplied
 constexpr int kRangeQuantum = 64;  // K ranges are multiples of this (keeps x's shared rows conflict-free)
 constexpr int kRowPad = 32;        // bf16 per shared row beyond the range: a pitch of 64 mod 128 bytes
-constexpr int kMaxSharedBytes = 64 << 10;
-constexpr int kTargetBlocks = 4;  // blocks per multiprocessor the split aims for (2 are resident)
+constexpr int kMaxSharedBytes = 96 << 10;  // two blocks fit a multiprocessor, as their registers do
+constexpr int kTargetBlocks = 2;           // blocks per multiprocessor the split aims for: one wave
 
 struct Params {
   const uint16_t* w;  // [n, k]
   const uint16_t* x;  // [m, k]
-  float* partial;     // [splits, m, n]
-  int m, n, k, range;
+  const void* bias;   // [n] or null
+  DType bias_dtype;
+  void* out;  // [m, n]
+  DType out_dtype;
+  float* partial;  // [splits, m, n] when splits > 1
+  int* arrivals;   // [row blocks], zero between launches
+  int m, n, k, range, splits;
 };
+
+__device__ __forceinline__ float load_as_f32(const void* p, DType dtype, int64_t i) {
+  switch (dtype) {
+    case DType::BF16:
+      return Storage<DType::BF16>::load(static_cast<const uint16_t*>(p), i);
+    case DType::F16:
+      return Storage<DType::F16>::load(static_cast<const uint16_t*>(p), i);
+    default:
+      return static_cast<const float*>(p)[i];
+  }
+}
+
+__device__ __forceinline__ void store_from_f32(void* p, DType dtype, int64_t i, float v) {
+  switch (dtype) {
+    case DType::BF16:
+      return Storage<DType::BF16>::store(static_cast<uint16_t*>(p), i, v);
+    case DType::F16:
+      return Storage<DType::F16>::store(static_cast<uint16_t*>(p), i, v);
+    default:
+      static_cast<float*>(p)[i] = v;
+  }
+}
+
+// out[token, row] = sum + bias[row], rounded once.
+__device__ __forceinline__ void finish(const Params& p, int token, int row, float sum) {
+  if (p.bias != nullptr) sum += load_as_f32(p.bias, p.bias_dtype, row);
+  store_from_f32(p.out, p.out_dtype, static_cast<int64_t>(token) * p.n + row, sum);
+}
+
+// The last block of a row block to arrive adds up the ranges' partial sums (read from L2: other blocks wrote
+// them) and resets the row block's counter for the next launch.
+__device__ void add_up_ranges(const Params& p, int first_row) {
+  __shared__ bool last;
+  __threadfence();  // this block's partial sums are visible before its arrival counts
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(p.arrivals + blockIdx.x, 1) == p.splits - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  const int64_t plane = static_cast<int64_t>(p.m) * p.n;
+  for (int i = static_cast<int>(threadIdx.x); i < p.m * kBlockRows; i += kThreads) {
+    const int token = i / kBlockRows, row = first_row + i % kBlockRows;
+    if (row >= p.n) continue;
+    const float* at = p.partial + static_cast<int64_t>(token) * p.n + row;
+    float sum = __ldcg(at);
+    for (int s = 1; s < p.splits; ++s) sum += __ldcg(at + s * plane);
+    finish(p, token, row, sum);
+  }
+  if (threadIdx.x == 0) p.arrivals[blockIdx.x] = 0;
+}
 
 __device__ __forceinline__ void load_chunk(uint4 (&dst)[4], const uint16_t* const (&rows)[4], int at,
                                            bool valid) {
@@ -117,7 +177,7 @@ __global__ void __launch_bounds__(kThreads, 2) small_m_product(Params p) {
 
   // acc[f][j] = {(row g, token 2c), (row g, token 2c + 1), (row g + 8, token 2c), (row g + 8, token 2c + 1)}
   // of the 16 x 8 tile at rows first_row + 16 f, tokens 8 j.
-  float* out = p.partial + static_cast<int64_t>(blockIdx.y) * p.m * p.n;
+  float* partial = p.splits > 1 ? p.partial + static_cast<int64_t>(blockIdx.y) * p.m * p.n : nullptr;
 #pragma unroll
   for (int f = 0; f < 2; ++f) {
 #pragma unroll
@@ -126,18 +186,25 @@ __global__ void __launch_bounds__(kThreads, 2) small_m_product(Params p) {
       for (int e = 0; e < 4; ++e) {
         const int row = first_row + 16 * f + g + 8 * (e / 2);
         const int token = 8 * j + 2 * c + e % 2;
-        if (row < p.n && token < p.m) out[static_cast<int64_t>(token) * p.n + row] = acc[f][j][e];
+        if (row >= p.n || token >= p.m) continue;
+        if (p.splits == 1) {
+          finish(p, token, row, acc[f][j][e]);
+        } else {
+          partial[static_cast<int64_t>(token) * p.n + row] = acc[f][j][e];
+        }
       }
     }
   }
+  if (p.splits > 1) add_up_ranges(p, static_cast<int>(blockIdx.x) * kBlockRows);
 }
 
 template <int kFrags>
-cudaError_t launch(cudaStream_t stream, const Params& p, int splits) {
+cudaError_t launch(cudaStream_t stream, const Params& p) {
   const int shared_bytes = 8 * kFrags * (p.range + kRowPad) * 2;
   const cudaError_t status = allow_shared_bytes(small_m_product<kFrags>, static_cast<size_t>(shared_bytes));
   if (status != cudaSuccess) return status;
-  const dim3 grid(static_cast<unsigned>((p.n + kBlockRows - 1) / kBlockRows), static_cast<unsigned>(splits));
+  const dim3 grid(static_cast<unsigned>((p.n + kBlockRows - 1) / kBlockRows),
+                  static_cast<unsigned>(p.splits));
   small_m_product<kFrags><<<grid, kThreads, shared_bytes, stream>>>(p);
   return cudaGetLastError();
 }
@@ -149,8 +216,8 @@ int64_t round_up(int64_t value, int64_t quantum) {
 }  // namespace
 
 bool small_m_product_fits(int64_t m, int64_t n, int64_t k) {
-  return m >= 1 && m <= kSmallProductMaxRows && k % 8 == 0 && n <= INT32_MAX && k <= INT32_MAX &&
-         m * n <= INT32_MAX;
+  return m >= 1 && m <= kSmallProductMaxRows && k % 8 == 0 && k <= INT32_MAX && m * n <= INT32_MAX &&
+         (n + kBlockRows - 1) / kBlockRows <= kSmallProductArrivals;
 }
 
 SmallProductSplit small_m_product_split(int64_t m, int64_t n, int64_t k, int sm_count) {
@@ -165,24 +232,29 @@ SmallProductSplit small_m_product_split(int64_t m, int64_t n, int64_t k, int sm_
   return {static_cast<int>((k + range - 1) / range), static_cast<int>(range)};
 }
 
-cudaError_t launch_small_m_product(cudaStream_t stream, const void* w, const void* x, float* partial,
-                                   int64_t m, int64_t n, int64_t k, SmallProductSplit split) {
-  const Params p{static_cast<const uint16_t*>(w),
-                 static_cast<const uint16_t*>(x),
-                 partial,
-                 static_cast<int>(m),
-                 static_cast<int>(n),
-                 static_cast<int>(k),
-                 split.range};
-  switch ((m + 7) / 8) {
+cudaError_t launch_small_m_product(cudaStream_t stream, const SmallProduct& product) {
+  const Params p{static_cast<const uint16_t*>(product.w),
+                 static_cast<const uint16_t*>(product.x),
+                 product.bias,
+                 product.bias_dtype,
+                 product.out,
+                 product.out_dtype,
+                 product.partial,
+                 product.arrivals,
+                 static_cast<int>(product.m),
+                 static_cast<int>(product.n),
+                 static_cast<int>(product.k),
+                 product.split.range,
+                 product.split.splits};
+  switch ((product.m + 7) / 8) {
     case 1:
-      return launch<1>(stream, p, split.splits);
+      return launch<1>(stream, p);
     case 2:
-      return launch<2>(stream, p, split.splits);
+      return launch<2>(stream, p);
     case 3:
-      return launch<3>(stream, p, split.splits);
+      return launch<3>(stream, p);
     case 4:
-      return launch<4>(stream, p, split.splits);
+      return launch<4>(stream, p);
     default:
       return cudaErrorInvalidValue;
   }
