@@ -33,12 +33,6 @@ void add_device_flags(CLI::App& command, DeviceFlags& flags) {
   command.add_flag("--cuda-tune-gemm", flags.cuda_tune_gemm,
                    "on the GPU, time cuBLASLt's candidate algorithms for each matrix-product shape on its "
                    "first use and keep the fastest (results may then differ in the last bits between runs)");
-  command
-      .add_option("--cuda-linear", flags.cuda_linear,
-                  "matrix products on the GPU: auto (dlm's kernel for products of at most 32 bf16 rows, "
-                  "cuBLASLt elsewhere) or cublaslt (cuBLASLt only)")
-      ->check(CLI::IsMember({"auto", "cublaslt"}))
-      ->capture_default_str();
 }
 
 std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
@@ -46,7 +40,6 @@ std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
     if (flags.cuda_graphs) fail_input("--cuda-graphs applies to --device cuda only");
     if (flags.cuda_tune_gemm) fail_input("--cuda-tune-gemm applies to --device cuda only");
     if (flags.cuda_attention != "auto") fail_input("--cuda-attention applies to --device cuda only");
-    if (flags.cuda_linear != "auto") fail_input("--cuda-linear applies to --device cuda only");
     return std::make_unique<CpuBackend>(flags.threads);
   }
 #ifdef DLM_HAVE_CUDA
@@ -54,9 +47,7 @@ std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
     const CudaAttention attention = flags.cuda_attention == "cudnn"    ? CudaAttention::Cudnn
                                     : flags.cuda_attention == "kernel" ? CudaAttention::Kernel
                                                                        : CudaAttention::Auto;
-    const CudaLinear linear = flags.cuda_linear == "cublaslt" ? CudaLinear::Cublaslt : CudaLinear::Auto;
-    return std::make_unique<CudaBackend>(
-        0, CudaOptions{attention, flags.cuda_graphs, flags.cuda_tune_gemm, linear});
+    return std::make_unique<CudaBackend>(0, CudaOptions{attention, flags.cuda_graphs, flags.cuda_tune_gemm});
   } catch (const Error& error) {
     fail_input("--device cuda: no usable GPU: {}", error.what());
   }

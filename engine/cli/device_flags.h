@@ -1,6 +1,6 @@
 #pragma once
-// Where a command computes: --device cpu|cuda, --precision auto|f32, --threads and the --cuda-* choices,
-// shared by the commands that load a model to decode with it.
+// Where a command computes: --device cpu|cuda, --precision auto|f32, --threads, --cuda-attention and
+// --cuda-graphs, shared by the commands that load a model to decode with it.
 #include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
@@ -16,7 +16,6 @@ struct DeviceFlags {
   std::string cuda_attention = "auto";
   bool cuda_graphs = false;
   bool cuda_tune_gemm = false;
-  std::string cuda_linear = "auto";
 };
 
 void add_device_flags(CLI::App& command, DeviceFlags& flags);

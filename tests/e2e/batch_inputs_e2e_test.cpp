@@ -313,9 +313,6 @@ TEST_F(BatchInputsE2e, CudaOnlyFlagsOnTheCpuAreRefused) {
   const e2e::DlmRun tuning = generate({"-p", "A map", "--cuda-tune-gemm"});
   EXPECT_EQ(tuning.exit_code, 2);
   EXPECT_EQ(tuning.err, "dlm: error: --cuda-tune-gemm applies to --device cuda only\n");
-  const e2e::DlmRun linear = generate({"-p", "A map", "--cuda-linear", "cublaslt"});
-  EXPECT_EQ(linear.exit_code, 2);
-  EXPECT_EQ(linear.err, "dlm: error: --cuda-linear applies to --device cuda only\n");
 }
 
 TEST_F(BatchInputsE2e, ABareModelNameIsAShippedModel) {

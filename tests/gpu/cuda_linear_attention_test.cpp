@@ -457,9 +457,9 @@ TEST(CudaLinear, TunedAlgorithmsMatchCpu) {
   expect_close(gpu_linear(s, d, tuned), want, tol, s.str() + " (exact, tuned)");
 }
 
-// Products of at most 32 bf16 rows take linear_small.cu's split-K kernel: every row-group count (1-8, 9-16,
-// 17-24, 25-32 rows), W rows past a block of 128, K ranges with a partial last chunk and many ranges (K of
-// 12288 is split about 16 ways), every bias and output dtype; 33 rows go to cuBLASLt again.
+// bf16 products of few rows and long K, the shapes of a block against the cache and of AR decoding, where
+// cuBLASLt's algorithms split K: the partial sums are added in f32 (a reduction in a bf16 output erred by 8
+// bf16 ulps on M=33 N=250 K=1000), for every bias and output dtype.
 TEST(CudaLinear, FewRowProductsMatchCpu) {
   DLM_SKIP_WITHOUT_GPU();
   uint32_t seed = 1700;
@@ -477,9 +477,8 @@ TEST(CudaLinear, FewRowProductsMatchCpu) {
   }
 }
 
-// Small integers make every partial sum exact, so the K ranges, the chunk permutation and the sum of the
-// partials must give the CPU's bits; a NaN in x and an inf in W reach exactly the rows and columns they do on
-// the CPU.
+// Small integers make every partial sum exact, so whatever split of K the algorithm takes must give the
+// CPU's bits; a NaN in x and an inf in W reach exactly the rows and columns they do on the CPU.
 TEST(CudaLinear, FewRowProductsAreExactAndPropagateNonFinite) {
   DLM_SKIP_WITHOUT_GPU();
   for (const Shape3& shape : {Shape3{5, 200, 4096}, Shape3{32, 130, 12296}}) {
@@ -496,25 +495,11 @@ TEST(CudaLinear, FewRowProductsAreExactAndPropagateNonFinite) {
     std::fill(tol.begin(), tol.end(), 0.0);
     expect_close(gpu_linear(s, d), want, tol, s.str() + " (exact)");
 
-    d.x[3 * s.k + s.k - 1] = kNaN;  // row 3, in the last K range
-    d.w[129 * s.k + 7] = kInf;      // column 129, in the second block of W rows
+    d.x[3 * s.k + s.k - 1] = kNaN;  // row 3, at the end of K
+    d.w[129 * s.k + 7] = kInf;      // column 129, at the start of K
     cpu_linear(s, d, want, tol);
     std::fill(tol.begin(), tol.end(), 0.0);
     expect_close(gpu_linear(s, d), want, tol, s.str() + " (NaN/inf)");
-  }
-}
-
-// The last K range to arrive adds the ranges up in their own order and resets its counter: the same bits on
-// every call, whichever block came last.
-TEST(CudaLinear, FewRowProductsGiveIdenticalBitsOnEveryCall) {
-  DLM_SKIP_WITHOUT_GPU();
-  LinearSetup s{32, 4096, 4096, DType::BF16, DType::BF16, DType::BF16, DType::F32};
-  const LinearData d = linear_data(s);
-  const std::vector<float> first = gpu_linear(s, d);
-  for (int call = 0; call < 3; ++call) {
-    const std::vector<float> again = gpu_linear(s, d);
-    ASSERT_EQ(again.size(), first.size());
-    EXPECT_EQ(std::memcmp(again.data(), first.data(), first.size() * sizeof(float)), 0) << "call " << call;
   }
 }
 

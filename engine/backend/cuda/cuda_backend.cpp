@@ -2,7 +2,6 @@
 // Host C++ (C++20): the op files' kernels are in <stem>.cu, reached through cuda_kernels.h.
 
 #include "engine/backend/cuda/cuda_context.h"
-#include "engine/backend/cuda/linear_kernels.h"
 
 namespace dlm {
 
@@ -44,7 +43,6 @@ CudaBackend::Context::~Context() {
   for (void* block : outgrown_scratch) cudaFree(block);
   if (embedding_fault_host != nullptr) cudaFreeHost(embedding_fault_host);
   if (embedding_fault != nullptr) cudaFree(embedding_fault);
-  if (small_product_arrivals != nullptr) cudaFree(small_product_arrivals);
   if (workspace != nullptr) cudaFree(workspace);
   if (lt != nullptr) cublasLtDestroy(lt);
   if (stream != nullptr) cudaStreamDestroy(stream);
@@ -99,7 +97,6 @@ CudaBackend::CudaBackend(int device, CudaOptions options) : context_(std::make_u
   ctx.attention = options.attention;
   ctx.graphs = options.graphs;
   ctx.tune_gemm = options.tune_gemm;
-  ctx.linear = options.linear;
   int count = 0;
   check_setup(cudaGetDeviceCount(&count), device, "cudaGetDeviceCount");
   DLM_CHECK(device >= 0 && device < count, "CUDA device {} cannot be used: {} device(s) present", device,
@@ -116,10 +113,6 @@ CudaBackend::CudaBackend(int device, CudaOptions options) : context_(std::make_u
             static_cast<int>(lt_status));
   check_setup(cudaMalloc(&ctx.workspace, kWorkspaceBytes), device, "cudaMalloc(cuBLASLt workspace)");
   ctx.workspace_bytes = kWorkspaceBytes;
-  constexpr size_t kArrivalBytes = cuda::kSmallProductArrivals * sizeof(int);
-  check_setup(cudaMalloc(&ctx.small_product_arrivals, kArrivalBytes), device, "cudaMalloc(product counters)");
-  check_setup(cudaMemsetAsync(ctx.small_product_arrivals, 0, kArrivalBytes, ctx.stream), device,
-              "cudaMemsetAsync(product counters)");
   void* fault = nullptr;
   check_setup(cudaMalloc(&fault, sizeof(cuda::EmbeddingFault)), device, "cudaMalloc(embedding record)");
   ctx.embedding_fault = static_cast<cuda::EmbeddingFault*>(fault);

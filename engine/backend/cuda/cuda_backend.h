@@ -15,11 +15,6 @@ namespace dlm {
 // alone); Kernel always runs dlm's kernels.
 enum class CudaAttention { Auto, Cudnn, Kernel };
 
-// Which implementation the matrix products run on: Auto takes dlm's kernel for products of at most 32 bf16
-// rows with bf16 weights (linear_small.cu: it splits K so that every multiprocessor streams weights) and
-// cuBLASLt elsewhere; Cublaslt always takes cuBLASLt.
-enum class CudaLinear { Auto, Cublaslt };
-
 struct CudaOptions {
   CudaAttention attention = CudaAttention::Auto;
   bool graphs = false;  // record repeating work as CUDA graphs (Backend::records_work)
@@ -27,7 +22,6 @@ struct CudaOptions {
   // instead of the heuristic's first choice. Candidates may sum in other orders (split K), so results can
   // differ in the last bits between processes that chose differently.
   bool tune_gemm = false;
-  CudaLinear linear = CudaLinear::Auto;
 };
 
 class CudaBackend final : public Backend {

@@ -93,8 +93,6 @@ struct CudaBackend::Context {
   bool graphs = false;
   bool recording = false;
   bool tune_gemm = false;  // linear.cpp: CudaOptions::tune_gemm
-  CudaLinear linear = CudaLinear::Auto;
-  int* small_product_arrivals = nullptr;  // linear_small.cu's counters (kSmallProductArrivals, zeroed)
   std::unique_ptr<cuda::CudnnAttention> cudnn_attention;
   std::string cudnn_unusable;
 

@@ -17,9 +17,6 @@
 // heuristic offers no algorithm with the bias epilogue, the product is written in f32 and linear_finish adds
 // the bias in f32 and rounds once.
 //
-// Products of few rows (at most kSmallProductMaxRows) with bf16 x and W take dlm's kernel instead
-// (linear_small.cu; CudaLinear::Auto), which adds the bias and rounds once itself.
-//
 // The descriptors and the heuristic's choice are made once per problem (LinearAlgoKey) and kept in the
 // Context, so a call only sets the bias pointer and queues its kernels. With CudaOptions::tune_gemm the
 // choice is instead the fastest of the heuristic's first offers, timed on the problem's first call.
@@ -135,6 +132,10 @@ LinearPlan& find_plan(CudaBackend::Context& ctx, const LinearAlgoKey& key, const
   pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, static_cast<uint32_t>(key.align_b));
   pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, static_cast<uint32_t>(key.align_d));
   pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, static_cast<uint32_t>(key.align_d));
+  // Split-K partial sums are added in f32 only: an in-place or output-type reduction adds them in D's dtype,
+  // which for a bf16 D erred by several ulps.
+  pref.set(CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+           static_cast<uint32_t>(CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE));
   std::array<cublasLtMatmulHeuristicResult_t, kTunedCandidates> results{};
   int count = 0;
   const int wanted = ctx.tune_gemm ? kTunedCandidates : 1;
@@ -193,36 +194,6 @@ void tune(CudaBackend::Context& ctx, LinearPlan& plan, const void* w, const void
   plan.candidates.clear();
 }
 
-// Whether the product takes linear_small.cu's kernel: bf16 x and W, few rows, 16-byte aligned operands.
-bool takes_small_product(const CudaBackend::Context& ctx, const Tensor& x, const Tensor& weight) {
-  const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  return ctx.linear == CudaLinear::Auto && x.dtype() == DType::BF16 && weight.dtype() == DType::BF16 &&
-         cuda::small_m_product_fits(x.dim(0), weight.dim(0), x.dim(1)) && aligned(x.data()) &&
-         aligned(weight.data());
-}
-
-// The product through linear_small.cu, its K ranges' partial sums in scratch.
-void queue_small_product(CudaBackend::Context& ctx, const Tensor& x, const Tensor& weight,
-                         const std::optional<Tensor>& bias, const Tensor& out) {
-  cuda::SmallProduct product;
-  product.w = weight.data();
-  product.x = x.data();
-  product.bias = bias ? bias->data() : nullptr;
-  product.bias_dtype = bias ? bias->dtype() : DType::F32;
-  product.out = out.data();
-  product.out_dtype = out.dtype();
-  product.m = x.dim(0);
-  product.n = weight.dim(0);
-  product.k = x.dim(1);
-  product.split = cuda::small_m_product_split(product.m, product.n, product.k, ctx.sm_count);
-  if (product.split.splits > 1) {
-    product.partial = static_cast<float*>(ctx.reserve_scratch(
-        static_cast<size_t>(product.split.splits * product.m * product.n) * sizeof(float)));
-  }
-  product.arrivals = ctx.small_product_arrivals;
-  check_launch(cuda::launch_small_m_product(ctx.stream, product), "linear (few rows)");
-}
-
 }  // namespace
 
 LinearPlan::~LinearPlan() {
@@ -253,10 +224,6 @@ void CudaBackend::linear(const Tensor& x, const Tensor& weight, const std::optio
     check_launch(
         cuda::launch_linear_finish(ctx.stream, nullptr, bias_data, bias_dtype, out.data(), out.dtype(), m, n),
         "linear");
-    return;
-  }
-  if (takes_small_product(ctx, x, weight)) {
-    queue_small_product(ctx, x, weight, bias, out);
     return;
   }
 
