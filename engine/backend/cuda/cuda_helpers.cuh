@@ -5,9 +5,6 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <map>
-#include <mutex>
-#include <utility>
 
 #include "engine/core/dtype.h"
 
@@ -250,23 +247,6 @@ inline unsigned int element_blocks(int64_t n) {
   constexpr int64_t kMaxBlocks = int64_t{1} << 16;
   const int64_t blocks = (n + kElementThreads - 1) / kElementThreads;
   return static_cast<unsigned int>(blocks < kMaxBlocks ? blocks : kMaxBlocks);
-}
-
-// Raises `kernel`'s dynamic shared memory limit on the current device to `bytes` unless a launch raised it
-// that far already: the attribute is a driver call, and every layer of every forward launches such kernels.
-template <class Params>
-cudaError_t allow_shared_bytes(void (*kernel)(Params), size_t bytes) {
-  static std::mutex mutex;
-  static std::map<std::pair<void (*)(Params), int>, size_t> allowed;
-  int device = 0;
-  cudaError_t status = cudaGetDevice(&device);
-  if (status != cudaSuccess) return status;
-  const std::lock_guard<std::mutex> lock(mutex);
-  size_t& limit = allowed[{kernel, device}];
-  if (bytes <= limit) return cudaSuccess;
-  status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
-  if (status == cudaSuccess) limit = bytes;
-  return status;
 }
 
 // Grid-stride index helpers (64-bit: tensors may exceed 2^31 elements).
