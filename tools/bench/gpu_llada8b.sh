@@ -20,7 +20,7 @@
 #
 # Time on an H200 (measured 2026-12-05 but for the LLaDA b32 end-to-end runs, estimated from the step times):
 # checkpoints 52 s when missing; dlm: LLaDA b1 9 s, AR b1 6 s, AR b32 4 s, LLaDA b32 18 s (+~100 s with
-# LLADA_B32), the two profiles 26 and 29 s, the graphs bench 34 s; reference: AR 38 s, LLaDA 42 s (+~110 s
+# LLADA_B32), the two profiles 26 and 29 s, the graphs bench 34 s; reference: AR 38-54 s, LLaDA 42-44 s (+~110 s
 # with LLADA_B32). About 4.5 minutes in all from a bare machine with LLADA_B32=0, 8 with it.
 #
 # The LLaDA checkpoint's LM-head row of the MASK id is zeroed first (zero_mask_logit.py): with random weights
