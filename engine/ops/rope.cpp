@@ -25,10 +25,13 @@ HostTensor default_rope_inv_freq(double theta, int64_t rotary_dim) {
 
 namespace {
 
-void check_rotary_dim(std::string_view op, const RopeParams& params, int64_t head_dim, const Tensor& x) {
+// `heads` [T,H,D]: rotary_dim even and in (0, D].
+void check_rotary_dim(std::string_view op, std::string_view arg, const Tensor& heads,
+                      const RopeParams& params) {
+  const int64_t head_dim = heads.dim(2);
   DLM_CHECK(params.rotary_dim > 0 && params.rotary_dim % 2 == 0 && params.rotary_dim <= head_dim,
-            "{}: rotary_dim must be even and in (0, {}] for {} {}, got {}", op, head_dim,
-            op == "rope" ? "x" : "q", x.describe(), params.rotary_dim);
+            "{}: rotary_dim must be even and in (0, {}] for {} {}, got {}", op, head_dim, arg,
+            heads.describe(), params.rotary_dim);
 }
 
 }  // namespace
@@ -46,7 +49,7 @@ void rope(Backend& backend, const Tensor& x, const Tensor& positions, const Tens
   check_activation(kOp, "out", out, backend);
   check_same_dtype(kOp, "out", out, "x", x);
   check_rank(kOp, "x", x, 3);
-  check_rotary_dim(kOp, params, x.dim(2), x);
+  check_rotary_dim(kOp, "x", x, params);
   check_shape(kOp, "positions", positions, Shape{x.dim(0)});
   check_shape(kOp, "inv_freq", inv_freq, Shape{params.rotary_dim / 2});
   check_shape(kOp, "out", out, x.shape());
@@ -75,7 +78,7 @@ void rope_qkv(Backend& backend, const Tensor& qkv, const Tensor& positions, cons
   check_shape(kOp, "k", k, Shape{tokens, kv_heads, head_dim});
   check_shape(kOp, "v", v, k.shape());
   check_shape(kOp, "qkv", qkv, Shape{tokens, (q_heads + 2 * kv_heads) * head_dim});
-  check_rotary_dim(kOp, params, head_dim, q);
+  check_rotary_dim(kOp, "q", q, params);
   check_shape(kOp, "positions", positions, Shape{tokens});
   check_shape(kOp, "inv_freq", inv_freq, Shape{params.rotary_dim / 2});
   backend.rope_qkv(qkv, positions, inv_freq, params, q, k, v);

@@ -314,6 +314,30 @@ void check_linear(const LinearSetup& s, CudaBackend& on = gpu()) {
   expect_close(gpu_linear(s, d, on), want, tol, s.str());
 }
 
+// Operands of small integers in [-2, 2] (x, W, then the bias where the setup has one): every product and
+// partial sum is exact in f32 for K up to ~4 million, so any summation order gives the CPU's bits.
+LinearData small_integer_data(const LinearSetup& s, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_int_distribution<int> small(-2, 2);
+  LinearData d;
+  for (int64_t i = 0; i < s.m * s.k; ++i) d.x.push_back(float(small(gen)));
+  for (int64_t i = 0; i < s.n * s.k; ++i) d.w.push_back(float(small(gen)));
+  if (s.bias_dtype) {
+    for (int64_t i = 0; i < s.n; ++i) d.bias.push_back(float(small(gen)));
+  }
+  return d;
+}
+
+// The GPU's output equals the CPU's bit for bit (NaN with NaN).
+void expect_exact(const LinearSetup& s, const LinearData& d, const std::string& what,
+                  CudaBackend& on = gpu()) {
+  std::vector<float> want;
+  std::vector<double> tol;
+  cpu_linear(s, d, want, tol);
+  std::fill(tol.begin(), tol.end(), 0.0);
+  expect_close(gpu_linear(s, d, on), want, tol, s.str() + " (" + what + ")");
+}
+
 struct Shape3 {
   int64_t m, n, k;
 };
@@ -399,17 +423,7 @@ TEST(CudaLinear, ExactProductsMatchBitForBit) {
   for (DType w : {DType::F32, DType::BF16, DType::F16}) {
     for (const Shape3& shape : {Shape3{17, 33, 4096}, Shape3{300, 250, 7}, Shape3{1, 7, 250}}) {
       LinearSetup s{shape.m, shape.n, shape.k, DType::F32, w, DType::F32, w};
-      std::mt19937 gen(77);
-      std::uniform_int_distribution<int> small(-2, 2);
-      LinearData d;
-      for (int64_t i = 0; i < s.m * s.k; ++i) d.x.push_back(float(small(gen)));
-      for (int64_t i = 0; i < s.n * s.k; ++i) d.w.push_back(float(small(gen)));
-      for (int64_t i = 0; i < s.n; ++i) d.bias.push_back(float(small(gen)));
-      std::vector<float> want;
-      std::vector<double> tol;
-      cpu_linear(s, d, want, tol);
-      std::fill(tol.begin(), tol.end(), 0.0);
-      expect_close(gpu_linear(s, d), want, tol, s.str() + " (exact)");
+      expect_exact(s, small_integer_data(s, 77), "exact");
     }
   }
 }
@@ -445,16 +459,7 @@ TEST(CudaLinear, TunedAlgorithmsMatchCpu) {
     }
   }
   LinearSetup s{64, 33, 4096, DType::BF16, DType::BF16, DType::F32, std::nullopt};
-  std::mt19937 gen(78);
-  std::uniform_int_distribution<int> small(-2, 2);
-  LinearData d;
-  for (int64_t i = 0; i < s.m * s.k; ++i) d.x.push_back(float(small(gen)));
-  for (int64_t i = 0; i < s.n * s.k; ++i) d.w.push_back(float(small(gen)));
-  std::vector<float> want;
-  std::vector<double> tol;
-  cpu_linear(s, d, want, tol);
-  std::fill(tol.begin(), tol.end(), 0.0);
-  expect_close(gpu_linear(s, d, tuned), want, tol, s.str() + " (exact, tuned)");
+  expect_exact(s, small_integer_data(s, 78), "exact, tuned", tuned);
 }
 
 // bf16 products of few rows and long K, the shapes of a block against the cache and of AR decoding, where
@@ -483,23 +488,12 @@ TEST(CudaLinear, FewRowProductsAreExactAndPropagateNonFinite) {
   DLM_SKIP_WITHOUT_GPU();
   for (const Shape3& shape : {Shape3{5, 200, 4096}, Shape3{32, 130, 12296}}) {
     LinearSetup s{shape.m, shape.n, shape.k, DType::BF16, DType::BF16, DType::F32, DType::F32};
-    std::mt19937 gen(79);
-    std::uniform_int_distribution<int> small(-2, 2);
-    LinearData d;
-    for (int64_t i = 0; i < s.m * s.k; ++i) d.x.push_back(float(small(gen)));
-    for (int64_t i = 0; i < s.n * s.k; ++i) d.w.push_back(float(small(gen)));
-    for (int64_t i = 0; i < s.n; ++i) d.bias.push_back(float(small(gen)));
-    std::vector<float> want;
-    std::vector<double> tol;
-    cpu_linear(s, d, want, tol);
-    std::fill(tol.begin(), tol.end(), 0.0);
-    expect_close(gpu_linear(s, d), want, tol, s.str() + " (exact)");
+    LinearData d = small_integer_data(s, 79);
+    expect_exact(s, d, "exact");
 
     d.x[3 * s.k + s.k - 1] = kNaN;  // row 3, at the end of K
     d.w[129 * s.k + 7] = kInf;      // column 129, at the start of K
-    cpu_linear(s, d, want, tol);
-    std::fill(tol.begin(), tol.end(), 0.0);
-    expect_close(gpu_linear(s, d), want, tol, s.str() + " (NaN/inf)");
+    expect_exact(s, d, "NaN/inf");
   }
 }
 
