@@ -1,7 +1,7 @@
 #include "engine/io/generation_config.h"
 
 #include <fmt/format.h>
-#include <yaml-cpp/yaml.h>
+#include <fmt/ranges.h>
 
 #include <cmath>
 
@@ -257,49 +257,52 @@ void validate(const SamplingConfig& sampler, std::string_view source) {
 }
 
 std::string to_yaml(const GenerationConfig& config) {
-  YAML::Emitter out;
-  out << YAML::BeginMap;
-  // Strings are always quoted, so that values such as "null" or "123" read back as strings.
-  out << YAML::Key << "model" << YAML::Value << YAML::DoubleQuoted << config.model;
-  out << YAML::Key << "prompts" << YAML::Value << YAML::DoubleQuoted << config.prompts;
-  out << YAML::Key << "output" << YAML::Value << YAML::DoubleQuoted << config.output;
-  out << YAML::Key << "seed" << YAML::Value << config.seed;
-  out << YAML::Key << "sampler" << YAML::Value << YAML::BeginMap;
+  // Written by hand rather than with YAML::Emitter, which passes some characters through that its own
+  // parser then reads differently (U+0085 and U+2028 as line breaks) or replaces (noncharacters). Strings are
+  // always quoted, so that values such as "null" or "123" read back as strings.
+  std::string out;
+  auto line = [&](int indent, std::string_view key, std::string_view value) {
+    out += fmt::format("{:{}}{}: {}\n", "", indent, key, value);
+  };
+  auto quoted = [](std::string_view key, std::string_view value) {
+    return yaml_double_quoted(value, fmt::format("the config's {}", key));
+  };
+  line(0, "model", quoted("model", config.model));
+  line(0, "prompts", quoted("prompts", config.prompts));
+  line(0, "output", quoted("output", config.output));
+  line(0, "seed", fmt::format("{}", config.seed));
+  out += "sampler:\n";
   const SamplingConfig& sampler = config.sampler;
-  // fmt writes the shortest text that reads back as the same double.
-  auto number = [&](const char* key, double value) {
-    out << YAML::Key << key << YAML::Value << fmt::format("{}", value);
-  };
-  auto name = [&](const char* key, std::string_view value) {
-    out << YAML::Key << key << YAML::Value << std::string(value);
-  };
-  name("method", enum_name(sampler.method, kMethodNames));
-  out << YAML::Key << "gen_length" << YAML::Value << sampler.gen_length;
-  out << YAML::Key << "steps" << YAML::Value << sampler.steps;
-  out << YAML::Key << "block_length" << YAML::Value << sampler.block_length;
-  out << YAML::Key << "sub_block_length" << YAML::Value << sampler.sub_block_length;
-  number("temperature", sampler.temperature);
-  name("remasking", enum_name(sampler.remasking, kRemaskingNames));
-  name("commit", enum_name(sampler.commit, kCommitRuleNames));
-  number("threshold", sampler.threshold);
-  number("factor", sampler.factor);
-  number("entropy_bound", sampler.entropy_bound);
-  name("cache", enum_name(sampler.cache, kCacheModeNames));
-  number("cfg_scale", sampler.cfg_scale);
-  out << YAML::Key << "suppress_eos" << YAML::Value << sampler.suppress_eos;
-  out << YAML::Key << "suppress_eos_confidence" << YAML::Value << sampler.suppress_eos_confidence;
-  number("eps", sampler.eps);
-  number("alg_temp", sampler.alg_temp);
-  number("top_p", sampler.top_p);
-  out << YAML::Key << "top_k" << YAML::Value << sampler.top_k;
-  number("min_p", sampler.min_p);
-  number("repetition_penalty", sampler.repetition_penalty);
-  out << YAML::Key << "stop_strings" << YAML::Value << YAML::Flow << YAML::BeginSeq;
-  for (const std::string& stop : sampler.stop_strings) out << YAML::DoubleQuoted << stop;
-  out << YAML::EndSeq;
-  out << YAML::Key << "stop_early" << YAML::Value << sampler.stop_early;
-  out << YAML::EndMap << YAML::EndMap;
-  return std::string(out.c_str()) + "\n";
+  // fmt writes the shortest text that reads back as the same double (and integers and booleans as such).
+  auto value = [&](std::string_view key, const auto& v) { line(2, key, fmt::format("{}", v)); };
+  value("method", enum_name(sampler.method, kMethodNames));
+  value("gen_length", sampler.gen_length);
+  value("steps", sampler.steps);
+  value("block_length", sampler.block_length);
+  value("sub_block_length", sampler.sub_block_length);
+  value("temperature", sampler.temperature);
+  value("remasking", enum_name(sampler.remasking, kRemaskingNames));
+  value("commit", enum_name(sampler.commit, kCommitRuleNames));
+  value("threshold", sampler.threshold);
+  value("factor", sampler.factor);
+  value("entropy_bound", sampler.entropy_bound);
+  value("cache", enum_name(sampler.cache, kCacheModeNames));
+  value("cfg_scale", sampler.cfg_scale);
+  value("suppress_eos", sampler.suppress_eos);
+  value("suppress_eos_confidence", sampler.suppress_eos_confidence);
+  value("eps", sampler.eps);
+  value("alg_temp", sampler.alg_temp);
+  value("top_p", sampler.top_p);
+  value("top_k", sampler.top_k);
+  value("min_p", sampler.min_p);
+  value("repetition_penalty", sampler.repetition_penalty);
+  std::vector<std::string> stops;
+  for (size_t i = 0; i < sampler.stop_strings.size(); ++i) {
+    stops.push_back(quoted(fmt::format("sampler.stop_strings[{}]", i), sampler.stop_strings[i]));
+  }
+  line(2, "stop_strings", fmt::format("[{}]", fmt::join(stops, ", ")));
+  value("stop_early", sampler.stop_early);
+  return out;
 }
 
 }  // namespace dlm

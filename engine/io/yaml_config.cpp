@@ -25,8 +25,14 @@ struct Location {
   int line = -1;  // 0-based, as yaml-cpp counts; -1 when unknown
 };
 
-// YAML documents are Unicode text of printable characters (YAML 1.2, c-printable); yaml-cpp does not check,
-// and would pass malformed bytes through into strings.
+// The characters a YAML document may hold as they are (YAML 1.2, c-printable).
+bool is_yaml_printable(char32_t c) {
+  return c == 0x9 || c == 0xa || c == 0xd || (c >= 0x20 && c <= 0x7e) || c == 0x85 ||
+         (c >= 0xa0 && c <= 0xfffd) || c >= 0x10000;
+}
+
+// YAML documents are Unicode text of printable characters; yaml-cpp does not check, and would pass
+// malformed bytes through into strings.
 void check_characters(const std::string& source, std::string_view text) {
   size_t offset = 0;
   while (offset < text.size()) {
@@ -36,9 +42,7 @@ void check_characters(const std::string& source, std::string_view text) {
     };
     if (length == 0) fail_input("{}: invalid UTF-8 at byte {} (line {})", source, offset, line());
     char32_t c = decode_utf8_at(text, offset, length);
-    bool printable = c == 0x9 || c == 0xa || c == 0xd || (c >= 0x20 && c <= 0x7e) || c == 0x85 ||
-                     (c >= 0xa0 && c <= 0xfffd) || c >= 0x10000;
-    if (!printable) {
+    if (!is_yaml_printable(c)) {
       fail_input("{}: character U+{:04X} at byte {} (line {}) is not allowed in YAML", source,
                  static_cast<uint32_t>(c), offset, line());
     }
@@ -101,6 +105,26 @@ YAML::Node load_single_document(const std::string& source, std::string_view text
   }
 }
 
+// A scalar's text. yaml-cpp 0.7 decodes the escapes \N and \_ to the lone bytes 0x85 and 0xA0 rather than
+// to the UTF-8 of U+0085 and U+00A0. The document was checked to be UTF-8 and every other escape is
+// encoded, so a byte that starts no well-formed sequence is one of those two.
+std::string scalar_text(const YAML::Node& node) {
+  const std::string& decoded = node.Scalar();
+  if (is_valid_utf8(decoded)) return decoded;
+  std::string text;
+  for (size_t pos = 0; pos < decoded.size();) {
+    size_t length = utf8_sequence_length(decoded, pos);
+    if (length == 0) {
+      append_utf8(text, static_cast<unsigned char>(decoded[pos]));
+      ++pos;
+    } else {
+      text.append(decoded, pos, length);
+      pos += length;
+    }
+  }
+  return text;
+}
+
 [[noreturn]] void fail_located(const Location& at, std::string_view message) {
   if (at.line >= 0) fail_input("{}: {}: {} (line {})", at.source, at.path, message, at.line + 1);
   fail_input("{}: {}: {}", at.source, at.path, message);
@@ -119,7 +143,7 @@ std::string describe(const YAML::Node& node) {
     case YAML::NodeType::Map:
       return "a map";
     case YAML::NodeType::Scalar: {
-      std::string text = node.Scalar();
+      std::string text = scalar_text(node);
       if (text.size() > kMaxShownChars) text = text.substr(0, kMaxShownChars) + "...";
       return is_string_literal(node) ? fmt::format("string '{}'", text) : fmt::format("'{}'", text);
     }
@@ -203,7 +227,7 @@ template <>
 struct Convert<std::string> {
   static std::string from(const YAML::Node& node, const Location& at) {
     if (!node.IsScalar()) fail_located(at, fmt::format("expected a string, got {}", describe(node)));
-    return node.Scalar();
+    return scalar_text(node);
   }
 };
 
@@ -250,12 +274,13 @@ struct YamlMap::State {
         fail_located(Location{source, map_path, key.Mark().line},
                      fmt::format("keys must be strings, got {}", describe(key)));
       }
-      auto [found, inserted] = index.emplace(key.Scalar(), entries.size());
+      std::string name = scalar_text(key);
+      auto [found, inserted] = index.emplace(name, entries.size());
       if (!inserted) {
-        fail_located(Location{source, prefix + key.Scalar(), key.Mark().line},
+        fail_located(Location{source, prefix + name, key.Mark().line},
                      fmt::format("duplicate key (first on line {})", entries[found->second].line + 1));
       }
-      entries.push_back(Entry{key.Scalar(), it->second, key.Mark().line});
+      entries.push_back(Entry{std::move(name), it->second, key.Mark().line});
     }
   }
 
@@ -409,5 +434,34 @@ DLM_YAML_GETTERS(std::vector<int>)
 DLM_YAML_GETTERS(std::vector<double>)
 DLM_YAML_GETTERS(std::vector<std::string>)
 #undef DLM_YAML_GETTERS
+
+std::string yaml_double_quoted(std::string_view text, std::string_view what) {
+  std::string quoted = "\"";
+  for (size_t pos = 0; pos < text.size();) {
+    size_t length = utf8_sequence_length(text, pos);
+    if (length == 0) fail_input("{}: invalid UTF-8 at byte {}, which YAML cannot hold", what, pos);
+    char32_t c = decode_utf8_at(text, pos, length);
+    if (c == '"' || c == '\\') {
+      quoted += '\\';
+      quoted += static_cast<char>(c);
+    } else if (c == '\n') {
+      quoted += "\\n";
+    } else if (c == '\t') {
+      quoted += "\\t";
+    } else if (c == '\r') {
+      quoted += "\\r";
+    } else if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x2028 || c == 0x2029 || c == 0xfeff ||
+               !is_yaml_printable(c)) {
+      uint32_t code = static_cast<uint32_t>(c);
+      quoted += code <= 0xff     ? fmt::format("\\x{:02x}", code)
+                : code <= 0xffff ? fmt::format("\\u{:04x}", code)
+                                 : fmt::format("\\U{:08x}", code);
+    } else {
+      quoted.append(text.substr(pos, length));
+    }
+    pos += length;
+  }
+  return quoted + '"';
+}
 
 }  // namespace dlm

@@ -104,4 +104,10 @@ class YamlMap {
   std::shared_ptr<State> state_;
 };
 
+// `text` as a double-quoted YAML scalar that YamlMap reads back as exactly `text`: quotes, backslashes, line
+// breaks (U+0085, U+2028 and U+2029 included), the byte order mark and every character a YAML document may
+// not hold as it is are escaped. `what` names the value in the error thrown when `text` is not UTF-8, which
+// YAML cannot carry.
+std::string yaml_double_quoted(std::string_view text, std::string_view what);
+
 }  // namespace dlm

@@ -213,6 +213,52 @@ TEST(YamlMap, MalformedDocuments) {
   EXPECT_NO_THROW(empty.finish());
 }
 
+// Every escape of YAML 1.2 decodes to the UTF-8 of its character, \N and \_ included (yaml-cpp 0.7 leaves
+// those two as lone bytes), in values and in keys.
+TEST(YamlMap, EscapesDecodeToUtf8) {
+  YamlMap map = YamlMap::parse(
+      "escapes: [\"\\N\", \"a\\_b\", \"\\L\", \"\\P\", \"\\x85\\xe9\", \"\\u00e9\\U0001F642\", "
+      "\"\\0\\e\\a\"]\n"
+      "\"k\\N\": 1\n",
+      "escapes.yaml");
+  EXPECT_EQ(map.required<std::vector<std::string>>("escapes"),
+            (std::vector<std::string>{"\u0085", "a\u00a0b", "\u2028", "\u2029", "\u0085\u00e9",
+                                      "\u00e9\U0001F642", std::string("\0\x1b\a", 3)}));
+  EXPECT_EQ(map.required<int>("k\u0085"), 1);
+}
+
+// yaml_double_quoted writes what YamlMap reads back unchanged, whatever the characters.
+TEST(YamlMap, DoubleQuotedStringsReadBackUnchanged) {
+  const std::vector<std::string> texts = {"plain",
+                                          "",
+                                          "null",
+                                          "~",
+                                          "123",
+                                          "a: b",
+                                          "# x",
+                                          "[",
+                                          "\"q\"",
+                                          "\\",
+                                          "\t\n\r",
+                                          std::string("\0\x01\x1f\x7f", 4),
+                                          "\u0085",
+                                          "\u00a0",
+                                          "a\u2028b\u2029",
+                                          "\ufeffx",
+                                          "\ufdd0\ufffe\uffff\U0001fffe",
+                                          "Grüße 🙂",
+                                          " lead",
+                                          "trail ",
+                                          "\u0080\u009f"};
+  for (const std::string& text : texts) {
+    std::string yaml = "v: " + yaml_double_quoted(text, "v") + "\n";
+    EXPECT_EQ(YamlMap::parse(yaml, "quoted.yaml").required<std::string>("v"), text) << yaml;
+  }
+  EXPECT_EQ(yaml_double_quoted("a\u2028\x7f\"", "v"), "\"a\\u2028\\x7f\\\"\"");
+  EXPECT_EQ(input_error_of([] { yaml_double_quoted("ok\xff", "the config's model"); }),
+            "the config's model: invalid UTF-8 at byte 2, which YAML cannot hold");
+}
+
 TEST(YamlMap, LoadsFilesAndNamesThem) {
   auto dir = std::filesystem::temp_directory_path() / fmt::format("dlm_yaml_{}", ::getpid());
   std::filesystem::create_directories(dir);
@@ -824,6 +870,9 @@ TEST(GenerationConfig, YamlRoundTrip) {
   // Stop strings that YAML would read as something else, or that need escapes.
   ar.sampler.stop_strings = {"\n\n", "null",       "~",  "123", "true",         "a: b",  "# x",
                              "[",    "\"quoted\"", "\\", "\t",  "Grüße 🙂", " lead", "trail "};
+  // Line breaks YAML would fold (NEL, line and paragraph separators), the byte order mark, noncharacters.
+  ar.sampler.stop_strings.insert(ar.sampler.stop_strings.end(),
+                                 {"\u0085\n", "a\u2028b", "\ufeffx", "\ufffe", "\x7f", "\x01"});
   std::string ar_text = to_yaml(ar);
   EXPECT_EQ(parse_generation_config(ar_text, "resolved"), ar) << ar_text;
 }
