@@ -1,5 +1,5 @@
 // CudaBackend::attention: cuDNN's fused attention where the choice and the call allow it
-// (cudnn_attention.h), else the kernels of attention.cu (which describes them).
+// (cudnn_attention.h), else our kernels (attention_device.cuh describes them).
 #include <cmath>
 #include <string>
 

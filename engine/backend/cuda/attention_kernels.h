@@ -1,6 +1,7 @@
 #pragma once
-// The launcher of attention.cu's kernels, for CudaBackend::attention (attention.cpp); conventions as in
-// cuda_kernels.h (plain pointers, dtype.h and op_types.h only, since the .cu files are C++17).
+// The launcher of the attention kernels (attention.cu), for CudaBackend::attention (attention.cpp);
+// conventions as in cuda_kernels.h (plain pointers, dtype.h and op_types.h only, since the .cu files are
+// C++17).
 #include <cuda_runtime.h>
 
 #include <cstdint>
