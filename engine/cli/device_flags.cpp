@@ -33,12 +33,16 @@ void add_device_flags(CLI::App& command, DeviceFlags& flags) {
   command.add_flag("--cuda-tune-gemm", flags.cuda_tune_gemm,
                    "on the GPU, time cuBLASLt's candidate algorithms for each matrix-product shape on its "
                    "first use and keep the fastest (results may then differ in the last bits between runs)");
+  command.add_flag("--cuda-split-attention", flags.cuda_split_attention,
+                   "on the GPU, let several blocks of dlm's attention kernels share one query block's keys "
+                   "when a call is too small to fill the device (decoding against a long cache)");
 }
 
 std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
   if (flags.device == "cpu") {
     if (flags.cuda_graphs) fail_input("--cuda-graphs applies to --device cuda only");
     if (flags.cuda_tune_gemm) fail_input("--cuda-tune-gemm applies to --device cuda only");
+    if (flags.cuda_split_attention) fail_input("--cuda-split-attention applies to --device cuda only");
     if (flags.cuda_attention != "auto") fail_input("--cuda-attention applies to --device cuda only");
     return std::make_unique<CpuBackend>(flags.threads);
   }
@@ -47,7 +51,8 @@ std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
     const CudaAttention attention = flags.cuda_attention == "cudnn"    ? CudaAttention::Cudnn
                                     : flags.cuda_attention == "kernel" ? CudaAttention::Kernel
                                                                        : CudaAttention::Auto;
-    return std::make_unique<CudaBackend>(0, CudaOptions{attention, flags.cuda_graphs, flags.cuda_tune_gemm});
+    return std::make_unique<CudaBackend>(
+        0, CudaOptions{attention, flags.cuda_graphs, flags.cuda_tune_gemm, flags.cuda_split_attention});
   } catch (const Error& error) {
     fail_input("--device cuda: no usable GPU: {}", error.what());
   }

@@ -25,9 +25,11 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "engine/backend/cpu/cpu_backend.h"
+#include "engine/backend/cuda/attention_kernels.h"
 #include "engine/backend/cuda/cuda_backend.h"
 #include "engine/core/buffer.h"
 #include "tests/gpu/device_checks.h"
@@ -49,7 +51,8 @@ struct AttentionSetup {
   bool shuffle = false;          // positions in random order within each sequence
   int32_t key_position_offset = 0;
   size_t out_misalign = 0;
-  bool cudnn = false;  // on gpu_test::cudnn_gpu(), with the batch's host offsets
+  bool cudnn = false;       // on gpu_test::cudnn_gpu(), with the batch's host offsets
+  bool split_keys = false;  // on gpu_test::split_gpu()
   uint32_t seed = 1;
 
   std::string str() const {
@@ -91,6 +94,7 @@ struct AttentionSetup {
       s += std::to_string(out_misalign);
     }
     if (cudnn) s += " cudnn";
+    if (split_keys) s += " split keys";
     return s;
   }
 };
@@ -169,7 +173,7 @@ std::vector<float> gpu_attention(const AttentionSetup& s, const AttentionData& d
     batch.host_query_offsets = d.query_offsets;
     batch.host_key_offsets = d.key_offsets;
   }
-  CudaBackend& backend = s.cudnn ? gpu_test::cudnn_gpu() : gpu();
+  CudaBackend& backend = s.cudnn ? gpu_test::cudnn_gpu() : s.split_keys ? gpu_test::split_gpu() : gpu();
   backend.attention(q.tensor, k.tensor, v.tensor, batch, params_of(s), out.tensor);
   backend.synchronize();
   expect_guards_intact(out, s.str());
@@ -193,10 +197,17 @@ std::vector<double> attention_tolerance(const AttentionSetup& s, const Attention
   return tol;
 }
 
+// dlm's kernels are checked with and without splitting keys across blocks (which only calls that make few
+// blocks take).
 void check_attention(const AttentionSetup& s, const AttentionData& d) {
   SCOPED_TRACE(s.str());
   const std::vector<float> want = cpu_attention(s, d);
-  expect_close(gpu_attention(s, d), want, attention_tolerance(s, d, want), s.str());
+  const std::vector<double> tolerance = attention_tolerance(s, d, want);
+  expect_close(gpu_attention(s, d), want, tolerance, s.str());
+  if (s.cudnn) return;
+  AttentionSetup split = s;
+  split.split_keys = true;
+  expect_close(gpu_attention(split, d), want, tolerance, split.str());
 }
 
 void check_attention(const AttentionSetup& s) {
@@ -349,6 +360,74 @@ TEST(CudaAttention, ManySequencesMatchCpu) {
   }
 }
 
+// Decoding steps: a query row or a few per sequence against caches of thousands of keys, the calls that split
+// their keys. Sequences of unequal length (a short one has fewer key tiles than the call has splits, so some
+// shares are empty), every visibility (a narrow window hides whole shares), GQA and MQA, both kernels.
+TEST(CudaAttention, DecodingRowsAgainstLongCachesMatchCpu) {
+  DLM_SKIP_WITHOUT_GPU();
+  uint32_t seed = 1200;
+  for (DType dtype : {DType::F32, DType::BF16}) {
+    for (const Visibility& visibility : all_visibilities()) {
+      for (const auto& [hq, hkv] : {std::pair<int64_t, int64_t>{8, 2}, std::pair<int64_t, int64_t>{4, 1}}) {
+        AttentionSetup s;
+        s.query_lengths = {1, 1, 3};
+        s.key_lengths = {2100, 40, 1500};
+        s.hq = hq;
+        s.hkv = hkv;
+        s.d = s.dv = 128;
+        s.visibility = visibility;
+        s.dtype = dtype;
+        s.out_dtype = dtype;
+        s.seed = seed++;
+        check_attention(s);
+      }
+    }
+  }
+}
+
+// The split plan: calls whose query blocks leave most of the device idle split their keys (about two blocks
+// per multiprocessor, at most 16 shares, none without a key tile to take); prefill-sized calls, calls without
+// keys to share and calls that give no multiprocessor count do not. Host arithmetic: runs without a device.
+TEST(CudaAttentionSplits, DecodingStepsSplitAndPrefillsDoNot) {
+  cuda::AttentionProblem decode;
+  decode.qkv_dtype = decode.out_dtype = DType::BF16;
+  decode.sequences = 1;
+  decode.query_rows = 1;
+  decode.key_rows = 384;
+  decode.query_heads = 28;
+  decode.kv_heads = 4;
+  decode.head_dim = decode.value_dim = 128;
+  decode.multiprocessors = 132;
+  // 4 blocks (one per kv head) and 6 key tiles: one tile per share.
+  EXPECT_EQ(cuda::attention_key_splits(decode), 6);
+  EXPECT_EQ(cuda::attention_split_scratch_bytes(decode), size_t{6} * 28 * (16 + 4 * 128));
+  decode.key_rows = 4096;  // 64 tiles: 2 * 132 / 4 = 66 wanted, capped at 16
+  EXPECT_EQ(cuda::attention_key_splits(decode), 16);
+
+  cuda::AttentionProblem batch = decode;  // 32 sequences of one row: 32 x 4 blocks of 132, so 3 shares
+  batch.sequences = 32;
+  batch.query_rows = 32;
+  batch.key_rows = 32 * 384;
+  EXPECT_EQ(cuda::attention_key_splits(batch), 3);
+
+  cuda::AttentionProblem prefill = decode;  // 384 rows of 32 heads: 6 x 32 blocks, enough
+  prefill.query_rows = 384;
+  prefill.key_rows = 384;
+  prefill.query_heads = prefill.kv_heads = 32;
+  EXPECT_EQ(cuda::attention_key_splits(prefill), 1);
+  EXPECT_EQ(cuda::attention_split_scratch_bytes(prefill), 0u);
+
+  cuda::AttentionProblem short_cache = decode;  // one key tile: nothing to share
+  short_cache.key_rows = 64;
+  EXPECT_EQ(cuda::attention_key_splits(short_cache), 1);
+  cuda::AttentionProblem unknown_device = decode;
+  unknown_device.multiprocessors = 0;
+  EXPECT_EQ(cuda::attention_key_splits(unknown_device), 1);
+  cuda::AttentionProblem unsupported = decode;
+  unsupported.head_dim = 512;
+  EXPECT_EQ(cuda::attention_key_splits(unsupported), 1);
+}
+
 TEST(CudaAttention, QueriesWithoutVisibleKeysGetZeroRows) {
   DLM_SKIP_WITHOUT_GPU();
   for (DType dtype : {DType::F32, DType::BF16}) {
@@ -371,8 +450,11 @@ TEST(CudaAttention, QueriesWithoutVisibleKeysGetZeroRows) {
     d.q = rounded(dtype, normal_values(d.tq * s.hq * s.d, 11));
     d.k = rounded(dtype, normal_values(d.tk * s.hkv * s.d, 12));
     d.v = rounded(dtype, normal_values(d.tk * s.hkv * s.dv, 13));
-    for (const Visibility& visibility : {Visibility::causal(), Visibility::sliding_window(20)}) {
+    for (const auto& [visibility, split_keys] :
+         {std::pair{Visibility::causal(), false}, std::pair{Visibility::sliding_window(20), false},
+          std::pair{Visibility::causal(), true}, std::pair{Visibility::sliding_window(20), true}}) {
       s.visibility = visibility;
+      s.split_keys = split_keys;
       const std::vector<float> got = gpu_attention(s, d);
       const std::vector<float> want = cpu_attention(s, d);
       expect_close(got, want, attention_tolerance(s, d, want), s.str());

@@ -16,4 +16,10 @@ inline CudaBackend& cudnn_gpu() {
   return backend;
 }
 
+// A third whose attention kernels split the keys of calls too small to fill the device (cuDNN never used).
+inline CudaBackend& split_gpu() {
+  static CudaBackend backend(0, CudaOptions{CudaAttention::Kernel, false, false, true});
+  return backend;
+}
+
 }  // namespace dlm::gpu_test

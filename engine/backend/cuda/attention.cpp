@@ -85,6 +85,11 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   problem.visibility = params.visibility;
   context_->make_current();
   if (attend_with_cudnn(*context_, problem, batch)) return;
+  if (context_->split_attention_keys) {
+    problem.multiprocessors = context_->sm_count;
+    const size_t scratch = cuda::attention_split_scratch_bytes(problem);
+    if (scratch > 0) problem.split_scratch = context_->reserve_scratch(scratch);
+  }
   check_launch(cuda::launch_attention(context_->stream, problem), "attention");
 }
 

@@ -7,7 +7,10 @@
 // `heads_per_block` query heads that share one kv head (GQA/MQA), so each K/V tile it loads serves all of
 // them (vector i is row i / heads_per_block, head i % heads_per_block). Grid: x enumerates the tiles of all
 // sequences (each block finds its sequence from the device offsets), y the kv heads times the chunks their
-// query heads are split into when a group is larger than kVectors.
+// query heads are split into when a group is larger than kVectors, and z the shares of the keys: with
+// CudaOptions::split_attention_keys, a call that makes too few blocks to fill the device (a decoding step)
+// gives each share of a block's key tiles its own block, which writes its vectors' partial softmax to scratch
+// for attention_combine.cu to merge.
 //
 // Visibility is evaluated per (query, key) element from positions, so it never depends on positions being
 // sorted. Positions become "codes" once (the position, or position / block_size for block-causal), and a key
@@ -68,6 +71,12 @@ struct Params {
   int block_size32;  // block_size when it fits in an int (32-bit division), else 0
   long long window;
   bool out_bf16;
+  // With splits > 1, block z of the grid takes the z-th share of its query block's key tiles and writes its
+  // vectors' partial softmax to split_stats / split_acc (split_slot) instead of the output; attention_combine
+  // then merges the shares.
+  int splits;
+  float4* split_stats;  // [splits][query_rows][query_heads]: running max, running sum, whether a key was seen
+  float* split_acc;     // [splits][query_rows][query_heads][value_dim]: the unnormalized outputs
 };
 
 // The block's share of the batch: query rows [row_begin, row_begin + row_count) of `sequence` (-1: none, the
@@ -211,15 +220,41 @@ __device__ inline void query_codes(const Params& p, const Tile& t, const Heads& 
   }
 }
 
-// Called by every warp alike (same inputs, same answer): the first key tile at or after `tile` that some
-// query of the block may see, or the tile count when none is left. Each lane gets the codes of keys lane and
+// The key tiles [begin, end) of this block: all of its sequence's, or with splits the blockIdx.z-th of
+// p.splits near-equal shares (empty for the shares past a short sequence's last tile).
+struct TileRange {
+  int begin;
+  int end;
+};
+
+__device__ __forceinline__ TileRange block_tile_range(const Params& p, const Tile& t) {
+  const int tiles = (t.key_count + kKeys - 1) / kKeys;
+  if (p.splits <= 1) return {0, tiles};
+  const int share = (tiles + p.splits - 1) / p.splits;
+  const int begin = min(static_cast<int>(blockIdx.z) * share, tiles);
+  return {begin, min(begin + share, tiles)};
+}
+
+// The index of block vector `vec`'s partial result among split_stats (times value_dim: among split_acc).
+__device__ __forceinline__ int64_t split_slot(const Params& p, const Tile& t, const Heads& h, int vec) {
+  return (static_cast<int64_t>(blockIdx.z) * p.query_rows + t.row_begin + vec / p.heads_per_block) *
+             p.query_heads +
+         h.head_begin + vec % p.heads_per_block;
+}
+
+__device__ __forceinline__ void store_split_stats(const Params& p, int64_t slot, float running_max,
+                                                  float running_sum, bool saw_key) {
+  p.split_stats[slot] = make_float4(running_max, running_sum, saw_key ? 1.0f : 0.0f, 0.0f);
+}
+
+// Called by every warp alike (same inputs, same answer): the first key tile in [tile, end) that some
+// query of the block may see, or `end` when none is left. Each lane gets the codes of keys lane and
 // lane + 32 of that tile; `full` says whether every vector of the block sees all 64 keys of it (then no
 // element needs its own check: vectors that do not exist compute rows nobody stores).
-__device__ inline int next_visible_tile(const Params& p, const Tile& t, int tile, int qmin, int qmax,
+__device__ inline int next_visible_tile(const Params& p, const Tile& t, int tile, int end, int qmin, int qmax,
                                         int& code_lo, int& code_hi, bool& full) {
   const int lane = static_cast<int>(threadIdx.x & 31u);
-  const int tiles = (t.key_count + kKeys - 1) / kKeys;
-  for (; tile < tiles; ++tile) {
+  for (; tile < end; ++tile) {
     const int base = t.key_begin + tile * kKeys;
     const int keys = min(kKeys, t.key_count - tile * kKeys);
     const bool has_lo = lane < keys;
@@ -308,5 +343,7 @@ cudaError_t launch_kernel(void (*kernel)(Params), dim3 grid, int threads, size_t
 // The kernels' launchers: `p` complete but for the shared-memory strides, which they set.
 cudaError_t launch_simt(cudaStream_t stream, dim3 grid, Params p, DType in);
 cudaError_t launch_mma(cudaStream_t stream, dim3 grid, Params p);
+// attention_combine.cu: merges the p.splits partial results of every query vector into the output.
+cudaError_t launch_combine(cudaStream_t stream, const Params& p);
 
 }  // namespace dlm::cuda::attention_detail

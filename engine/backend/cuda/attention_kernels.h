@@ -4,6 +4,7 @@
 // C++17).
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "engine/core/dtype.h"
@@ -37,12 +38,21 @@ struct AttentionProblem {
   float scale = 0.0f;
   float softcap = 0.0f;
   Visibility visibility;
+  // Splitting each block's keys across blocks (attention.cu says when): the device's multiprocessors (0:
+  // never split) and device scratch of attention_split_scratch_bytes(*this) bytes.
+  int multiprocessors = 0;
+  void* split_scratch = nullptr;
 };
 
 // The largest head_dim / value_dim the kernels take.
 inline constexpr int64_t kMaxAttentionHeadDim = 256;
 
 cudaError_t launch_attention(cudaStream_t stream, const AttentionProblem& problem);
+
+// How many blocks share the keys of each query block of `problem` (1: no split), and the scratch their
+// partial results take (0 without a split). Host arithmetic only: no device is needed.
+int attention_key_splits(const AttentionProblem& problem);
+size_t attention_split_scratch_bytes(const AttentionProblem& problem);
 
 // The device arrays cuDNN's attention (cudnn_attention.cpp) reads, derived from a batch's offsets: i32
 // query and key rows per sequence [sequences], and the element offset of each sequence's first row of q, k,

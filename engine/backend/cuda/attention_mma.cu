@@ -169,12 +169,12 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma(Params p) {
 
   const int qmin = q_bounds[0];
   const int qmax = q_bounds[1];
-  const int tiles = (t.key_count + kKeys - 1) / kKeys;
+  const TileRange range = block_tile_range(p, t);
   int code_lo = 0;
   int code_hi = 0;
   bool full = false;
-  int tile = next_visible_tile(p, t, 0, qmin, qmax, code_lo, code_hi, full);
-  if (tile < tiles) {
+  int tile = next_visible_tile(p, t, range.begin, range.end, qmin, qmax, code_lo, code_hi, full);
+  if (tile < range.end) {
     load_tile(tile, 0);
     if (warp == 0) {
       k_code[0][lane] = code_lo;
@@ -205,13 +205,13 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma(Params p) {
   }
 
   int buf = 0;
-  while (tile < tiles) {
+  while (tile < range.end) {
     const int keys = min(kKeys, t.key_count - tile * kKeys);
     int next_lo = 0;
     int next_hi = 0;
     bool next_full = false;
-    const int next = next_visible_tile(p, t, tile + 1, qmin, qmax, next_lo, next_hi, next_full);
-    if (next < tiles) {
+    const int next = next_visible_tile(p, t, tile + 1, range.end, qmin, qmax, next_lo, next_hi, next_full);
+    if (next < range.end) {
       load_tile(next, buf ^ 1);
       if (warp == 0) {
         k_code[buf ^ 1][lane] = next_lo;
@@ -362,6 +362,17 @@ __global__ void __launch_bounds__(kMmaThreads) attention_mma(Params p) {
   for (int r = 0; r < 2; ++r) {
     if (!query_ok[r]) continue;
     const int vec = vec0 + 8 * r;
+    if (p.splits > 1) {
+      const int64_t slot = split_slot(p, t, h, vec);
+      if (t4 == 0) store_split_stats(p, slot, running_max[r], running_sum[r], saw_key[r]);
+#pragma unroll
+      for (int n = 0; n < kDvTiles; ++n) {
+        if (8 * n >= dv_model) continue;
+        *reinterpret_cast<float2*>(p.split_acc + slot * dv_model + 8 * n + 2 * t4) =
+            make_float2(o[n][2 * r], o[n][2 * r + 1]);
+      }
+      continue;
+    }
     const int64_t base = (static_cast<int64_t>(t.row_begin + vec / p.heads_per_block) * p.query_heads +
                           h.head_begin + vec % p.heads_per_block) *
                          dv_model;

@@ -83,12 +83,12 @@ __global__ void __launch_bounds__(kSimtThreads, kDvChunks <= 2 ? 2 : 1) attentio
   }
   const int qmin = q_bounds[0];
   const int qmax = q_bounds[1];
-  const int tiles = (t.key_count + kKeys - 1) / kKeys;
+  const TileRange range = block_tile_range(p, t);
   int code_lo = 0;
   int code_hi = 0;
   bool full = false;
-  int tile = next_visible_tile(p, t, 0, qmin, qmax, code_lo, code_hi, full);
-  while (tile < tiles) {
+  int tile = next_visible_tile(p, t, range.begin, range.end, qmin, qmax, code_lo, code_hi, full);
+  while (tile < range.end) {
     const int key0 = t.key_begin + tile * kKeys;
     const int keys = min(kKeys, t.key_count - tile * kKeys);
     if (warp == 0) {
@@ -229,13 +229,26 @@ __global__ void __launch_bounds__(kSimtThreads, kDvChunks <= 2 ? 2 : 1) attentio
       }
     }
     __syncthreads();  // V, the probabilities and the key codes are read
-    tile = next_visible_tile(p, t, tile + 1, qmin, qmax, code_lo, code_hi, full);
+    tile = next_visible_tile(p, t, tile + 1, range.end, qmin, qmax, code_lo, code_hi, full);
   }
 
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     if (!query_ok[i]) continue;
     const int vec = ty + 16 * i;
+    if (p.splits > 1) {
+      const int64_t slot = split_slot(p, t, h, vec);
+      if (tx == 0) store_split_stats(p, slot, running_max[i], running_sum[i], saw_key[i]);
+#pragma unroll
+      for (int c = 0; c < kDvChunks; ++c) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int dv = tx * 4 + 64 * c + e;
+          if (dv < dv_model) p.split_acc[slot * dv_model + dv] = acc[i][c][e];
+        }
+      }
+      continue;
+    }
     const int64_t base = (static_cast<int64_t>(t.row_begin + vec / p.heads_per_block) * p.query_heads +
                           h.head_begin + vec % p.heads_per_block) *
                          dv_model;

@@ -22,6 +22,9 @@ struct CudaOptions {
   // instead of the heuristic's first choice. Candidates may sum in other orders (split K), so results can
   // differ in the last bits between processes that chose differently.
   bool tune_gemm = false;
+  // Let the blocks of dlm's attention kernels share a query block's keys when the call makes too few blocks
+  // to fill the device (decoding steps against long caches), merging their partial softmax afterwards.
+  bool split_attention_keys = false;
 };
 
 class CudaBackend final : public Backend {
