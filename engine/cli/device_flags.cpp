@@ -30,9 +30,11 @@ void add_device_flags(CLI::App& command, DeviceFlags& flags) {
   command.add_flag("--cuda-graphs", flags.cuda_graphs,
                    "on the GPU, record a forward that repeats the previous one's shapes (a steady-state "
                    "denoising step) as a CUDA graph and replay it");
-  command.add_flag("--cuda-tune-gemm", flags.cuda_tune_gemm,
-                   "on the GPU, time cuBLASLt's candidate algorithms for each matrix-product shape on its "
-                   "first use and keep the fastest (results may then differ in the last bits between runs)");
+  command.add_flag(
+      "--cuda-tune-gemm", flags.cuda_tune_gemm,
+      "on the GPU, time cuBLASLt's candidate algorithms (the heuristic's first offers, each also "
+      "with K split 2 to 32 ways) for each matrix-product shape on its first use and keep the "
+      "fastest (results may then differ in the last bits between runs)");
   command.add_flag("--cuda-split-attention", flags.cuda_split_attention,
                    "on the GPU, let several blocks of dlm's attention kernels share one query block's keys "
                    "when a call is too small to fill the device (decoding against a long cache)");

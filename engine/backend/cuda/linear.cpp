@@ -19,7 +19,8 @@
 //
 // The descriptors and the heuristic's choice are made once per problem (LinearAlgoKey) and kept in the
 // Context, so a call only sets the bias pointer and queues its kernels. With CudaOptions::tune_gemm the
-// choice is instead the fastest of the heuristic's first offers, timed on the problem's first call.
+// choice is instead the fastest of the heuristic's first offers and their split-K variants, timed on the
+// problem's first call.
 #include <cublasLt.h>
 
 #include <array>
@@ -27,6 +28,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "engine/backend/cuda/cuda_context.h"
 #include "engine/backend/cuda/cuda_kernels.h"
@@ -37,6 +39,8 @@ namespace {
 
 constexpr size_t kScratchAlignment = 256;  // cudaMalloc's alignment, kept by every part of the scratch
 constexpr int kTunedCandidates = 8;        // the heuristic's offers timed with CudaOptions::tune_gemm
+// And each offer again with K split this many ways, where cuBLASLt takes it.
+constexpr std::array<int32_t, 5> kTunedKSplits = {2, 4, 8, 16, 32};
 
 bool is_float(DType dtype) {
   return dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16;
@@ -97,6 +101,41 @@ class LtPreference {
   cublasLtMatmulPreference_t pref_ = nullptr;
 };
 
+// The variants of `offer` with its K split kTunedKSplits ways, partial sums added in f32, that cuBLASLt
+// accepts for `plan` within the workspace. The heuristic seldom offers them for products of few rows, whose
+// outputs make fewer tiles than the device has multiprocessors, so the weights stream through few of them.
+void add_k_splits(const CudaBackend::Context& ctx, LinearPlan& plan, const cublasLtMatmulAlgo_t& offer) {
+  int32_t split_support = 0;
+  uint32_t schemes = 0;
+  int32_t offered_splits = 1;
+  size_t written = 0;
+  const bool splits_ok =
+      cublasLtMatmulAlgoCapGetAttribute(&offer, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT, &split_support,
+                                        sizeof split_support, &written) == CUBLAS_STATUS_SUCCESS &&
+      split_support != 0 &&
+      cublasLtMatmulAlgoCapGetAttribute(&offer, CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK, &schemes,
+                                        sizeof schemes, &written) == CUBLAS_STATUS_SUCCESS &&
+      (schemes & CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE) != 0 &&
+      cublasLtMatmulAlgoConfigGetAttribute(&offer, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &offered_splits,
+                                           sizeof offered_splits, &written) == CUBLAS_STATUS_SUCCESS;
+  if (!splits_ok) return;
+  const uint32_t scheme = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+  for (const int32_t splits : kTunedKSplits) {
+    if (splits == offered_splits) continue;
+    cublasLtMatmulAlgo_t variant = offer;
+    cublasLtMatmulHeuristicResult_t check{};
+    const bool accepted =
+        cublasLtMatmulAlgoConfigSetAttribute(&variant, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits,
+                                             sizeof splits) == CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatmulAlgoConfigSetAttribute(&variant, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme,
+                                             sizeof scheme) == CUBLAS_STATUS_SUCCESS &&
+        cublasLtMatmulAlgoCheck(ctx.lt, plan.desc, plan.a, plan.b, plan.d, plan.d, &variant, &check) ==
+            CUBLAS_STATUS_SUCCESS &&
+        check.workspaceSize <= ctx.workspace_bytes;
+    if (accepted) plan.candidates.push_back(variant);
+  }
+}
+
 // The plan for `key`, made on its first use and kept in the Context. With the bias epilogue the heuristic
 // reads the bias pointer's alignment, so `bias` is set before it is asked: every bias linear() passes is
 // 256-byte aligned, which keeps its answer good for the bias pointers of later calls.
@@ -149,6 +188,10 @@ LinearPlan& find_plan(CudaBackend::Context& ctx, const LinearAlgoKey& key, const
       if (results[static_cast<size_t>(i)].state == CUBLAS_STATUS_SUCCESS)
         plan->candidates.push_back(results[static_cast<size_t>(i)].algo);
     }
+  }
+  if (ctx.tune_gemm) {
+    const std::vector<cublasLtMatmulAlgo_t> offers = plan->candidates;
+    for (const cublasLtMatmulAlgo_t& offer : offers) add_k_splits(ctx, *plan, offer);
   }
   plan->found = !plan->candidates.empty();
   if (plan->found) plan->algo = plan->candidates.front();
