@@ -270,8 +270,10 @@ TEST_F(BatchInputsE2e, ProgressBarIsDrawnOnATerminalAndNeverInTheOutput) {
     GTEST_SKIP() << "needs script(1) from util-linux to give dlm a terminal";
   const std::string out = (dir_ / "out.jsonl").string();
   std::string command;
-  for (const std::string& arg : generate_args({"-p", "A map", "-p", "The river", "-o", out}))
-    command += " " + e2e::shell_quote(arg);
+  for (const std::string& arg : generate_args({"-p", "A map", "-p", "The river", "-o", out})) {
+    command += ' ';
+    command += e2e::shell_quote(arg);
+  }
   const e2e::DlmRun terminal = e2e::run_program(
       "/usr/bin/script", {"-qec", e2e::shell_quote(DLM_BINARY) + command, "/dev/null"}, dir_);
   ASSERT_EQ(terminal.exit_code, 0) << terminal.err;
