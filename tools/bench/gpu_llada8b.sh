@@ -14,16 +14,17 @@
 # Writes OUT_DIR/summary.md (also printed) and keeps every raw output in OUT_DIR: dlm_*.items.jsonl (the
 # prompts and per-item settings fed to dlm), dlm_*.jsonl (its records), torch_*.jsonl (the reference's JSON
 # lines), profile.md (dlm bench --profile: where dlm's step time goes, by op; profile_kernel_attention.md: the
-# same with --cuda-attention kernel; bench_ar.md and bench_ar_split.md: dlm bench of AR decoding without and
-# with --cuda-split-attention; bench_graphs.md: dlm bench with --cuda-graphs), *.log (stderr), steps.tsv (each
+# same with --cuda-attention kernel; bench_ar.md / bench_ar_split.md and bench_b1.md / bench_b1_tuned.md:
+# dlm bench without and with --cuda-split-attention and --cuda-tune-gemm; bench_graphs.md: dlm bench with
+# --cuda-graphs), *.log (stderr), steps.tsv (each
 # step's exit status and seconds). Each step runs under a timeout and
 # on its own: a failure leaves its rows empty ("—") and the others go on.
 #
 # Time on an H200 (measured 2026-12-05 but for the LLaDA b32 end-to-end runs, estimated from the step times):
 # checkpoints 52 s when missing; dlm: LLaDA b1 9 s, AR b1 6 s, AR b32 4 s, LLaDA b32 18 s (+~100 s with
 # LLADA_B32), the two profiles 26 and 29 s, the graphs bench 34 s; reference: AR 38-54 s, LLaDA 42-44 s (+~110 s
-# with LLADA_B32). About 4.5 minutes in all from a bare machine with LLADA_B32=0, 8 with it, before the two AR
-# bench runs were added (not timed yet).
+# with LLADA_B32). About 4.5 minutes in all from a bare machine with LLADA_B32=0, 8 with it, before the four
+# A/B bench runs were added (not timed yet).
 #
 # The LLaDA checkpoint's LM-head row of the MASK id is zeroed first (zero_mask_logit.py): with random weights
 # MASK can be the argmax; dlm never draws it but the reference commits it, so both sides would decode
@@ -162,12 +163,18 @@ step dlm_profile_kernel_attention 150 "$out/profile_kernel_attention.md" "$dlm" 
   -m "$ckpt/llada-8b" --method llada --batch-size 1,32 --prompt-length 128 --gen-length 256 --block-length 32 \
   --steps 16 --cache none,dual --warmup 1 --repeat 1 --profile --cuda-attention kernel "${dlm_flags[@]}"
 
-# AR decoding with dlm's attention kernels splitting each decoding step's keys across blocks, against the
-# same run without (bench_ar.md and bench_ar_split.md).
+# A/B runs of opt-in options, each against the same bench without it: AR decoding with the attention
+# kernels splitting each decoding step's keys across blocks (bench_ar.md, bench_ar_split.md), and the
+# batch-1 LLaDA steps with cuBLASLt's algorithms timed per product shape, split-K variants included
+# (bench_b1.md, bench_b1_tuned.md).
 ar_bench=(bench --device cuda -m "$ckpt/qwen2.5-7b" --method autoregressive --batch-size 1,32 --prompt-length 128
   --gen-length 256 --warmup 1 --repeat 2)
 step dlm_bench_ar 90 "$out/bench_ar.md" "$dlm" "${ar_bench[@]}" "${dlm_flags[@]}"
 step dlm_bench_ar_split 90 "$out/bench_ar_split.md" "$dlm" "${ar_bench[@]}" --cuda-split-attention "${dlm_flags[@]}"
+b1_bench=(bench --device cuda -m "$ckpt/llada-8b" --method llada --batch-size 1 --prompt-length 128 --gen-length 256
+  --block-length 32 --steps 16 --cache none,dual --warmup 1 --repeat 3)
+step dlm_bench_b1 60 "$out/bench_b1.md" "$dlm" "${b1_bench[@]}" "${dlm_flags[@]}"
+step dlm_bench_b1_tuned 90 "$out/bench_b1_tuned.md" "$dlm" "${b1_bench[@]}" --cuda-tune-gemm "${dlm_flags[@]}"
 
 # The step times again with the steady-state steps replayed as CUDA graphs.
 step dlm_bench_graphs 120 "$out/bench_graphs.md" "$dlm" bench --device cuda -m "$ckpt/llada-8b" \
