@@ -50,19 +50,40 @@ void filter_top_k(std::span<float> row, int64_t k) {
 }
 
 void filter_top_p(std::span<float> row, double p) {
-  if (p >= 1.0) return;
-  std::vector<int32_t> order(row.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return row[a] > row[b]; });
+  if (p >= 1.0 || row.empty()) return;
   std::vector<double> probabilities;
   softmax(row, probabilities);
+  // A NaN or +inf logit, or a row of -inf, makes every probability NaN: no mass ever exceeds p.
+  if (std::isnan(probabilities.front())) return;
+  // The order is descending by logit, ties by the lower id; the tokens kept are a prefix of it. Tokens of
+  // probability 0 (those top-k cut, say) end it, and the mass before each of them is the whole mass before:
+  // they all go or all stay. The others are sorted a prefix at a time (the next `candidates` found in linear
+  // time), four times longer each round, until the mass before a token exceeds p.
+  std::vector<int32_t> order(row.size());
+  std::iota(order.begin(), order.end(), 0);
+  const auto live_end = std::partition(
+      order.begin(), order.end(), [&](int32_t id) { return probabilities[static_cast<size_t>(id)] > 0.0; });
+  const auto live = static_cast<size_t>(live_end - order.begin());
+  const auto before = [&](int32_t a, int32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); };
   double mass = 0.0;
-  for (size_t i = 0; i < order.size(); ++i) {
-    const size_t id = static_cast<size_t>(order[i]);
-    const bool drop = i > 0 && mass > p;
-    mass += probabilities[id];
-    if (drop) row[id] = kMinusInf;
+  size_t kept = live;
+  for (size_t sorted = 0; sorted < live && kept == live;) {
+    const size_t candidates = std::min(std::max<size_t>(256, 4 * sorted), live);
+    const auto first = order.begin() + static_cast<std::ptrdiff_t>(sorted);
+    const auto end = order.begin() + static_cast<std::ptrdiff_t>(candidates);
+    if (candidates < live) std::nth_element(first, end, live_end, before);
+    std::sort(first, end, before);
+    for (size_t i = sorted; i < candidates; ++i) {
+      if (i > 0 && mass > p) {
+        kept = i;
+        break;
+      }
+      mass += probabilities[static_cast<size_t>(order[i])];
+    }
+    sorted = candidates;
   }
+  if (kept == live && !(mass > p)) kept = order.size();  // nothing exceeded p: the zeros stay too
+  for (size_t i = kept; i < order.size(); ++i) row[static_cast<size_t>(order[i])] = kMinusInf;
 }
 
 void filter_min_p(std::span<float> row, double min_p) {

@@ -4,9 +4,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <memory>
+#include <numeric>
+#include <random>
 #include <vector>
 
 #include "engine/core/error.h"
@@ -22,6 +26,7 @@ namespace {
 using ::testing::ElementsAre;
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 // Logits whose softmax is exactly the given probabilities (up to float rounding of the logs).
 std::vector<float> logits_of(const std::vector<double>& probabilities) {
@@ -104,6 +109,67 @@ TEST(TokenRules, TopPKeepsTheNucleusOfAWorkedFourTokenExample) {
   EXPECT_THAT(kept(0.01), ElementsAre(0));           // the most likely always stays
   EXPECT_THAT(kept(0.97), ElementsAre(0, 1, 2, 3));  // nothing exceeds 0.97
   EXPECT_THAT(kept(1.0), ElementsAre(0, 1, 2, 3));   // off
+}
+
+// The nucleus by its definition: every id sorted by logit (stable, so ties by the lower id), the mass before
+// each summed in that order.
+std::vector<float> nucleus_by_full_sort(std::vector<float> row, double p) {
+  std::vector<double> probabilities;
+  softmax(row, probabilities);
+  std::vector<int32_t> order(row.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return row[a] > row[b]; });
+  double mass = 0.0;
+  std::vector<float> out = row;
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (i > 0 && mass > p) out[static_cast<size_t>(order[i])] = -kInf;
+    mass += probabilities[static_cast<size_t>(order[i])];
+  }
+  return out;
+}
+
+// filter_top_p sorts only a prefix of the order, grown until its mass exceeds p: the same tokens go as by the
+// definition, bit for bit, for peaked and flat rows of a large vocabulary (nuclei of a few tokens to tens of
+// thousands), rows of many tied logits, rows already cut by top-k, rows whose finite logits are mostly of
+// probability 0 in double, and rows with NaN or +inf (nothing goes).
+TEST(TokenRules, TopPOnLargeRowsDropsWhatTheFullSortDrops) {
+  std::mt19937 gen(2024);
+  const auto row_of = [&](size_t size, float sigma, int ties) {
+    std::normal_distribution<float> logit(0.0f, sigma);
+    std::vector<float> row(size);
+    for (float& v : row) v = ties > 0 ? static_cast<float>(static_cast<int>(logit(gen)) % ties) : logit(gen);
+    return row;
+  };
+  std::vector<std::vector<float>> rows = {
+      row_of(152064, 6.0f, 0), row_of(152064, 1.0f, 0), row_of(126464, 0.05f, 0), row_of(50000, 3.0f, 4),
+      row_of(300, 2.0f, 0),    row_of(1, 1.0f, 0),      row_of(20000, 400.0f, 0)};
+  std::vector<float> cut = row_of(152064, 2.0f, 0);
+  filter_top_k(cut, 50);
+  rows.push_back(cut);
+  for (const std::vector<float>& row : rows) {
+    for (double p : {0.0, 0.3, 0.9, 0.95, 0.999, 0.9999999}) {
+      std::vector<float> got = row;
+      filter_top_p(got, p);
+      const std::vector<float> want = nucleus_by_full_sort(row, p);
+      ASSERT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+          << "row of " << row.size() << ", p " << p;
+    }
+  }
+  // Two tokens of probability 1/2 and two of probability 0 in double: the mass before the zeros, 1, exceeds
+  // 0.6, so they go, though no token of positive probability does.
+  std::vector<float> zeros = {0.0f, 0.0f, -1000.0f, -1000.0f};
+  filter_top_p(zeros, 0.6);
+  EXPECT_THAT(zeros, ElementsAre(0.0f, 0.0f, -kInf, -kInf));
+  for (float bad : {kNaN, kInf}) {
+    std::vector<float> row = row_of(1000, 1.0f, 0);
+    row[500] = bad;
+    const std::vector<float> before = row;
+    filter_top_p(row, 0.5);
+    EXPECT_EQ(std::memcmp(row.data(), before.data(), row.size() * sizeof(float)), 0) << bad;
+  }
+  std::vector<float> empty;
+  filter_top_p(empty, 0.5);
+  EXPECT_TRUE(empty.empty());
 }
 
 TEST(TokenRules, MinPDropsTokensBelowAFractionOfTheLargestProbability) {
