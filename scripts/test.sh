@@ -23,10 +23,12 @@ scripts/setup.sh
 
 passed=0
 failed=0
+# Each phase's header carries the seconds since the start, so a run's log shows where its time went.
+phase() { echo "== $1 (at ${SECONDS} s)" >&2; }
 run_ctest() {  # build_dir label
   local log
   log=$(mktemp)
-  echo "== ctest ($2)" >&2
+  phase "ctest ($2)"
   if ctest --test-dir "$1" -j"$jobs" --output-on-failure --timeout 600 2>&1 | tee "$log"; then :; fi
   local line
   line=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$log" | tail -1 || true)
@@ -43,7 +45,7 @@ run_ctest() {  # build_dir label
   rm -f "$log"
 }
 
-echo "== build (release)" >&2
+phase "build (release)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs"
 run_ctest build release
@@ -51,7 +53,7 @@ run_ctest build release
 # The Python tools' own tests: the task checker scores the default models; the GPU benchmark's summary and
 # checkpoint edit work on the host.
 for python_test in tools/data/test_tasks.py tools/bench/test_bench_tools.py; do
-  echo "== python ($python_test)" >&2
+  phase "python ($python_test)"
   if python3 "$python_test"; then
     passed=$((passed + 1))
   else
@@ -60,14 +62,14 @@ for python_test in tools/data/test_tasks.py tools/bench/test_bench_tools.py; do
 done
 
 if ((run_sanitizers)); then
-  echo "== build (AddressSanitizer + UBSan)" >&2
+  phase "build (AddressSanitizer + UBSan)"
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDLM_SANITIZE=ON -DDLM_ENABLE_CUDA=OFF >/dev/null
   cmake --build build-asan -j"$jobs"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 run_ctest build-asan asan+ubsan
 fi
 
 if ((run_fuzz)); then
-  echo "== fuzz (${fuzz_seconds}s per target)" >&2
+  phase "fuzz (${fuzz_seconds}s per target)"
   if scripts/run_fuzzers.sh "$fuzz_seconds"; then
     passed=$((passed + 1))
   else
@@ -75,5 +77,6 @@ if ((run_fuzz)); then
   fi
 fi
 
+phase "done"
 echo "suite: $passed passed, $failed failed"
 ((failed == 0))
