@@ -1,15 +1,16 @@
 // bf16 activations on the CUDA backend, through the op front-ends: embedding into bf16, the norms, RoPE and
 // the element-wise ops, out of place and in place, against the CPU backend (the reference, which computes in
 // f32 only) given the same values widened to f32. (linear and attention with bf16 operands are covered in
-// cuda_linear_attention_test.cpp.) Without a device every test skips.
+// cuda_linear_test.cpp and cuda_attention_test.cpp.) Without a device every test skips.
 //
 // Tolerance: each kernel computes its f32 result from the widened inputs exactly as its f32 form does and
-// rounds it once to bf16, and the f32 forms agree with the CPU within the bounds of cuda_ops_test.cpp (an
-// f32 ulp or two; add and the copies exactly). So a bf16 result is the CPU's f32 result rounded to nearest
-// even: exactly where the f32 forms agree exactly, and otherwise that or its bf16 neighbour (the two f32
-// values may straddle a rounding boundary), i.e. within one bf16 ulp (<= 2^-7 |cpu|) plus the f32 forms'
-// absolute bound where they have one (rope and layer_norm: 1e-6, which matters only for results near 0).
-// NaN must match NaN, an infinity the same infinity. Guard bytes around every output stay untouched.
+// rounds it once to bf16, and the f32 forms agree with the CPU within the bounds of cuda_ops_test.cpp and
+// cuda_norm_rope_test.cpp (an f32 ulp or two; add and the copies exactly). So a bf16 result is the CPU's f32
+// result rounded to nearest even: exactly where the f32 forms agree exactly, and otherwise that or its bf16
+// neighbour (the two f32 values may straddle a rounding boundary), i.e. within one bf16 ulp (<= 2^-7 |cpu|)
+// plus the f32 forms' absolute bound where they have one (rope and layer_norm: 1e-6, which matters only for
+// results near 0). NaN must match NaN, an infinity the same infinity. Guard bytes around every output stay
+// untouched.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -140,8 +141,8 @@ void expect_guards_intact(const DeviceTensor& d) {
 
 // ---------------------------------------------------------------------------------------------- checks
 
-// How the f32 forms of a kernel agree with the CPU (cuda_ops_test.cpp): exactly, or within an ulp or two plus
-// an absolute bound.
+// How the f32 forms of a kernel agree with the CPU (cuda_ops_test.cpp, cuda_norm_rope_test.cpp): exactly, or
+// within an ulp or two plus an absolute bound.
 struct F32Agreement {
   bool exact = false;
   double abs = 0.0;

@@ -282,8 +282,8 @@ TEST_P(CudaTransformer, BatchMixingCachedAndUncachedSequences) {
 }
 
 // The fused statistics come back on the device for the requested rows: equal to what the CPU computes from
-// the same (GPU) logits, within the vocab_stats op bound of cuda_ops_test.cpp (argmax exactly; max_prob
-// and margin rel 6e-7; entropy abs 5e-7 + 8e-7 ln V).
+// the same (GPU) logits, within the vocab_stats op bound of cuda_softmax_vocab_test.cpp (argmax exactly;
+// max_prob and margin rel 6e-7; entropy abs 5e-7 + 8e-7 ln V).
 TEST_P(CudaTransformer, StatisticsOfTheRequestedRows) {
   ForwardBatch batch;
   batch.visibility = Visibility::bidirectional();

@@ -1,7 +1,7 @@
 // The host half of cuDNN's attention (engine/backend/cuda/cudnn_attention.h), which needs no device: every
 // tensor and operation descriptor of the graph is accepted and finalized by the installed cuDNN (a wrong
 // attribute type, count or value fails here), plans are sized from the longest sequence, and every call
-// cuDNN cannot take is named. The GPU half (results against the CPU) is in cuda_linear_attention_test.cpp.
+// cuDNN cannot take is named. The GPU half (results against the CPU) is in cuda_attention_test.cpp.
 #include <gtest/gtest.h>
 
 #include <cstdint>
