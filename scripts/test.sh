@@ -63,7 +63,9 @@ done
 
 if ((run_sanitizers)); then
   phase "build (AddressSanitizer + UBSan)"
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDLM_SANITIZE=ON -DDLM_ENABLE_CUDA=OFF >/dev/null
+  # -O1 and line tables only: half the compile time of -O2 -g, with every check and file:line in reports.
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
+    -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DDLM_SANITIZE=ON -DDLM_ENABLE_CUDA=OFF >/dev/null
   cmake --build build-asan -j"$jobs"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 run_ctest build-asan asan+ubsan
 fi
