@@ -12,6 +12,11 @@ AutoregressiveTask::AutoregressiveTask(Backbone& backbone, const SamplingConfig&
     : config_(config), context_(context), rng_{request.seed}, sequence_(request.prompt) {
   prompt_ = static_cast<int64_t>(request.prompt.size());
   cache_ = backbone.new_cache(prompt_ + config.gen_length);
+  if (config.repetition_penalty != 1.0) {
+    penalized_ = sequence_;
+    std::sort(penalized_.begin(), penalized_.end());
+    penalized_.erase(std::unique(penalized_.begin(), penalized_.end()), penalized_.end());
+  }
 }
 
 StepPhase AutoregressiveTask::plan(ForwardBatch& batch) {
@@ -25,7 +30,7 @@ StepPhase AutoregressiveTask::plan(ForwardBatch& batch) {
 
 int32_t AutoregressiveTask::next_token(std::span<const float> logits) {
   row_.assign(logits.begin(), logits.end());
-  apply_repetition_penalty(row_, sequence_, config_.repetition_penalty);
+  apply_repetition_penalty(row_, penalized_, config_.repetition_penalty);
   if (config_.temperature == 0.0) return argmax(row_);
   apply_temperature(row_, config_.temperature);
   filter_top_k(row_, config_.top_k);
@@ -46,16 +51,30 @@ bool AutoregressiveTask::ends_with_stop_string() {
                      [&](const std::string& stop) { return text.find(stop) != std::string::npos; });
 }
 
-bool AutoregressiveTask::token_rules(std::vector<TokenRule>& rules) const {
-  if (needs_host_rows(config_)) return false;
-  rules.push_back(scaled_rule(config_.temperature, rng_, static_cast<uint64_t>(step_),
-                              static_cast<int64_t>(sequence_.size())));
+bool AutoregressiveTask::token_rules(StepRules& step) const {
+  TokenRule rule = scaled_rule(config_.temperature, rng_, static_cast<uint64_t>(step_),
+                               static_cast<int64_t>(sequence_.size()));
+  if (config_.temperature > 0.0) {  // greedy decoding takes the penalized argmax, unfiltered
+    set_filters(rule, config_, FilterOrder::TopKFirst);
+    rule.min_p = config_.min_p;
+  }
+  if (config_.repetition_penalty != 1.0) {
+    rule.repetition_penalty = config_.repetition_penalty;
+    rule.penalized_begin = static_cast<int32_t>(step.penalized_ids.size());
+    rule.penalized_count = static_cast<int32_t>(penalized_.size());
+    step.penalized_ids.insert(step.penalized_ids.end(), penalized_.begin(), penalized_.end());
+  }
+  step.rules.push_back(rule);
   return true;
 }
 
 void AutoregressiveTask::consume(const StepRows& rows) {
   const int32_t token = rows.predicted ? rows.predictions[0].token : next_token(rows.logits.row(0));
   sequence_.push_back(token);
+  if (config_.repetition_penalty != 1.0) {
+    const auto at = std::lower_bound(penalized_.begin(), penalized_.end(), token);
+    if (at == penalized_.end() || *at != token) penalized_.insert(at, token);
+  }
   ++step_;
   const bool stop_id =
       std::find(context_.stop_ids.begin(), context_.stop_ids.end(), token) != context_.stop_ids.end();

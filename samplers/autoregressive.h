@@ -20,7 +20,7 @@ class AutoregressiveTask final : public DecodeTask {
                      const GenerationRequest& request);
 
   StepPhase plan(ForwardBatch& batch) override;
-  bool token_rules(std::vector<TokenRule>& rules) const override;
+  bool token_rules(StepRules& step) const override;
   void consume(const StepRows& rows) override;
   bool finished() const override { return finished_; }
   TaskOutput output() const override { return output_; }
@@ -34,7 +34,8 @@ class AutoregressiveTask final : public DecodeTask {
   const SamplingConfig& config_;
   const DecodeContext& context_;
   RngStream rng_;
-  std::vector<int32_t> sequence_;  // prompt, then the generated tokens
+  std::vector<int32_t> sequence_;   // prompt, then the generated tokens
+  std::vector<int32_t> penalized_;  // with a repetition penalty: sequence_'s distinct ids, ascending
   int64_t prompt_ = 0;
   int64_t step_ = 0;
   std::unique_ptr<SequenceCache> cache_;

@@ -77,7 +77,8 @@ StepPhase BlockDiffusionTask::plan(ForwardBatch& batch) {
   return stage_ == Stage::Prefill ? StepPhase::Prefill : StepPhase::Commit;
 }
 
-bool BlockDiffusionTask::token_rules(std::vector<TokenRule>& rules) const {
+bool BlockDiffusionTask::token_rules(StepRules& step) const {
+  std::vector<TokenRule>& rules = step.rules;
   const size_t first = rules.size();
   const auto add = [&](int64_t position) {
     std::optional<TokenRule> rule = predictor_.rule(rng_, static_cast<uint64_t>(step_), position);

@@ -24,7 +24,7 @@ class BlockDiffusionTask final : public DecodeTask {
   static int64_t canvas_length(int64_t prompt, const SamplingConfig& config);
 
   StepPhase plan(ForwardBatch& batch) override;
-  bool token_rules(std::vector<TokenRule>& rules) const override;
+  bool token_rules(StepRules& step) const override;
   void consume(const StepRows& rows) override;
   bool finished() const override { return finished_; }
   TaskOutput output() const override { return output_; }

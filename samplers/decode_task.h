@@ -30,6 +30,13 @@ struct StepRows {
   bool predicted = false;  // predictions, not logits
 };
 
+// A step's token rules, one per logit row, and the ids their repetition penalties name
+// (TokenRule::penalized_begin counts from the start of penalized_ids).
+struct StepRules {
+  std::vector<TokenRule> rules;
+  std::vector<int32_t> penalized_ids;
+};
+
 // What a finished task hands back; the Decoder adds the counts and times it measured.
 struct TaskOutput {
   std::vector<int32_t> tokens;
@@ -43,10 +50,10 @@ class DecodeTask {
   // Appends this request's sequences (with a CacheUse each) and logit rows for its next forward; a task that
   // is not finished always has one.
   virtual StepPhase plan(ForwardBatch& batch) = 0;
-  // Appends one TokenRule per logit row of the last plan, in order, and returns true; or returns false,
-  // appending nothing, when the rows need the host's logits. A rule's guidance_row counts from the task's
-  // first row.
-  virtual bool token_rules(std::vector<TokenRule>& rules) const = 0;
+  // Appends one TokenRule per logit row of the last plan, in order (and the ids its penalties name), and
+  // returns true; or returns false, appending nothing, when the rows need the host's logits. A rule's
+  // guidance_row counts from the task's first row.
+  virtual bool token_rules(StepRules& step) const = 0;
   virtual void consume(const StepRows& rows) = 0;
   virtual bool finished() const = 0;
   virtual TaskOutput output() const = 0;

@@ -40,15 +40,17 @@ LogitRows Decoder::host_rows(const Tensor& logits, int64_t first, int64_t count)
 }
 
 bool Decoder::gather_rules(const std::vector<Active>& active) {
-  rules_.clear();
+  std::vector<TokenRule>& rules = step_rules_.rules;
+  rules.clear();
+  step_rules_.penalized_ids.clear();
   for (const Active& a : active) {
-    const size_t first = rules_.size();
-    if (!a.task->token_rules(rules_)) return false;
-    DLM_CHECK(static_cast<int64_t>(rules_.size() - first) == a.row_count,
-              "Decoder: request {} gave {} token rules for {} rows", a.request, rules_.size() - first,
+    const size_t first = rules.size();
+    if (!a.task->token_rules(step_rules_)) return false;
+    DLM_CHECK(static_cast<int64_t>(rules.size() - first) == a.row_count,
+              "Decoder: request {} gave {} token rules for {} rows", a.request, rules.size() - first,
               a.row_count);
-    for (size_t i = first; i < rules_.size(); ++i) {
-      if (rules_[i].guidance_row >= 0) rules_[i].guidance_row += static_cast<int32_t>(a.first_row);
+    for (size_t i = first; i < rules.size(); ++i) {
+      if (rules[i].guidance_row >= 0) rules[i].guidance_row += static_cast<int32_t>(a.first_row);
     }
   }
   return true;
@@ -87,8 +89,8 @@ void Decoder::run(size_t count, const TaskFactory& make_task, const ResultSink& 
     const Clock::time_point forward_start = Clock::now();
     const Tensor logits = backbone_.forward(batch_).logits;
     if (on_device) {
-      predictions_.resize(rules_.size());
-      ops::predict_tokens(backend_, logits, rules_, predictions_);
+      predictions_.resize(step_rules_.rules.size());
+      ops::predict_tokens(backend_, logits, step_rules_.rules, step_rules_.penalized_ids, predictions_);
     } else if (logits.device().kind != DeviceKind::Cpu && logits.numel() > 0) {
       // Grown, never shrunk, so that steps of a steady batch copy without allocating.
       if (staging_.tensor().numel() < logits.numel())

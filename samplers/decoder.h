@@ -39,7 +39,7 @@ class Decoder {
   struct Active;
 
   LogitRows host_rows(const Tensor& logits, int64_t first, int64_t count);
-  // Gathers every active task's token rules into rules_; false when one of them needs host logits.
+  // Gathers every active task's token rules into step_rules_; false when one of them needs host logits.
   bool gather_rules(const std::vector<Active>& active);
 
   Backbone& backbone_;
@@ -48,7 +48,7 @@ class Decoder {
   int64_t max_rows_;
   ForwardBatch batch_;                        // reused across steps
   HostTensor staging_;                        // logits copied off a device backend, flat [capacity]
-  std::vector<TokenRule> rules_;              // a step's rules, one per logit row
+  StepRules step_rules_;                      // a step's rules, one per logit row
   std::vector<TokenPrediction> predictions_;  // their results
 };
 

@@ -110,7 +110,8 @@ std::vector<int64_t> MaskedDiffusionTask::choose(const std::vector<Prediction>& 
   return select_commits(scores, params);
 }
 
-bool MaskedDiffusionTask::token_rules(std::vector<TokenRule>& rules) const {
+bool MaskedDiffusionTask::token_rules(StepRules& step) const {
+  std::vector<TokenRule>& rules = step.rules;
   const size_t first = rules.size();
   const int64_t n = static_cast<int64_t>(candidates_.size());
   for (int64_t i = 0; i < n; ++i) {

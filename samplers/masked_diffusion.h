@@ -19,7 +19,7 @@ class MaskedDiffusionTask final : public DecodeTask {
                       Method method, const GenerationRequest& request);
 
   StepPhase plan(ForwardBatch& batch) override;
-  bool token_rules(std::vector<TokenRule>& rules) const override;
+  bool token_rules(StepRules& step) const override;
   void consume(const StepRows& rows) override;
   bool finished() const override { return finished_; }
   TaskOutput output() const override { return output_; }

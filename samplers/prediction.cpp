@@ -1,14 +1,11 @@
 #include "samplers/prediction.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "samplers/token_rules.h"
 
 namespace dlm {
-
-bool needs_host_rows(const SamplingConfig& config) {
-  return config.top_k > 0 || config.top_p < 1.0 || config.min_p > 0.0 || config.repetition_penalty != 1.0;
-}
 
 TokenRule scaled_rule(double temperature, const RngStream& rng, uint64_t step, int64_t position) {
   TokenRule rule;
@@ -21,6 +18,13 @@ TokenRule scaled_rule(double temperature, const RngStream& rng, uint64_t step, i
     rule.counter = draw_step(DrawPurpose::Categorical, step);
   }
   return rule;
+}
+
+void set_filters(TokenRule& rule, const SamplingConfig& config, FilterOrder order) {
+  // k >= V leaves the row as it is, so a larger k is the largest the rule holds.
+  rule.top_k = static_cast<int32_t>(std::min<int64_t>(config.top_k, std::numeric_limits<int32_t>::max()));
+  rule.top_p = config.top_p;
+  rule.filter_order = order;
 }
 
 Predictor::Predictor(const SamplingConfig& config, const DecodeContext& context, Method method)
@@ -95,13 +99,14 @@ double Predictor::confidence_by_policy(const RngStream& rng, uint64_t step, int6
 }
 
 std::optional<TokenRule> Predictor::rule(const RngStream& rng, uint64_t step, int64_t position) const {
-  if (needs_host_rows(config_)) return std::nullopt;
   if (method_ != Method::Llada) {
     TokenRule rule = scaled_rule(config_.temperature, rng, step, position);
     rule.never_drawn = context_.mask_id;
+    set_filters(rule, config_, method_ == Method::Dream ? FilterOrder::TopPFirst : FilterOrder::TopKFirst);
     return rule;
   }
   TokenRule rule;
+  set_filters(rule, config_, FilterOrder::TopKFirst);
   rule.seed = rng.seed;
   rule.position = static_cast<uint64_t>(position);
   rule.never_drawn = context_.mask_id;

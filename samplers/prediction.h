@@ -17,13 +17,11 @@
 
 namespace dlm {
 
-// Whether the settings process whole logit rows on the host (top-k, top-p, min-p, the repetition penalty),
-// so that no device rule can stand for them.
-bool needs_host_rows(const SamplingConfig& config);
-
 // The device rule for a row whose token is drawn from softmax(l / temperature), its scores from that
 // distribution too (Dream, block diffusion, autoregressive), or the argmax of l at temperature 0.
 TokenRule scaled_rule(double temperature, const RngStream& rng, uint64_t step, int64_t position);
+// The rule's top-k and top-p filters from the settings (the order is the method's).
+void set_filters(TokenRule& rule, const SamplingConfig& config, FilterOrder order);
 
 struct Prediction {
   int32_t token = 0;
@@ -40,7 +38,7 @@ class Predictor {
   // Row i of a step's rows: the device's prediction, or predict() on a copy of the host row.
   Prediction predict(const StepRows& rows, int64_t i, const RngStream& rng, uint64_t step, int64_t position);
 
-  // The same prediction as a device rule, or nothing where needs_host_rows(config).
+  // The same prediction as a device rule, or nothing where the rule cannot hold LLaDA's score suppressions.
   std::optional<TokenRule> rule(const RngStream& rng, uint64_t step, int64_t position) const;
   // predict()'s result from the device's answer to rule(rng, step, position).
   Prediction from_device(const TokenPrediction& result, const RngStream& rng, uint64_t step,

@@ -41,6 +41,7 @@ void apply_repetition_penalty(std::span<float> row, std::span<const int32_t> his
 
 void filter_top_k(std::span<float> row, int64_t k) {
   if (k <= 0 || static_cast<size_t>(k) >= row.size()) return;
+  if (std::any_of(row.begin(), row.end(), [](float v) { return std::isnan(v); })) return;
   std::vector<float> sorted(row.begin(), row.end());
   std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<float>());
   const float kth = sorted[static_cast<size_t>(k - 1)];

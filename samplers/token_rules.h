@@ -30,7 +30,8 @@ void suppress(std::span<float> row, int32_t id);
 // transformers' RepetitionPenaltyLogitsProcessor: every distinct id of `history` gets l * penalty when l < 0,
 // l / penalty otherwise.
 void apply_repetition_penalty(std::span<float> row, std::span<const int32_t> history, double penalty);
-// Every logit below the k-th largest becomes -inf (ties with the k-th stay). k <= 0 or k >= size: no change.
+// Every logit below the k-th largest becomes -inf (ties with the k-th stay). k <= 0 or k >= size, or a row
+// holding NaN (which has no k-th largest): no change.
 void filter_top_k(std::span<float> row, int64_t k);
 // Nucleus: sorted descending, a token goes when the probability mass before it already exceeds p; the most
 // likely token always stays. p >= 1: no change.

@@ -137,11 +137,12 @@ class Backend {
   // Whether predict_tokens runs here. A device backend predicts next to its logits, so that a step brings
   // back a few bytes per row instead of the rows; the CPU's samplers read the logits they already hold.
   virtual bool predicts_tokens() const { return false; }
-  // out[r] = rules[r] applied to logits[r] (engine/ops/token_rule.h); rules and out are host memory, and
-  // out is complete when the call returns.
+  // out[r] = rules[r] applied to logits[r] (engine/ops/token_rule.h); rules, penalized_ids (the id lists of
+  // the rules' repetition penalties) and out are host memory, and out is complete when the call returns. A
+  // row with a repetition penalty is penalized in place.
   virtual void predict_tokens(const Tensor& logits, std::span<const TokenRule> rules,
-                              std::span<TokenPrediction> out) {
-    (void)logits, (void)rules, (void)out;
+                              std::span<const int32_t> penalized_ids, std::span<TokenPrediction> out) {
+    (void)logits, (void)rules, (void)penalized_ids, (void)out;
     fail("predict_tokens: the {} backend has no token rules", device_name(device()));
   }
 };

@@ -173,9 +173,11 @@ void ProfilingBackend::vocab_stats(const Tensor& logits, const VocabStats& out) 
 }
 
 void ProfilingBackend::predict_tokens(const Tensor& logits, std::span<const TokenRule> rules,
+                                      std::span<const int32_t> penalized_ids,
                                       std::span<TokenPrediction> out) {
   timed(
-      "predict_tokens", [&] { return operand(logits); }, [&] { inner_->predict_tokens(logits, rules, out); });
+      "predict_tokens", [&] { return operand(logits); },
+      [&] { inner_->predict_tokens(logits, rules, penalized_ids, out); });
 }
 
 }  // namespace dlm

@@ -67,7 +67,7 @@ class ProfilingBackend final : public Backend {
   void vocab_stats(const Tensor& logits, const VocabStats& out) override;
   bool predicts_tokens() const override { return inner_->predicts_tokens(); }
   void predict_tokens(const Tensor& logits, std::span<const TokenRule> rules,
-                      std::span<TokenPrediction> out) override;
+                      std::span<const int32_t> penalized_ids, std::span<TokenPrediction> out) override;
 
  private:
   // Runs `call`, timed under (op, shape) when enabled; `shape` is only built then.

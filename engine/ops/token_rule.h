@@ -18,10 +18,19 @@ enum class TokenDraw : uint8_t {
 
 inline constexpr int kMaxScoreSuppressions = 4;
 
+// The order of the top-k and top-p filters (min-p always comes last): transformers and SDAR take top-k
+// first, Dream top-p.
+enum class FilterOrder : uint8_t { TopKFirst, TopPFirst };
+
 // Applied to row r of logits [N, V], in this order:
+//   with repetition_penalty != 1, logits[r] is penalized in place: each penalized id's l becomes
+//     f32(l * penalty) when l < 0, f32(l / penalty) otherwise, in float64 (samplers'
+//     apply_repetition_penalty)
 //   l = logits[r]; with guidance_row g >= 0, l = logits[g] + guidance_scale * (l - logits[g]) in f32
 //   with divide_by_temperature, l = f32(l / temperature) computed in float64
-//   the draw row: l with suppress_before_draw at -inf; the token comes from it, never never_drawn
+//   l with suppress_before_draw at -inf, then filtered: top_k and top_p in filter_order, then min_p, each
+//     on the row the ones before left (samplers' filter_top_k, filter_top_p, filter_min_p); a filtered id is
+//     -inf. This is the draw row; the token comes from it, never never_drawn
 //   the score row: the draw row with every suppress_before_scores id at -inf; the scores are its softmax's.
 // A Categorical draw samples from the score row's softmax, so it takes no score-only suppressions. Unused
 // ids are -1. Draws come from the request's Philox stream (engine/core/rng.h), as on the host.
@@ -39,6 +48,14 @@ struct TokenRule {
   // position masked); a Categorical draw then samples the other ids renormalized, u scaled by their mass.
   int32_t never_drawn = -1;
   int32_t suppress_before_scores[kMaxScoreSuppressions] = {-1, -1, -1, -1};
+  int32_t top_k = 0;  // 0 or >= V: off
+  FilterOrder filter_order = FilterOrder::TopKFirst;
+  double top_p = 1.0;  // 1: off
+  double min_p = 0.0;  // 0: off
+  // Ids [penalized_begin, penalized_begin + penalized_count) of predict_tokens' penalized ids, ascending.
+  double repetition_penalty = 1.0;  // 1: off
+  int32_t penalized_begin = 0;
+  int32_t penalized_count = 0;
 };
 
 // One row's result: the token and the softmax statistics of its score row (float64, as the host computes

@@ -19,6 +19,39 @@ int64_t check_logits(std::string_view op, const Backend& backend, const Tensor& 
   return logits.dim(0);
 }
 
+void check_filters(const TokenRule& rule, size_t row) {
+  constexpr std::string_view kOp = "predict_tokens";
+  DLM_CHECK(rule.top_k >= 0, "{}: rule {}: top_k {} is negative", kOp, row, rule.top_k);
+  DLM_CHECK(rule.top_p >= 0.0 && rule.top_p <= 1.0, "{}: rule {}: top_p {} is outside [0, 1]", kOp, row,
+            rule.top_p);
+  DLM_CHECK(rule.min_p >= 0.0 && rule.min_p <= 1.0, "{}: rule {}: min_p {} is outside [0, 1]", kOp, row,
+            rule.min_p);
+  DLM_CHECK(rule.filter_order == FilterOrder::TopKFirst || rule.filter_order == FilterOrder::TopPFirst,
+            "{}: rule {}: unknown filter order {}", kOp, row, static_cast<int>(rule.filter_order));
+}
+
+// The penalty's ids: a slice of penalized_ids, ascending (so distinct: the kernel penalizes each id once, in
+// place), inside the vocabulary.
+void check_penalty(const TokenRule& rule, size_t row, std::span<const int32_t> penalized_ids, int64_t vocab) {
+  constexpr std::string_view kOp = "predict_tokens";
+  DLM_CHECK(std::isfinite(rule.repetition_penalty) && rule.repetition_penalty > 0.0,
+            "{}: rule {}: repetition_penalty {} is not a positive finite number", kOp, row,
+            rule.repetition_penalty);
+  const auto ids = static_cast<int64_t>(penalized_ids.size());
+  DLM_CHECK(rule.penalized_begin >= 0 && rule.penalized_count >= 0 &&
+                int64_t{rule.penalized_begin} + rule.penalized_count <= ids,
+            "{}: rule {}: penalized ids [{}, +{}) are outside the {} given", kOp, row, rule.penalized_begin,
+            rule.penalized_count, ids);
+  const std::span<const int32_t> own = penalized_ids.subspan(static_cast<size_t>(rule.penalized_begin),
+                                                             static_cast<size_t>(rule.penalized_count));
+  for (size_t i = 0; i < own.size(); ++i) {
+    DLM_CHECK(own[i] >= 0 && own[i] < vocab, "{}: rule {}: penalized id {} is outside [0, {})", kOp, row,
+              own[i], vocab);
+    DLM_CHECK(i == 0 || own[i - 1] < own[i], "{}: rule {}: penalized ids must ascend, got {} after {}", kOp,
+              row, own[i], own[i - 1]);
+  }
+}
+
 void check_token_rule(const TokenRule& rule, size_t row, int64_t rows, int64_t vocab) {
   constexpr std::string_view kOp = "predict_tokens";
   const auto id_ok = [&](int32_t id) { return id >= -1 && id < vocab; };
@@ -86,13 +119,25 @@ void vocab_stats(Backend& backend, const Tensor& logits, const VocabStats& out) 
 }
 
 void predict_tokens(Backend& backend, const Tensor& logits, std::span<const TokenRule> rules,
-                    std::span<TokenPrediction> out) {
+                    std::span<const int32_t> penalized_ids, std::span<TokenPrediction> out) {
   constexpr std::string_view kOp = "predict_tokens";
   const int64_t rows = check_logits(kOp, backend, logits);
   DLM_CHECK(static_cast<int64_t>(rules.size()) == rows && static_cast<int64_t>(out.size()) == rows,
             "{}: {} rules and {} outputs for logits {}", kOp, rules.size(), out.size(), logits.describe());
-  for (size_t r = 0; r < rules.size(); ++r) check_token_rule(rules[r], r, rows, logits.dim(1));
-  backend.predict_tokens(logits, rules, out);
+  for (size_t r = 0; r < rules.size(); ++r) {
+    check_token_rule(rules[r], r, rows, logits.dim(1));
+    check_filters(rules[r], r);
+    check_penalty(rules[r], r, penalized_ids, logits.dim(1));
+  }
+  // A penalized row changes in place, so no other row may read it as its guidance, nor may it be guided.
+  for (size_t r = 0; r < rules.size(); ++r) {
+    const int32_t guide = rules[r].guidance_row;
+    DLM_CHECK(guide < 0 || (rules[r].repetition_penalty == 1.0 &&
+                            rules[static_cast<size_t>(guide)].repetition_penalty == 1.0),
+              "{}: rule {}: guidance and a repetition penalty cannot be combined (guidance row {})", kOp, r,
+              guide);
+  }
+  backend.predict_tokens(logits, rules, penalized_ids, out);
 }
 
 }  // namespace dlm::ops

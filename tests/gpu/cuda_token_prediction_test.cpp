@@ -6,6 +6,7 @@
 // Without a device every test skips.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -16,6 +17,7 @@
 #include "engine/ops/vocab.h"
 #include "samplers/prediction.h"
 #include "tests/gpu/shared_gpu.h"
+#include "tests/parity/token_rule_reference.h"
 
 namespace dlm {
 namespace {
@@ -78,6 +80,8 @@ struct Setting {
   Remasking remasking;
   bool suppress = false;  // LLaDA's EOS flags
   double cfg = 0.0;       // guidance, LLaDA only
+  int64_t top_k = 0;
+  double top_p = 1.0;
 };
 
 const Setting kSettings[] = {
@@ -89,6 +93,10 @@ const Setting kSettings[] = {
     {"dream_greedy_entropy", Method::Dream, 0.0, Remasking::Entropy},
     {"dream_categorical", Method::Dream, 0.6, Remasking::Margin},
     {"block_categorical", Method::BlockDiffusion, 1.3, Remasking::LowConfidence},
+    {"llada_gumbel_filtered", Method::Llada, 0.8, Remasking::LowConfidence, true, 0.0, 50, 0.95},
+    {"dream_greedy_top_p", Method::Dream, 0.0, Remasking::Entropy, false, 0.0, 0, 0.37},
+    {"dream_categorical_filtered", Method::Dream, 0.6, Remasking::Margin, false, 0.0, 40, 0.9},
+    {"block_categorical_filtered", Method::BlockDiffusion, 1.1, Remasking::LowConfidence, false, 0.0, 7, 0.8},
 };
 
 class CudaTokenPrediction : public ::testing::TestWithParam<Setting> {};
@@ -106,6 +114,8 @@ TEST_P(CudaTokenPrediction, MatchesTheHostPrediction) {
   config.remasking = setting.remasking;
   config.suppress_eos = config.suppress_eos_confidence = setting.suppress;
   config.cfg_scale = setting.cfg;
+  config.top_k = setting.top_k;
+  config.top_p = setting.top_p;
   const RngStream rng{77};
   const uint64_t step = 9;
 
@@ -140,7 +150,7 @@ TEST_P(CudaTokenPrediction, MatchesTheHostPrediction) {
     const Tensor logits = device.view(DType::F32, Shape{rows, vocab});
     gpu().copy(HostTensor::from(Shape{rows, vocab}, host).tensor(), logits);
     std::vector<TokenPrediction> got(static_cast<size_t>(rows));
-    ops::predict_tokens(gpu(), logits, rules, got);
+    ops::predict_tokens(gpu(), logits, rules, {}, got);
 
     for (int64_t i = 0; i < candidates; ++i) {
       if (!suppressions_fit) break;  // the host cannot suppress ids outside the row
@@ -176,10 +186,115 @@ TEST(CudaTokenPrediction, RefusesARuleItCannotApply) {
   std::vector<TokenRule> rules(2);
   std::vector<TokenPrediction> out(2);
   rules[1].suppress_before_draw = 10;
-  EXPECT_THROW(ops::predict_tokens(gpu(), logits, rules, out), Error);
+  EXPECT_THROW(ops::predict_tokens(gpu(), logits, rules, {}, out), Error);
   rules[1] = TokenRule{};
   rules[0].guidance_row = 0;
-  EXPECT_THROW(ops::predict_tokens(gpu(), logits, rules, out), Error);
+  EXPECT_THROW(ops::predict_tokens(gpu(), logits, rules, {}, out), Error);
+}
+
+// Every filter and the repetition penalty, alone and together, in both orders and with every draw, against
+// the rule applied on the host (tests/parity/token_rule_reference.h): same tokens, scores to 1e-10.
+struct FilterCase {
+  const char* name;
+  void (*set)(TokenRule&);
+};
+
+const FilterCase kFilterCases[] = {
+    {"top_k_1", [](TokenRule& r) { r.top_k = 1; }},
+    {"top_k_50", [](TokenRule& r) { r.top_k = 50; }},
+    {"top_k_all_but_one", [](TokenRule& r) { r.top_k = 1 << 30; }},  // cut to V - 1 below
+    {"top_p_0.9", [](TokenRule& r) { r.top_p = 0.9; }},
+    {"top_p_0.37_categorical",
+     [](TokenRule& r) {
+       r.top_p = 0.37;
+       r.draw = TokenDraw::Categorical;
+       r.temperature = 1.0;
+     }},
+    {"top_p_0", [](TokenRule& r) { r.top_p = 0.0; }},
+    {"top_k_then_top_p",
+     [](TokenRule& r) {
+       r.top_k = 40;
+       r.top_p = 0.95;
+     }},
+    {"top_p_then_top_k_scaled",
+     [](TokenRule& r) {
+       r.top_k = 3;
+       r.top_p = 0.6;
+       r.filter_order = FilterOrder::TopPFirst;
+       r.divide_by_temperature = true;
+       r.temperature = 2.5;
+       r.draw = TokenDraw::Categorical;
+     }},
+    {"min_p", [](TokenRule& r) { r.min_p = 0.05; }},
+    {"gumbel_filtered",
+     [](TokenRule& r) {
+       r.draw = TokenDraw::Gumbel;
+       r.temperature = 0.9;
+       r.top_k = 20;
+       r.top_p = 0.8;
+       r.suppress_before_draw = kEos;
+       r.suppress_before_scores[0] = kEot;
+     }},
+    {"penalty_greedy", [](TokenRule& r) { r.repetition_penalty = 1.3; }},
+    {"everything",
+     [](TokenRule& r) {
+       r.repetition_penalty = 0.8;
+       r.divide_by_temperature = true;
+       r.temperature = 1.1;
+       r.draw = TokenDraw::Categorical;
+       r.top_k = 20;
+       r.top_p = 0.8;
+       r.min_p = 0.05;
+     }},
+};
+
+TEST(CudaTokenPrediction, FiltersAndPenaltiesMatchTheHost) {
+  const cuda::DeviceProbe probe = cuda::probe_devices();
+  if (probe.count == 0) GTEST_SKIP() << "no CUDA device: " << probe.reason;
+  for (const int64_t vocab : {int64_t{1}, int64_t{37}, int64_t{4099}, int64_t{152064}}) {
+    const int64_t rows = vocab > 100000 ? 16 : 40;
+    const std::vector<float> host = make_rows(rows, vocab, static_cast<uint32_t>(vocab) + 5);
+    Buffer device = gpu().allocate(host.size() * sizeof(float));
+    const Tensor logits = device.view(DType::F32, Shape{rows, vocab});
+    for (const FilterCase& filter : kFilterCases) {
+      std::vector<TokenRule> rules(static_cast<size_t>(rows));
+      std::vector<int32_t> penalized;
+      for (int64_t i = 0; i < rows; ++i) {
+        TokenRule& rule = rules[static_cast<size_t>(i)];
+        rule.seed = 91;
+        rule.counter = 3;
+        rule.position = static_cast<uint64_t>(7 * i);
+        filter.set(rule);
+        rule.top_k = static_cast<int32_t>(std::min<int64_t>(rule.top_k, vocab - 1));
+        if (rule.suppress_before_draw >= vocab) rule.suppress_before_draw = -1;
+        for (int32_t& id : rule.suppress_before_scores) id = id < vocab ? id : -1;
+        if (rule.repetition_penalty != 1.0) {  // every third id, the row's top ones among them
+          rule.penalized_begin = static_cast<int32_t>(penalized.size());
+          for (int64_t v = i % 3; v < vocab; v += 3) penalized.push_back(static_cast<int32_t>(v));
+          rule.penalized_count = static_cast<int32_t>(penalized.size()) - rule.penalized_begin;
+        }
+      }
+      gpu().copy(HostTensor::from(Shape{rows, vocab}, host).tensor(), logits);  // penalties change it
+      std::vector<TokenPrediction> got(static_cast<size_t>(rows));
+      ops::predict_tokens(gpu(), logits, rules, penalized, got);
+      for (int64_t i = 0; i < rows; ++i) {
+        const TokenPrediction want =
+            reference_prediction(host.data(), vocab, rules[static_cast<size_t>(i)], i, penalized);
+        const TokenPrediction& g = got[static_cast<size_t>(i)];
+        const std::string where =
+            std::string(filter.name) + ", vocab " + std::to_string(vocab) + ", row " + std::to_string(i);
+        EXPECT_EQ(g.token, want.token) << where;
+        EXPECT_TRUE(same_number(g.probability, want.probability))
+            << where << ": probability " << g.probability << " vs " << want.probability;
+        EXPECT_TRUE(same_number(g.margin, want.margin))
+            << where << ": margin " << g.margin << " vs " << want.margin;
+        EXPECT_TRUE(same_number(g.entropy, want.entropy))
+            << where << ": entropy " << g.entropy << " vs " << want.entropy;
+        EXPECT_TRUE(same_number(g.neg_entropy, want.neg_entropy))
+            << where << ": neg_entropy " << g.neg_entropy << " vs " << want.neg_entropy;
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -314,9 +314,10 @@ TEST(PredictTokens, NamesTheBadRuleAndRefusesTheCpu) {
   CpuBackend backend(1);
   const HostTensor logits = HostTensor::from(Shape{2, 4}, std::vector<float>(8, 0.5f));
   std::vector<TokenPrediction> out(2);
+  std::vector<int32_t> penalized = {0, 2, 3, 1, 1};
   const auto message = [&](std::vector<TokenRule> rules) {
     try {
-      ops::predict_tokens(backend, logits, rules, out);
+      ops::predict_tokens(backend, logits, rules, penalized, out);
     } catch (const Error& e) {
       return std::string(e.what());
     }
@@ -341,6 +342,75 @@ TEST(PredictTokens, NamesTheBadRuleAndRefusesTheCpu) {
   rules[0].suppress_before_scores[0] = 1;
   EXPECT_NE(message(rules).find("takes no score-only suppressions"), std::string::npos) << message(rules);
   EXPECT_NE(message({TokenRule{}}).find("1 rules and 2 outputs"), std::string::npos);
+
+  // Filters out of range.
+  const auto refused = [&](void (*change)(TokenRule&), const std::string& expected) {
+    std::vector<TokenRule> bad(2);
+    change(bad[1]);
+    const std::string got = message(bad);
+    EXPECT_NE(got.find(expected), std::string::npos) << got;
+  };
+  refused([](TokenRule& r) { r.top_k = -1; }, "rule 1: top_k -1 is negative");
+  refused([](TokenRule& r) { r.top_p = 1.5; }, "rule 1: top_p 1.5 is outside [0, 1]");
+  refused([](TokenRule& r) { r.top_p = std::nan(""); }, "rule 1: top_p nan is outside [0, 1]");
+  refused([](TokenRule& r) { r.min_p = -0.1; }, "rule 1: min_p -0.1 is outside [0, 1]");
+  refused([](TokenRule& r) { r.filter_order = static_cast<FilterOrder>(7); },
+          "rule 1: unknown filter order 7");
+  // The penalty: positive and finite, its ids an ascending slice of the given ids inside the vocabulary.
+  refused([](TokenRule& r) { r.repetition_penalty = 0.0; },
+          "rule 1: repetition_penalty 0 is not a positive finite number");
+  refused(
+      [](TokenRule& r) {
+        r.repetition_penalty = 1.2;
+        r.penalized_begin = 3;
+        r.penalized_count = 3;
+      },
+      "rule 1: penalized ids [3, +3) are outside the 5 given");
+  refused(
+      [](TokenRule& r) {
+        r.repetition_penalty = 1.2;
+        r.penalized_begin = 2;
+        r.penalized_count = 2;
+      },
+      "rule 1: penalized ids must ascend, got 1 after 3");
+  refused(
+      [](TokenRule& r) {
+        r.repetition_penalty = 1.2;
+        r.penalized_begin = 3;
+        r.penalized_count = 2;
+      },
+      "rule 1: penalized ids must ascend, got 1 after 1");
+  penalized[4] = 4;
+  refused(
+      [](TokenRule& r) {
+        r.repetition_penalty = 1.2;
+        r.penalized_begin = 3;
+        r.penalized_count = 2;
+      },
+      "rule 1: penalized id 4 is outside [0, 4)");
+  // A penalized row changes in place: it may neither be guided nor guide another row.
+  std::vector<TokenRule> guided(2);
+  guided[0].guidance_row = 1;
+  guided[1].repetition_penalty = 1.1;
+  EXPECT_NE(
+      message(guided).find("rule 0: guidance and a repetition penalty cannot be combined (guidance row 1)"),
+      std::string::npos)
+      << message(guided);
+  guided[0].repetition_penalty = 1.1;
+  guided[1].repetition_penalty = 1.0;
+  EXPECT_NE(message(guided).find("rule 0: guidance and a repetition penalty cannot be combined"),
+            std::string::npos)
+      << message(guided);
+  // Valid filters and penalty ids reach the backend, which here has no token rules.
+  std::vector<TokenRule> valid(2);
+  valid[0].top_k = 2;
+  valid[0].top_p = 0.5;
+  valid[0].min_p = 0.1;
+  valid[1].repetition_penalty = 1.3;
+  valid[1].penalized_begin = 0;
+  valid[1].penalized_count = 3;
+  penalized = {0, 2, 3};
+  EXPECT_NE(message(valid).find("the cpu backend has no token rules"), std::string::npos) << message(valid);
 }
 
 }  // namespace

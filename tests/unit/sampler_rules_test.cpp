@@ -85,6 +85,12 @@ TEST(TokenRules, TopKKeepsEveryTieOfTheKthLargest) {
     filter_top_k(row, k);
     EXPECT_THAT(row, ElementsAre(1.0f, 3.0f, 2.0f, 3.0f, 0.0f)) << "k " << k;
   }
+  // A NaN has no rank, so a row holding one has no k-th largest: it stays as it is.
+  row = {1.0f, std::nanf(""), 2.0f, 3.0f, 0.0f};
+  filter_top_k(row, 2);
+  EXPECT_EQ(row[0], 1.0f);
+  EXPECT_TRUE(std::isnan(row[1]));
+  EXPECT_THAT(std::vector<float>(row.begin() + 2, row.end()), ElementsAre(2.0f, 3.0f, 0.0f));
 }
 
 TEST(TokenRules, TopPKeepsTheNucleusOfAWorkedFourTokenExample) {

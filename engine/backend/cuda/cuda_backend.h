@@ -77,7 +77,7 @@ class CudaBackend final : public Backend {
   void vocab_stats(const Tensor& logits, const VocabStats& out) override;
   bool predicts_tokens() const override { return true; }
   void predict_tokens(const Tensor& logits, std::span<const TokenRule> rules,
-                      std::span<TokenPrediction> out) override;
+                      std::span<const int32_t> penalized_ids, std::span<TokenPrediction> out) override;
 
   // The state the op files share (stream, cuBLASLt handle and workspace, algorithm cache); cuda_context.h.
   struct Context;

@@ -181,6 +181,9 @@ __device__ __forceinline__ float shfl_xor(float v, int mask) {
 __device__ __forceinline__ double shfl_xor(double v, int mask) {
   return __shfl_xor_sync(0xffffffffu, v, mask);
 }
+__device__ __forceinline__ unsigned int shfl_xor(unsigned int v, int mask) {
+  return __shfl_xor_sync(0xffffffffu, v, mask);
+}
 __device__ __forceinline__ Best shfl_xor(Best v, int mask) {
   return {__shfl_xor_sync(0xffffffffu, v.value, mask), __shfl_xor_sync(0xffffffffu, v.index, mask)};
 }

@@ -108,8 +108,9 @@ cudaError_t launch_top_k(cudaStream_t stream, const float* logits, int64_t rows,
                          float* values, int32_t* indices, void* scratch);
 cudaError_t launch_vocab_stats(cudaStream_t stream, const float* logits, int64_t rows, int64_t vocab,
                                int32_t* argmax, float* max_prob, float* entropy, float* margin);
-// out[r] = rules[r] applied to logits[r] (token_rule.h); rules and out are device arrays of `rows`.
-cudaError_t launch_predict_tokens(cudaStream_t stream, const float* logits, int64_t rows, int64_t vocab,
-                                  const TokenRule* rules, TokenPrediction* out);
+// out[r] = rules[r] applied to logits[r] (token_rule.h), rows with a repetition penalty penalized in place;
+// rules and out are device arrays of `rows`, penalized_ids the device array the rules' penalties index.
+cudaError_t launch_predict_tokens(cudaStream_t stream, float* logits, int64_t rows, int64_t vocab,
+                                  const TokenRule* rules, const int32_t* penalized_ids, TokenPrediction* out);
 
 }  // namespace dlm::cuda

@@ -35,22 +35,30 @@ void CudaBackend::vocab_stats(const Tensor& logits, const VocabStats& out) {
                "vocab_stats");
 }
 
-// The rules go up and the predictions come back through the shared scratch (stream-ordered after the ops
-// before that used it); the copy back waits for the stream, as a copy of the logits would.
+// The rules and penalized ids go up and the predictions come back through the shared scratch
+// (stream-ordered after the ops before that used it); the copy back waits for the stream, as a copy of the
+// logits would.
 void CudaBackend::predict_tokens(const Tensor& logits, std::span<const TokenRule> rules,
-                                 std::span<TokenPrediction> out) {
+                                 std::span<const int32_t> penalized_ids, std::span<TokenPrediction> out) {
   const int64_t rows = logits.dim(0);
   if (rows == 0) return;
   Context& ctx = *context_;
   ctx.make_current();
-  const size_t rule_bytes = rules.size_bytes();
-  const size_t rule_space = (rule_bytes + 255) / 256 * 256;  // keeps the predictions 256-byte aligned
-  char* scratch = static_cast<char*>(ctx.reserve_scratch(rule_space + out.size_bytes()));
+  const auto aligned = [](size_t bytes) { return (bytes + 255) / 256 * 256; };
+  const size_t rule_space = aligned(rules.size_bytes());
+  const size_t id_space = aligned(penalized_ids.size_bytes());
+  char* scratch = static_cast<char*>(ctx.reserve_scratch(rule_space + id_space + out.size_bytes()));
   auto* device_rules = reinterpret_cast<TokenRule*>(scratch);
-  auto* device_out = reinterpret_cast<TokenPrediction*>(scratch + rule_space);
-  DLM_CUDA_CHECK(cudaMemcpyAsync(device_rules, rules.data(), rule_bytes, cudaMemcpyHostToDevice, ctx.stream));
+  auto* device_ids = reinterpret_cast<int32_t*>(scratch + rule_space);
+  auto* device_out = reinterpret_cast<TokenPrediction*>(scratch + rule_space + id_space);
+  DLM_CUDA_CHECK(
+      cudaMemcpyAsync(device_rules, rules.data(), rules.size_bytes(), cudaMemcpyHostToDevice, ctx.stream));
+  if (!penalized_ids.empty()) {
+    DLM_CUDA_CHECK(cudaMemcpyAsync(device_ids, penalized_ids.data(), penalized_ids.size_bytes(),
+                                   cudaMemcpyHostToDevice, ctx.stream));
+  }
   check_launch(cuda::launch_predict_tokens(ctx.stream, logits.data_as<float>(), rows, logits.dim(1),
-                                           device_rules, device_out),
+                                           device_rules, device_ids, device_out),
                "predict_tokens");
   DLM_CUDA_CHECK(
       cudaMemcpyAsync(out.data(), device_out, out.size_bytes(), cudaMemcpyDeviceToHost, ctx.stream));

@@ -1,0 +1,433 @@
+// predict_tokens: each row's TokenRule (engine/ops/token_rule.h) applied next to the logits, one block per
+// row, in passes over the row (the later ones mostly hit L2). Everything mirrors samplers/token_rules.cpp:
+// the same f32 operations on the logits (no contraction into FMA), float64 probabilities exp(l - max) / S,
+// the same Philox draws; only the order of the float64 sums differs.
+//
+// A row first takes its repetition penalty (in place) and its filters, each filter a bound on the draw row
+// that the next ones and the prediction passes apply as they read it (RowFilters):
+//   top-k  the key of the k-th largest value (radix select); values below it go. A row holding NaN is left
+//          as it is, as on the host.
+//   top-p  the first id in the host's order (descending value, ties by the lower id) whose mass before it
+//          exceeds p, and all after it, go: a bisection over the 32-bit order keys finds the largest key T
+//          whose mass from T up exceeds p; the cut falls among T's equal values at the first whose mass
+//          before it, A + i * p_T (A the mass above T), exceeds p. Ids of probability 0 come last, as on the
+//          host.
+//   min-p  ids whose probability is below min_p times the largest go.
+// Then: (1) the draw's winner and the score row's two largest values; (2) the softmax sum S; (3) the
+// entropies; for a Categorical draw, (4) each thread's mass over a contiguous chunk, scanned across the
+// block, then (5) a walk of each chunk from its prefix for the first id whose cumulative mass exceeds u.
+#include <math_constants.h>
+
+#include "engine/backend/cuda/cuda_helpers.cuh"
+#include "engine/backend/cuda/cuda_kernels.h"
+#include "engine/backend/cuda/radix_select.cuh"
+#include "engine/core/rng.h"
+
+namespace dlm::cuda {
+namespace {
+
+constexpr uint32_t kFullMask = 0xffffffffu;
+constexpr int32_t kNoIndex = 0x7fffffff;
+
+__device__ __forceinline__ float minus_infinity() {
+  return __uint_as_float(0xff800000u);
+}
+
+// The host's order as one integer: larger values first, then lower ids (the low word ~id is >= 2^31 for
+// every id, so 0 ranks after every element).
+__device__ __forceinline__ unsigned long long sort_key(uint32_t key, int64_t v) {
+  return (static_cast<unsigned long long>(key) << 32) | static_cast<uint32_t>(~static_cast<uint32_t>(v));
+}
+
+// The float whose order_key is `key` (+0 for the key of both zeros).
+__device__ __forceinline__ float key_value(uint32_t key) {
+  return __uint_as_float((key & 0x80000000u) ? (key & 0x7fffffffu) : ~key);
+}
+
+// The filters computed so far: an id whose value fails one is -inf in the draw row.
+struct RowFilters {
+  uint32_t key_floor = 0;           // top-k: order_key(l) >= key_floor stays (0 keeps every id)
+  unsigned long long sort_cut = 0;  // top-p: sort_key(order_key(l), v) > sort_cut stays
+  bool min_p = false;               // min-p: exp(l - min_p_max) / min_p_sum >= min_p_floor stays
+  double min_p_max = 0.0;
+  double min_p_sum = 0.0;
+  double min_p_floor = 0.0;
+};
+
+// The draw and score rows of one rule, element by element.
+struct RuleRow {
+  const float* x;
+  const float* guide;  // null without guidance
+  TokenRule rule;
+  RowFilters filters;
+
+  // The row before the filters.
+  __device__ __forceinline__ float base_value(int64_t v) const {
+    float l = x[v];
+    if (guide != nullptr) l = __fadd_rn(guide[v], __fmul_rn(rule.guidance_scale, __fsub_rn(l, guide[v])));
+    if (rule.divide_by_temperature) l = static_cast<float>(static_cast<double>(l) / rule.temperature);
+    return v == rule.suppress_before_draw ? minus_infinity() : l;
+  }
+  __device__ __forceinline__ float draw_value(int64_t v) const {
+    const float l = base_value(v);
+    const uint32_t key = order_key(l);
+    if (key < filters.key_floor || sort_key(key, v) <= filters.sort_cut) return minus_infinity();
+    if (filters.min_p &&
+        exp(static_cast<double>(l) - filters.min_p_max) / filters.min_p_sum < filters.min_p_floor) {
+      return minus_infinity();
+    }
+    return l;
+  }
+  __device__ __forceinline__ float score_value(int64_t v) const {
+    float l = draw_value(v);
+    for (int j = 0; j < kMaxScoreSuppressions; ++j) {
+      if (v == rule.suppress_before_scores[j]) l = minus_infinity();
+    }
+    return l;
+  }
+};
+
+// A candidate with a float64 key (the Gumbel score) ranked larger first, ties to the lower index, NaN never.
+struct ScoreBest {
+  double value;
+  int32_t index;
+};
+
+__device__ __forceinline__ ScoreBest better_score(ScoreBest a, ScoreBest b) {
+  if (b.value > a.value || (b.value == a.value && b.index < a.index)) return b;
+  return a;
+}
+
+__device__ __forceinline__ ScoreBest shfl_xor(ScoreBest v, int mask) {
+  return {__shfl_xor_sync(kFullMask, v.value, mask), __shfl_xor_sync(kFullMask, v.index, mask)};
+}
+
+struct ScoreBestOp {
+  __device__ __forceinline__ ScoreBest operator()(ScoreBest a, ScoreBest b) const {
+    return better_score(a, b);
+  }
+};
+
+// The first maximum as std::max_element finds it when the first element is a number: NaN never wins.
+__device__ __forceinline__ Best first_max(Best a, Best b) {
+  if (b.value > a.value || (b.value == a.value && b.index < a.index)) return b;
+  return a;
+}
+
+struct FirstMaxOp {
+  __device__ __forceinline__ Best operator()(Best a, Best b) const { return first_max(a, b); }
+};
+
+// The two largest values of a multiset (a repeated maximum is also the second), NaN skipped.
+struct TopValues {
+  float first;
+  float second;
+};
+
+__device__ __forceinline__ TopValues shfl_xor(TopValues v, int mask) {
+  return {__shfl_xor_sync(kFullMask, v.first, mask), __shfl_xor_sync(kFullMask, v.second, mask)};
+}
+
+struct TopValuesOp {
+  __device__ __forceinline__ TopValues operator()(TopValues a, TopValues b) const {
+    const float high = fmaxf(a.first, b.first);
+    const float low = fminf(a.first, b.first);
+    return {high, fmaxf(low, fmaxf(a.second, b.second))};
+  }
+};
+
+// Inclusive prefix sum over the block (blockDim.x a multiple of 32); `warp_totals` holds 32 values.
+__device__ double block_inclusive_scan(double v, double* warp_totals) {
+  const int lane = static_cast<int>(threadIdx.x & 31u);
+  const int warp = static_cast<int>(threadIdx.x >> 5);
+  for (int offset = 1; offset < 32; offset <<= 1) {
+    const double other = __shfl_up_sync(kFullMask, v, offset);
+    if (lane >= offset) v += other;
+  }
+  if (lane == 31) warp_totals[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    const int warps = static_cast<int>(blockDim.x >> 5);
+    double total = lane < warps ? warp_totals[lane] : 0.0;
+    for (int offset = 1; offset < 32; offset <<= 1) {
+      const double other = __shfl_up_sync(kFullMask, total, offset);
+      if (lane >= offset) total += other;
+    }
+    if (lane < warps) warp_totals[lane] = total;
+  }
+  __syncthreads();
+  const double before = warp == 0 ? 0.0 : warp_totals[warp - 1];
+  __syncthreads();  // warp_totals may be reused once every thread has read it
+  return v + before;
+}
+
+// ----------------------------------------------------------------------------------------------- filters
+
+struct FilterShared {
+  RadixSelectShared select;
+  unsigned int warp_counts[32];
+  double sums[32];
+  float maxima[32];
+  int32_t index;
+};
+
+// The draw row's max (NaN skipped, as the host's row_max) and sum of exp(l - max): the host's softmax.
+struct Softmax {
+  double max;
+  double sum;
+};
+
+__device__ Softmax draw_softmax(const RuleRow& row, int64_t vocab, FilterShared& shared) {
+  float m = minus_infinity();
+  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) m = MaxSkippingNaNOp{}(m, row.draw_value(v));
+  m = block_reduce(m, MaxSkippingNaNOp{}, minus_infinity(), shared.maxima);
+  double sum = 0.0;
+  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
+    sum += exp(static_cast<double>(row.draw_value(v)) - m);
+  }
+  return {static_cast<double>(m), block_reduce(sum, SumOp{}, 0.0, shared.sums)};
+}
+
+__device__ void filter_top_k(RuleRow& row, int64_t vocab, int64_t k, FilterShared& shared) {
+  if (k <= 0 || k >= vocab) return;
+  bool nan = false;
+  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) nan = nan || isnan(row.draw_value(v));
+  if (__syncthreads_or(nan)) return;
+  const RadixSelection kth = radix_select([&](int64_t v) { return order_key(row.draw_value(v)); }, vocab,
+                                          static_cast<uint32_t>(k), shared.select);
+  row.filters.key_floor = kth.key;
+}
+
+__device__ void filter_top_p(RuleRow& row, int64_t vocab, double p, FilterShared& shared) {
+  if (p >= 1.0) return;
+  const Softmax softmax = draw_softmax(row, vocab, shared);
+  // A NaN or +inf value, or a row of -inf, makes every probability NaN: no mass exceeds p.
+  if (isnan(softmax.sum)) return;
+  // The mass of the ids whose key is at least `floor`.
+  const auto mass_from = [&](uint32_t floor) {
+    double mass = 0.0;
+    for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
+      const float l = row.draw_value(v);
+      if (order_key(l) >= floor) mass += exp(static_cast<double>(l) - softmax.max) / softmax.sum;
+    }
+    return block_reduce(mass, SumOp{}, 0.0, shared.sums);
+  };
+  if (!(mass_from(0u) > p)) return;  // nothing is cut
+  // The largest key T with mass_from(T) > p: some id holds it, or the mass from T + 1 would be the same. The
+  // ids below max - 800 have probability 0, so the search starts there.
+  float floor = static_cast<float>(softmax.max - 800.0);
+  if (static_cast<double>(floor) > softmax.max - 800.0) floor = nextafterf(floor, minus_infinity());
+  uint32_t low = order_key(floor);
+  uint32_t high = order_key(static_cast<float>(softmax.max));
+  while (low < high) {
+    const uint32_t middle = low + (high - low + 1) / 2;
+    if (mass_from(middle) > p) {
+      low = middle;
+    } else {
+      high = middle - 1;
+    }
+  }
+  const uint32_t t = low;
+  const double above = mass_from(t + 1);  // at most p
+  const double p_t = exp(static_cast<double>(key_value(t)) - softmax.max) / softmax.sum;
+  unsigned int ties = 0;
+  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) ties += order_key(row.draw_value(v)) == t;
+  ties = block_reduce(ties, SumOp{}, 0u, shared.warp_counts);
+  // The first of T's ids (in id order) whose mass before it exceeds p: the i-th has above + i * p_t.
+  unsigned int first_cut = static_cast<unsigned int>(fmin((p - above) / p_t, static_cast<double>(ties))) + 1u;
+  while (first_cut > 1u && above + (first_cut - 1u) * p_t > p) --first_cut;
+  while (first_cut < ties && !(above + first_cut * p_t > p)) ++first_cut;
+  if (first_cut >= ties) {  // all of T's ids stay, everything below goes
+    row.filters.sort_cut = static_cast<unsigned long long>(t) << 32;
+    return;
+  }
+  if (threadIdx.x == 0) shared.index = kNoIndex;
+  walk_with_tie_ranks([&](int64_t v) { return order_key(row.draw_value(v)); }, vocab, t,
+                      [&](int64_t v, uint32_t key, uint32_t tie_rank) {
+                        if (key == t && tie_rank == first_cut) shared.index = static_cast<int32_t>(v);
+                      },
+                      shared.warp_counts);
+  row.filters.sort_cut = sort_key(t, shared.index);
+  __syncthreads();  // shared.index is rewritten by the next row
+}
+
+__device__ void filter_min_p(RuleRow& row, int64_t vocab, double min_p, FilterShared& shared) {
+  if (min_p <= 0.0) return;
+  const Softmax softmax = draw_softmax(row, vocab, shared);
+  // The host's largest probability is exp(0) / sum; with a NaN sum the floor is NaN and nothing goes.
+  row.filters.min_p = true;
+  row.filters.min_p_max = softmax.max;
+  row.filters.min_p_sum = softmax.sum;
+  row.filters.min_p_floor = min_p * (1.0 / softmax.sum);
+}
+
+// The repetition penalty, in place: the ids are distinct, so no two threads write one value.
+__device__ void penalize(float* x, const TokenRule& rule, const int32_t* penalized_ids) {
+  if (rule.repetition_penalty == 1.0) return;
+  for (int32_t j = static_cast<int32_t>(threadIdx.x); j < rule.penalized_count; j += blockDim.x) {
+    float& l = x[penalized_ids[rule.penalized_begin + j]];
+    l = l < 0.0f ? static_cast<float>(static_cast<double>(l) * rule.repetition_penalty)
+                 : static_cast<float>(static_cast<double>(l) / rule.repetition_penalty);
+  }
+  __syncthreads();  // the block reads the row next
+}
+
+__device__ void apply_filters(RuleRow& row, int64_t vocab, FilterShared& shared) {
+  const TokenRule& rule = row.rule;
+  if (rule.filter_order == FilterOrder::TopPFirst) {
+    filter_top_p(row, vocab, rule.top_p, shared);
+    filter_top_k(row, vocab, rule.top_k, shared);
+  } else {
+    filter_top_k(row, vocab, rule.top_k, shared);
+    filter_top_p(row, vocab, rule.top_p, shared);
+  }
+  filter_min_p(row, vocab, rule.min_p, shared);
+}
+
+// ---------------------------------------------------------------------------------------------- the kernel
+
+// Bounded so row_threads' 1024 threads always fit the register file.
+__global__ void __launch_bounds__(1024)
+    predict_tokens_kernel(float* logits, int64_t rows, int64_t vocab, const TokenRule* rules,
+                          const int32_t* penalized_ids, TokenPrediction* out) {
+  __shared__ FilterShared filter_shared;
+  __shared__ Best best_partials[32];
+  __shared__ ScoreBest score_partials[32];
+  __shared__ TopValues top_partials[32];
+  __shared__ double sum_partials[32];
+  __shared__ int32_t categorical_token;
+  __shared__ int32_t last_possible;
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const TokenRule rule = rules[r];
+    penalize(logits + r * vocab, rule, penalized_ids);
+    RuleRow row{logits + r * vocab, rule.guidance_row >= 0 ? logits + rule.guidance_row * vocab : nullptr,
+                rule, RowFilters{}};
+    apply_filters(row, vocab, filter_shared);
+    const RngStream rng{rule.seed};
+    const uint64_t gumbel_base = rule.position * static_cast<uint64_t>(vocab);
+
+    // (1)
+    Best arg{minus_infinity(), kNoIndex};
+    ScoreBest gumbel{-CUDART_INF, kNoIndex};
+    TopValues top{minus_infinity(), minus_infinity()};
+    for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
+      const float d = row.draw_value(v);
+      const auto index = static_cast<int32_t>(v);
+      const bool drawable = index != rule.never_drawn;
+      if (drawable && !isnan(d)) arg = first_max(arg, Best{d, index});
+      if (drawable && rule.draw == TokenDraw::Gumbel) {
+        const double u = rng.uniform_double_open(rule.counter, gumbel_base + static_cast<uint64_t>(v));
+        const double score = exp(static_cast<double>(d)) / pow(-log(u), rule.temperature);
+        if (!isnan(score)) gumbel = better_score(gumbel, ScoreBest{score, index});
+      }
+      const float s = row.score_value(v);
+      if (!isnan(s)) {
+        if (s > top.first) {
+          top.second = top.first;
+          top.first = s;
+        } else if (s > top.second) {
+          top.second = s;
+        }
+      }
+    }
+    arg = block_reduce(arg, FirstMaxOp{}, Best{minus_infinity(), kNoIndex}, best_partials);
+    if (rule.draw == TokenDraw::Gumbel) {
+      gumbel = block_reduce(gumbel, ScoreBestOp{}, ScoreBest{-CUDART_INF, kNoIndex}, score_partials);
+    }
+    top = block_reduce(top, TopValuesOp{}, TopValues{minus_infinity(), minus_infinity()}, top_partials);
+    const double m = top.first;
+
+    // (2)
+    double sum = 0.0;
+    for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
+      sum += exp(static_cast<double>(row.score_value(v)) - m);
+    }
+    sum = block_reduce(sum, SumOp{}, 0.0, sum_partials);
+
+    // (3)
+    double entropy = 0.0;
+    double neg_entropy = 0.0;
+    for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
+      const double p = exp(static_cast<double>(row.score_value(v)) - m) / sum;
+      if (p > 0.0) entropy -= p * log(p);
+      neg_entropy += p * log(p + 1e-10);
+    }
+    entropy = block_reduce(entropy, SumOp{}, 0.0, sum_partials);
+    neg_entropy = block_reduce(neg_entropy, SumOp{}, 0.0, sum_partials);
+
+    // (4) and (5)
+    if (rule.draw == TokenDraw::Categorical) {
+      const int64_t chunk = (vocab + blockDim.x - 1) / blockDim.x;
+      const int64_t begin = min(vocab, static_cast<int64_t>(threadIdx.x) * chunk);
+      const int64_t end = min(vocab, begin + chunk);
+      double mass = 0.0;
+      for (int64_t v = begin; v < end; ++v) {
+        const double p = exp(static_cast<double>(row.score_value(v)) - m) / sum;
+        if (v != rule.never_drawn && !(p <= 0.0)) mass += p;
+      }
+      if (threadIdx.x == 0) {
+        categorical_token = kNoIndex;
+        last_possible = 0;
+      }
+      double u = rng.uniform_double_open(rule.counter, rule.position);
+      // As the host does: u spans the drawable mass, summed (1 - p[never] would lose digits).
+      if (rule.never_drawn >= 0) u *= block_reduce(mass, SumOp{}, 0.0, sum_partials);
+      mass = block_inclusive_scan(mass, sum_partials) - mass;  // exclusive: the mass before the chunk
+      int32_t crossing = kNoIndex;
+      int32_t last = -1;
+      for (int64_t v = begin; v < end; ++v) {
+        const double p = exp(static_cast<double>(row.score_value(v)) - m) / sum;
+        if (v == rule.never_drawn || p <= 0.0) continue;
+        last = static_cast<int32_t>(v);
+        mass += p;
+        if (crossing == kNoIndex && u < mass) crossing = static_cast<int32_t>(v);
+      }
+      if (crossing != kNoIndex) atomicMin(&categorical_token, crossing);
+      if (last >= 0) atomicMax(&last_possible, last);
+      __syncthreads();
+    }
+
+    if (threadIdx.x == 0) {
+      int32_t token = 0;
+      switch (rule.draw) {
+        case TokenDraw::Argmax: {
+          // std::max_element over the drawable ids keeps a NaN first one: nothing compares above it.
+          const int32_t first = rule.never_drawn == 0 && vocab > 1 ? 1 : 0;
+          token = isnan(row.draw_value(first)) || arg.index == kNoIndex ? first : arg.index;
+          break;
+        }
+        case TokenDraw::Gumbel:
+          token = gumbel.index == kNoIndex ? 0 : gumbel.index;
+          break;
+        case TokenDraw::Categorical:
+          token = categorical_token != kNoIndex ? categorical_token : last_possible;
+          break;
+      }
+      TokenPrediction prediction;
+      prediction.token = token;
+      prediction.probability = exp(static_cast<double>(row.score_value(token)) - m) / sum;
+      // The host ranks probabilities with `>`, which a NaN never passes: with a NaN sum every probability is
+      // NaN and its margin stays 0.
+      prediction.margin = isnan(sum) ? 0.0
+                                     : exp(static_cast<double>(top.first) - m) / sum -
+                                           exp(static_cast<double>(top.second) - m) / sum;
+      prediction.neg_entropy = neg_entropy;
+      prediction.entropy = entropy;
+      out[r] = prediction;
+    }
+    __syncthreads();  // the shared results are rewritten by the next row
+  }
+}
+
+}  // namespace
+
+cudaError_t launch_predict_tokens(cudaStream_t stream, float* logits, int64_t rows, int64_t vocab,
+                                  const TokenRule* rules, const int32_t* penalized_ids,
+                                  TokenPrediction* out) {
+  if (rows == 0 || vocab == 0) return cudaSuccess;
+  predict_tokens_kernel<<<row_blocks(rows), row_threads(vocab), 0, stream>>>(logits, rows, vocab, rules,
+                                                                             penalized_ids, out);
+  return cudaGetLastError();
+}
+
+}  // namespace dlm::cuda
