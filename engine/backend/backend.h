@@ -139,7 +139,7 @@ class Backend {
   virtual bool predicts_tokens() const { return false; }
   // out[r] = rules[r] applied to logits[r] (engine/ops/token_rule.h); rules, penalized_ids (the id lists of
   // the rules' repetition penalties) and out are host memory, and out is complete when the call returns. A
-  // row with a repetition penalty is penalized in place.
+  // row with a repetition penalty or a division by the temperature is scaled in place.
   virtual void predict_tokens(const Tensor& logits, std::span<const TokenRule> rules,
                               std::span<const int32_t> penalized_ids, std::span<TokenPrediction> out) {
     (void)logits, (void)rules, (void)penalized_ids, (void)out;

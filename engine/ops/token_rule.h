@@ -23,11 +23,11 @@ inline constexpr int kMaxScoreSuppressions = 4;
 enum class FilterOrder : uint8_t { TopKFirst, TopPFirst };
 
 // Applied to row r of logits [N, V], in this order:
-//   with repetition_penalty != 1, logits[r] is penalized in place: each penalized id's l becomes
-//     f32(l * penalty) when l < 0, f32(l / penalty) otherwise, in float64 (samplers'
-//     apply_repetition_penalty)
-//   l = logits[r]; with guidance_row g >= 0, l = logits[g] + guidance_scale * (l - logits[g]) in f32
+//   l = logits[r]; with repetition_penalty != 1, each penalized id's l becomes f32(l * penalty) when l < 0,
+//     f32(l / penalty) otherwise, in float64 (samplers' apply_repetition_penalty)
+//   with guidance_row g >= 0, l = logits[g] + guidance_scale * (l - logits[g]) in f32
 //   with divide_by_temperature, l = f32(l / temperature) computed in float64
+//   (the penalty and the division are applied to logits[r] in place, so neither combines with guidance)
 //   l with suppress_before_draw at -inf, then filtered: top_k and top_p in filter_order, then min_p, each
 //     on the row the ones before left (samplers' filter_top_k, filter_top_p, filter_min_p); a filtered id is
 //     -inf. This is the draw row; the token comes from it, never never_drawn

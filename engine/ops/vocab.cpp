@@ -129,13 +129,17 @@ void predict_tokens(Backend& backend, const Tensor& logits, std::span<const Toke
     check_filters(rules[r], r);
     check_penalty(rules[r], r, penalized_ids, logits.dim(1));
   }
-  // A penalized row changes in place, so no other row may read it as its guidance, nor may it be guided.
+  // A penalized or divided row changes in place, so no other row may read it as its guidance, nor may it be
+  // guided.
+  const auto in_place = [](const TokenRule& rule) {
+    return rule.repetition_penalty != 1.0 || rule.divide_by_temperature;
+  };
   for (size_t r = 0; r < rules.size(); ++r) {
     const int32_t guide = rules[r].guidance_row;
-    DLM_CHECK(guide < 0 || (rules[r].repetition_penalty == 1.0 &&
-                            rules[static_cast<size_t>(guide)].repetition_penalty == 1.0),
-              "{}: rule {}: guidance and a repetition penalty cannot be combined (guidance row {})", kOp, r,
-              guide);
+    DLM_CHECK(guide < 0 || (!in_place(rules[r]) && !in_place(rules[static_cast<size_t>(guide)])),
+              "{}: rule {}: guidance cannot be combined with a repetition penalty or a division by the "
+              "temperature (guidance row {})",
+              kOp, r, guide);
   }
   backend.predict_tokens(logits, rules, penalized_ids, out);
 }

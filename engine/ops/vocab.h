@@ -14,7 +14,8 @@ void vocab_stats(Backend& backend, const Tensor& logits, const VocabStats& out);
 // guidance row outside the logits or equal to its own, an id outside the vocabulary, a draw or division
 // without a positive finite temperature, score-only suppressions with a Categorical draw, a filter setting
 // out of range, a penalty that is not positive and finite or whose ids are not an ascending slice of
-// penalized_ids inside the vocabulary, guidance from or of a penalized row). Penalized rows change in place.
+// penalized_ids inside the vocabulary, guidance from or of a penalized or divided row). Penalized and divided
+// rows change in place.
 void predict_tokens(Backend& backend, const Tensor& logits, std::span<const TokenRule> rules,
                     std::span<const int32_t> penalized_ids, std::span<TokenPrediction> out);
 

@@ -388,19 +388,20 @@ TEST(PredictTokens, NamesTheBadRuleAndRefusesTheCpu) {
         r.penalized_count = 2;
       },
       "rule 1: penalized id 4 is outside [0, 4)");
-  // A penalized row changes in place: it may neither be guided nor guide another row.
+  // A penalized or divided row changes in place: it may neither be guided nor guide another row.
+  const std::string no_guidance =
+      "rule 0: guidance cannot be combined with a repetition penalty or a division by the temperature";
   std::vector<TokenRule> guided(2);
   guided[0].guidance_row = 1;
   guided[1].repetition_penalty = 1.1;
-  EXPECT_NE(
-      message(guided).find("rule 0: guidance and a repetition penalty cannot be combined (guidance row 1)"),
-      std::string::npos)
-      << message(guided);
+  EXPECT_NE(message(guided).find(no_guidance + " (guidance row 1)"), std::string::npos) << message(guided);
   guided[0].repetition_penalty = 1.1;
   guided[1].repetition_penalty = 1.0;
-  EXPECT_NE(message(guided).find("rule 0: guidance and a repetition penalty cannot be combined"),
-            std::string::npos)
-      << message(guided);
+  EXPECT_NE(message(guided).find(no_guidance), std::string::npos) << message(guided);
+  guided[0].repetition_penalty = 1.0;
+  guided[1].divide_by_temperature = true;
+  guided[1].temperature = 0.5;
+  EXPECT_NE(message(guided).find(no_guidance), std::string::npos) << message(guided);
   // Valid filters and penalty ids reach the backend, which here has no token rules.
   std::vector<TokenRule> valid(2);
   valid[0].top_k = 2;

@@ -15,7 +15,8 @@
 # prompts and per-item settings fed to dlm), dlm_*.jsonl (its records), torch_*.jsonl (the reference's JSON
 # lines), profile.md (dlm bench --profile: where dlm's step time goes, by op; profile_kernel_attention.md: the
 # same with --cuda-attention kernel; bench_ar.md / bench_ar_split.md and bench_b1.md / bench_b1_tuned.md:
-# dlm bench without and with --cuda-split-attention and --cuda-tune-gemm; bench_graphs.md: dlm bench with
+# dlm bench without and with --cuda-split-attention and --cuda-tune-gemm; bench_filters_ar.md and
+# bench_filters_llada.md: dlm bench with sampling filters and a penalty; bench_graphs.md: dlm bench with
 # --cuda-graphs), *.log (stderr), steps.tsv (each
 # step's exit status and seconds). Each step runs under a timeout and
 # on its own: a failure leaves its rows empty ("—") and the others go on.
@@ -175,6 +176,15 @@ b1_bench=(bench --device cuda -m "$ckpt/llada-8b" --method llada --batch-size 1 
   --block-length 32 --steps 16 --cache none,dual --warmup 1 --repeat 3)
 step dlm_bench_b1 60 "$out/bench_b1.md" "$dlm" "${b1_bench[@]}" "${dlm_flags[@]}"
 step dlm_bench_b1_tuned 90 "$out/bench_b1_tuned.md" "$dlm" "${b1_bench[@]}" --cuda-tune-gemm "${dlm_flags[@]}"
+
+# Sampling with filters and a repetition penalty, whose rules run next to the logits: AR with Qwen2.5's
+# generation settings (bench_filters_ar.md, against bench_ar.md's greedy decoding), LLaDA with top-k 50 and
+# top-p 0.95 (bench_filters_llada.md).
+step dlm_bench_filters_ar 90 "$out/bench_filters_ar.md" "$dlm" "${ar_bench[@]}" --temperature 0.7 --top-k 20 \
+  --top-p 0.8 --repetition-penalty 1.05 "${dlm_flags[@]}"
+step dlm_bench_filters_llada 90 "$out/bench_filters_llada.md" "$dlm" bench --device cuda -m "$ckpt/llada-8b" \
+  --method llada --batch-size 1,8 --prompt-length 128 --gen-length 256 --block-length 32 --steps 64 \
+  --temperature 0.5 --top-k 50 --top-p 0.95 --warmup 1 --repeat 2 "${dlm_flags[@]}"
 
 # The step times again with the steady-state steps replayed as CUDA graphs.
 step dlm_bench_graphs 120 "$out/bench_graphs.md" "$dlm" bench --device cuda -m "$ckpt/llada-8b" \

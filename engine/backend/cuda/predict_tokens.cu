@@ -3,8 +3,9 @@
 // the same f32 operations on the logits (no contraction into FMA), float64 probabilities exp(l - max) / S,
 // the same Philox draws; only the order of the float64 sums differs.
 //
-// A row first takes its repetition penalty (in place) and its filters, each filter a bound on the draw row
-// that the next ones and the prediction passes apply as they read it (RowFilters):
+// A row first takes its repetition penalty and division by the temperature (in place, once) and its
+// filters, each filter a bound on the draw row that the next ones and the prediction passes apply as they
+// read it (RowFilters):
 //   top-k  the key of the k-th largest value (radix select); values below it go. A row holding NaN is left
 //          as it is, as on the host.
 //   top-p  the first id in the host's order (descending value, ties by the lower id) whose mass before it
@@ -261,15 +262,25 @@ __device__ void filter_min_p(RuleRow& row, int64_t vocab, double min_p, FilterSh
   row.filters.min_p_floor = min_p * (1.0 / softmax.sum);
 }
 
-// The repetition penalty, in place: the ids are distinct, so no two threads write one value.
-__device__ void penalize(float* x, const TokenRule& rule, const int32_t* penalized_ids) {
-  if (rule.repetition_penalty == 1.0) return;
-  for (int32_t j = static_cast<int32_t>(threadIdx.x); j < rule.penalized_count; j += blockDim.x) {
-    float& l = x[penalized_ids[rule.penalized_begin + j]];
-    l = l < 0.0f ? static_cast<float>(static_cast<double>(l) * rule.repetition_penalty)
-                 : static_cast<float>(static_cast<double>(l) / rule.repetition_penalty);
+// The repetition penalty and the division by the temperature, in place, so that the passes over the row
+// read it instead of dividing in float64 each time; the rule then divides no more. The penalized ids are
+// distinct, so no two threads write one value.
+__device__ void scale_in_place(float* x, int64_t vocab, TokenRule& rule, const int32_t* penalized_ids) {
+  if (rule.repetition_penalty != 1.0) {
+    for (int32_t j = static_cast<int32_t>(threadIdx.x); j < rule.penalized_count; j += blockDim.x) {
+      float& l = x[penalized_ids[rule.penalized_begin + j]];
+      l = l < 0.0f ? static_cast<float>(static_cast<double>(l) * rule.repetition_penalty)
+                   : static_cast<float>(static_cast<double>(l) / rule.repetition_penalty);
+    }
+    __syncthreads();
   }
-  __syncthreads();  // the block reads the row next
+  if (rule.divide_by_temperature) {
+    for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
+      x[v] = static_cast<float>(static_cast<double>(x[v]) / rule.temperature);
+    }
+    rule.divide_by_temperature = false;
+    __syncthreads();
+  }
 }
 
 __device__ void apply_filters(RuleRow& row, int64_t vocab, FilterShared& shared) {
@@ -298,8 +309,8 @@ __global__ void __launch_bounds__(1024)
   __shared__ int32_t categorical_token;
   __shared__ int32_t last_possible;
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-    const TokenRule rule = rules[r];
-    penalize(logits + r * vocab, rule, penalized_ids);
+    TokenRule rule = rules[r];
+    scale_in_place(logits + r * vocab, vocab, rule, penalized_ids);
     RuleRow row{logits + r * vocab, rule.guidance_row >= 0 ? logits + rule.guidance_row * vocab : nullptr,
                 rule, RowFilters{}};
     apply_filters(row, vocab, filter_shared);
