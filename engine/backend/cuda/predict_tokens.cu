@@ -21,7 +21,7 @@
 
 #include "engine/backend/cuda/cuda_helpers.cuh"
 #include "engine/backend/cuda/cuda_kernels.h"
-#include "engine/backend/cuda/radix_select.cuh"
+#include "engine/backend/cuda/row_select.cuh"
 #include "engine/core/rng.h"
 
 namespace dlm::cuda {
@@ -164,12 +164,22 @@ __device__ double block_inclusive_scan(double v, double* warp_totals) {
 
 // ----------------------------------------------------------------------------------------------- filters
 
+// The ids with a key in top-p's search range are sorted in shared memory once there are at most this many.
+constexpr unsigned int kTopPCandidates = 2048;
+
 struct FilterShared {
   RadixSelectShared select;
   unsigned int warp_counts[32];
   double sums[32];
   float maxima[32];
   int32_t index;
+  unsigned int slots;
+  unsigned long long candidates[kTopPCandidates];  // top-p's, as sort keys
+};
+
+struct Census {
+  double mass;
+  unsigned int count;
 };
 
 // The draw row's max (NaN skipped, as the host's row_max) and sum of exp(l - max): the host's softmax.
@@ -199,46 +209,14 @@ __device__ void filter_top_k(RuleRow& row, int64_t vocab, int64_t k, FilterShare
   row.filters.key_floor = kth.key;
 }
 
-__device__ void filter_top_p(RuleRow& row, int64_t vocab, double p, FilterShared& shared) {
-  if (p >= 1.0) return;
-  const Softmax softmax = draw_softmax(row, vocab, shared);
-  // A NaN or +inf value, or a row of -inf, makes every probability NaN: no mass exceeds p.
-  if (isnan(softmax.sum)) return;
-  // The mass of the ids whose key is at least `floor`.
-  const auto mass_from = [&](uint32_t floor) {
-    double mass = 0.0;
-    for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
-      const float l = row.draw_value(v);
-      if (order_key(l) >= floor) mass += exp(static_cast<double>(l) - softmax.max) / softmax.sum;
-    }
-    return block_reduce(mass, SumOp{}, 0.0, shared.sums);
-  };
-  if (!(mass_from(0u) > p)) return;  // nothing is cut
-  // The largest key T with mass_from(T) > p: some id holds it, or the mass from T + 1 would be the same. The
-  // ids below max - 800 have probability 0, so the search starts there.
-  float floor = static_cast<float>(softmax.max - 800.0);
-  if (static_cast<double>(floor) > softmax.max - 800.0) floor = nextafterf(floor, minus_infinity());
-  uint32_t low = order_key(floor);
-  uint32_t high = order_key(static_cast<float>(softmax.max));
-  while (low < high) {
-    const uint32_t middle = low + (high - low + 1) / 2;
-    if (mass_from(middle) > p) {
-      low = middle;
-    } else {
-      high = middle - 1;
-    }
-  }
-  const uint32_t t = low;
-  const double above = mass_from(t + 1);  // at most p
-  const double p_t = exp(static_cast<double>(key_value(t)) - softmax.max) / softmax.sum;
-  unsigned int ties = 0;
-  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) ties += order_key(row.draw_value(v)) == t;
-  ties = block_reduce(ties, SumOp{}, 0u, shared.warp_counts);
-  // The first of T's ids (in id order) whose mass before it exceeds p: the i-th has above + i * p_t.
+// Among the ids of one key t, held by `ties` ids (more than fit the candidates): the first in id order
+// whose mass before it exceeds p goes, with all after it; the i-th has above + i * p_t before it.
+__device__ void cut_among_ties(RuleRow& row, int64_t vocab, double p, uint32_t t, unsigned int ties,
+                               double above, double p_t, FilterShared& shared) {
   unsigned int first_cut = static_cast<unsigned int>(fmin((p - above) / p_t, static_cast<double>(ties))) + 1u;
   while (first_cut > 1u && above + (first_cut - 1u) * p_t > p) --first_cut;
   while (first_cut < ties && !(above + first_cut * p_t > p)) ++first_cut;
-  if (first_cut >= ties) {  // all of T's ids stay, everything below goes
+  if (first_cut >= ties) {  // all of t's ids stay, everything below goes
     row.filters.sort_cut = static_cast<unsigned long long>(t) << 32;
     return;
   }
@@ -250,6 +228,106 @@ __device__ void filter_top_p(RuleRow& row, int64_t vocab, double p, FilterShared
                       shared.warp_counts);
   row.filters.sort_cut = sort_key(t, shared.index);
   __syncthreads();  // shared.index is rewritten by the next row
+}
+
+// The search narrows a key range [low, high] holding the cut, keeping mass_from(low) > p and
+// mass_from(high + 1) = above <= p (mass_from(k): the mass of the ids whose key is at least k, a block sum):
+// first by widening it down from the max, then by halving it in value, until its ids fit the candidates;
+// they are then sorted in the host's order and their masses scanned from `above` for the first whose mass
+// before it exceeds p.
+__device__ void filter_top_p(RuleRow& row, int64_t vocab, double p, FilterShared& shared) {
+  if (p >= 1.0) return;
+  const Softmax softmax = draw_softmax(row, vocab, shared);
+  // A NaN or +inf value, or a row of -inf, makes every probability NaN: no mass exceeds p.
+  if (isnan(softmax.sum)) return;
+  const auto probability = [&](float l) { return exp(static_cast<double>(l) - softmax.max) / softmax.sum; };
+  // mass_from(floor), and how many ids have a key in [low, high].
+  const auto census = [&](uint32_t floor, uint32_t low, uint32_t high) {
+    double mass = 0.0;
+    unsigned int count = 0;
+    for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
+      const float l = row.draw_value(v);
+      const uint32_t key = order_key(l);
+      if (key >= floor) mass += probability(l);
+      count += key >= low && key <= high;
+    }
+    return Census{block_reduce(mass, SumOp{}, 0.0, shared.sums),
+                  block_reduce(count, SumOp{}, 0u, shared.warp_counts)};
+  };
+  // Down from the max by 1, 2, 4, ... until the mass from there exceeds p (each pass takes the exponent of
+  // the few ids above its floor); ids below max - 800 have probability 0, so past that nothing is cut.
+  uint32_t high = order_key(static_cast<float>(softmax.max));
+  double above = 0.0;
+  uint32_t low = 0;
+  unsigned int in_range = 0;
+  for (double drop = 1.0;; drop *= 2.0) {
+    float floor = static_cast<float>(softmax.max - drop);
+    if (static_cast<double>(floor) > softmax.max - drop) floor = nextafterf(floor, minus_infinity());
+    const uint32_t floor_key = min(order_key(floor), high);
+    const Census from_floor = census(floor_key, floor_key, high);
+    if (from_floor.mass > p) {
+      low = floor_key;
+      in_range = from_floor.count;
+      break;
+    }
+    if (drop > 800.0) return;  // the whole mass is at most p: nothing is cut
+    high = floor_key - 1;
+    above = from_floor.mass;
+  }
+  while (in_range > kTopPCandidates && low < high) {
+    uint32_t middle = order_key(0.5f * key_value(low) + 0.5f * key_value(high));
+    middle = min(max(middle, low + 1), high);
+    const Census lower = census(middle, low, middle - 1);
+    if (lower.mass > p) {
+      low = middle;
+      in_range -= lower.count;
+    } else {
+      high = middle - 1;
+      above = lower.mass;
+      in_range = lower.count;
+    }
+  }
+  if (in_range > kTopPCandidates) {  // one key held by more ids than the candidates hold
+    cut_among_ties(row, vocab, p, low, in_range, above, probability(key_value(low)), shared);
+    return;
+  }
+
+  // The candidates, in the host's order (zeros pad them to a power of two, after every real key).
+  if (threadIdx.x == 0) shared.slots = 0;
+  __syncthreads();
+  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
+    const uint32_t key = order_key(row.draw_value(v));
+    if (key >= low && key <= high) shared.candidates[atomicAdd(&shared.slots, 1u)] = sort_key(key, v);
+  }
+  unsigned int padded = 1;
+  while (padded < in_range) padded <<= 1;
+  for (unsigned int j = in_range + threadIdx.x; j < padded; j += blockDim.x) shared.candidates[j] = 0ull;
+  __syncthreads();
+  bitonic_sort_descending(shared.candidates, padded);
+
+  // Each thread scans a contiguous chunk from the mass before it.
+  const unsigned int chunk = (padded + blockDim.x - 1) / blockDim.x;
+  const unsigned int begin = min(in_range, threadIdx.x * chunk);
+  const unsigned int end = min(in_range, begin + chunk);
+  double mass = 0.0;
+  for (unsigned int j = begin; j < end; ++j) {
+    mass += probability(key_value(static_cast<uint32_t>(shared.candidates[j] >> 32)));
+  }
+  if (threadIdx.x == 0) shared.index = kNoIndex;
+  mass = above + block_inclusive_scan(mass, shared.sums) - mass;  // the mass before the chunk
+  for (unsigned int j = begin; j < end; ++j) {
+    if (mass > p) {
+      atomicMin(&shared.index, static_cast<int32_t>(j));
+      break;
+    }
+    mass += probability(key_value(static_cast<uint32_t>(shared.candidates[j] >> 32)));
+  }
+  __syncthreads();
+  // Without a cut among the candidates (their scanned mass stayed at p, where the block sums exceeded it),
+  // it falls right after them.
+  row.filters.sort_cut =
+      shared.index == kNoIndex ? static_cast<unsigned long long>(low) << 32 : shared.candidates[shared.index];
+  __syncthreads();  // the shared candidates and index are rewritten by the next row
 }
 
 __device__ void filter_min_p(RuleRow& row, int64_t vocab, double min_p, FilterShared& shared) {

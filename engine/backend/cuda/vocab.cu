@@ -6,7 +6,7 @@
 // a row with NaN or +inf, or of -inf only, gives NaN statistics.
 #include "engine/backend/cuda/cuda_helpers.cuh"
 #include "engine/backend/cuda/cuda_kernels.h"
-#include "engine/backend/cuda/radix_select.cuh"
+#include "engine/backend/cuda/row_select.cuh"
 
 namespace dlm::cuda {
 namespace {
@@ -118,26 +118,6 @@ int64_t padded_keys(int64_t k) {
 unsigned int top_k_blocks(int64_t rows, int64_t k) {
   if (padded_keys(k) <= kSharedSortKeys) return row_blocks(rows);
   return static_cast<unsigned int>(rows < kScratchBlocks ? rows : kScratchBlocks);
-}
-
-// Descending bitonic sort of keys[0, p), p a power of two; every thread of the block calls it.
-__device__ void bitonic_sort_descending(unsigned long long* keys, int64_t p) {
-  for (int64_t size = 2; size <= p; size <<= 1) {
-    for (int64_t stride = size >> 1; stride > 0; stride >>= 1) {
-      for (int64_t t = threadIdx.x; t < p / 2; t += blockDim.x) {
-        const int64_t i = 2 * t - (t & (stride - 1));  // (t / stride) * 2 * stride + t % stride
-        const int64_t j = i + stride;
-        const bool descending = (i & size) == 0;  // the final merge (size == p) is descending everywhere
-        const unsigned long long a = keys[i];
-        const unsigned long long b = keys[j];
-        if (descending ? a < b : a > b) {
-          keys[i] = b;
-          keys[j] = a;
-        }
-      }
-      __syncthreads();
-    }
-  }
 }
 
 __global__ void top_k_kernel(const float* logits, int64_t rows, int64_t vocab, int64_t k, int64_t p,

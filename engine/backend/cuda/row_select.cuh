@@ -1,7 +1,8 @@
 #pragma once
-// A block-wide radix select over 32-bit keys (.cu files only): the key of the k-th largest of n keys, four
-// 8-bit digits at a time, most significant first. Shared by top_k and predict_tokens' top-k filter; counts
-// are integers, so the result does not depend on the order the threads add them in.
+// Block-wide selection over a row (.cu files only), shared by top_k and predict_tokens' filters: a radix
+// select over 32-bit keys (the key of the k-th largest of n keys, four 8-bit digits at a time, most
+// significant first; counts are integers, so the result does not depend on the order the threads add them
+// in), a walk in index order that ranks the elements holding one key, and a bitonic sort.
 #include <cstdint>
 
 namespace dlm::cuda {
@@ -100,6 +101,26 @@ __device__ void walk_with_tie_ranks(KeyOf key_of, int64_t n, uint32_t tie_key, V
     if (i < n) visit(i, key, rank);
     ties_before += chunk_ties;
     __syncthreads();  // warp_counts is rewritten by the next chunk
+  }
+}
+
+// Descending bitonic sort of keys[0, p), p a power of two; every thread of the block calls it.
+__device__ inline void bitonic_sort_descending(unsigned long long* keys, int64_t p) {
+  for (int64_t size = 2; size <= p; size <<= 1) {
+    for (int64_t stride = size >> 1; stride > 0; stride >>= 1) {
+      for (int64_t t = threadIdx.x; t < p / 2; t += blockDim.x) {
+        const int64_t i = 2 * t - (t & (stride - 1));  // (t / stride) * 2 * stride + t % stride
+        const int64_t j = i + stride;
+        const bool descending = (i & size) == 0;  // the final merge (size == p) is descending everywhere
+        const unsigned long long a = keys[i];
+        const unsigned long long b = keys[j];
+        if (descending ? a < b : a > b) {
+          keys[i] = b;
+          keys[j] = a;
+        }
+      }
+      __syncthreads();
+    }
   }
 }
 
