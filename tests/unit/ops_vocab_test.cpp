@@ -359,35 +359,20 @@ TEST(PredictTokens, NamesTheBadRuleAndRefusesTheCpu) {
   // The penalty: positive and finite, its ids an ascending slice of the given ids inside the vocabulary.
   refused([](TokenRule& r) { r.repetition_penalty = 0.0; },
           "rule 1: repetition_penalty 0 is not a positive finite number");
-  refused(
-      [](TokenRule& r) {
-        r.repetition_penalty = 1.2;
-        r.penalized_begin = 3;
-        r.penalized_count = 3;
-      },
-      "rule 1: penalized ids [3, +3) are outside the 5 given");
-  refused(
-      [](TokenRule& r) {
-        r.repetition_penalty = 1.2;
-        r.penalized_begin = 2;
-        r.penalized_count = 2;
-      },
-      "rule 1: penalized ids must ascend, got 1 after 3");
-  refused(
-      [](TokenRule& r) {
-        r.repetition_penalty = 1.2;
-        r.penalized_begin = 3;
-        r.penalized_count = 2;
-      },
-      "rule 1: penalized ids must ascend, got 1 after 1");
+  // Rule 1 penalizing ids [begin, begin + count) of `penalized`.
+  const auto refused_slice = [&](int32_t begin, int32_t count, const std::string& expected) {
+    std::vector<TokenRule> bad(2);
+    bad[1].repetition_penalty = 1.2;
+    bad[1].penalized_begin = begin;
+    bad[1].penalized_count = count;
+    const std::string got = message(bad);
+    EXPECT_NE(got.find(expected), std::string::npos) << got;
+  };
+  refused_slice(3, 3, "rule 1: penalized ids [3, +3) are outside the 5 given");
+  refused_slice(2, 2, "rule 1: penalized ids must ascend, got 1 after 3");
+  refused_slice(3, 2, "rule 1: penalized ids must ascend, got 1 after 1");
   penalized[4] = 4;
-  refused(
-      [](TokenRule& r) {
-        r.repetition_penalty = 1.2;
-        r.penalized_begin = 3;
-        r.penalized_count = 2;
-      },
-      "rule 1: penalized id 4 is outside [0, 4)");
+  refused_slice(3, 2, "rule 1: penalized id 4 is outside [0, 4)");
   // A penalized or divided row changes in place: it may neither be guided nor guide another row.
   const std::string no_guidance =
       "rule 0: guidance cannot be combined with a repetition penalty or a division by the temperature";
