@@ -262,9 +262,12 @@ TEST(CudaTokenPrediction, FiltersAndPenaltiesMatchTheHost) {
       for (int64_t i = 0; i < rows; ++i) {
         TokenRule& rule = rules[static_cast<size_t>(i)];
         rule.seed = 91;
-        rule.counter = 3;
         rule.position = static_cast<uint64_t>(7 * i);
         filter.set(rule);
+        // The step word as the samplers make it (draw_step): the reference takes a Gumbel draw's step from
+        // it.
+        rule.counter =
+            draw_step(rule.draw == TokenDraw::Gumbel ? DrawPurpose::Gumbel : DrawPurpose::Categorical, 3);
         rule.top_k = static_cast<int32_t>(std::min<int64_t>(rule.top_k, vocab - 1));
         if (rule.suppress_before_draw >= vocab) rule.suppress_before_draw = -1;
         for (int32_t& id : rule.suppress_before_scores) id = id < vocab ? id : -1;
