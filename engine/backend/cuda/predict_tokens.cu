@@ -45,6 +45,12 @@ __device__ __forceinline__ float key_value(uint32_t key) {
   return __uint_as_float((key & 0x80000000u) ? (key & 0x7fffffffu) : ~key);
 }
 
+// exp(l - m) in float64, exactly 0 without the exponential where l is -inf and m is not: after top-k or
+// top-p nearly the whole row is -inf, and the float64 exponential is what a pass over a row costs.
+__device__ __forceinline__ double exp_shifted(float l, double m) {
+  return l == minus_infinity() && m > -CUDART_INF ? 0.0 : exp(static_cast<double>(l) - m);
+}
+
 // The filters computed so far: an id whose value fails one is -inf in the draw row.
 struct RowFilters {
   uint32_t key_floor = 0;           // top-k: order_key(l) >= key_floor stays (0 keeps every id)
@@ -194,7 +200,7 @@ __device__ Softmax draw_softmax(const RuleRow& row, int64_t vocab, FilterShared&
   m = block_reduce(m, MaxSkippingNaNOp{}, minus_infinity(), shared.maxima);
   double sum = 0.0;
   for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
-    sum += exp(static_cast<double>(row.draw_value(v)) - m);
+    sum += exp_shifted(row.draw_value(v), m);
   }
   return {static_cast<double>(m), block_reduce(sum, SumOp{}, 0.0, shared.sums)};
 }
@@ -405,8 +411,12 @@ __global__ void __launch_bounds__(1024)
       const bool drawable = index != rule.never_drawn;
       if (drawable && !isnan(d)) arg = first_max(arg, Best{d, index});
       if (drawable && rule.draw == TokenDraw::Gumbel) {
-        const double u = rng.uniform_double_open(rule.counter, gumbel_base + static_cast<uint64_t>(v));
-        const double score = exp(static_cast<double>(d)) / pow(-log(u), rule.temperature);
+        // exp(-inf) / (-log u)^T is 0 for every u in (0, 1): filtered ids skip the draw and the exponentials.
+        double score = 0.0;
+        if (d != minus_infinity()) {
+          const double u = rng.uniform_double_open(rule.counter, gumbel_base + static_cast<uint64_t>(v));
+          score = exp(static_cast<double>(d)) / pow(-log(u), rule.temperature);
+        }
         if (!isnan(score)) gumbel = better_score(gumbel, ScoreBest{score, index});
       }
       const float s = row.score_value(v);
@@ -429,7 +439,7 @@ __global__ void __launch_bounds__(1024)
     // (2)
     double sum = 0.0;
     for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
-      sum += exp(static_cast<double>(row.score_value(v)) - m);
+      sum += exp_shifted(row.score_value(v), m);
     }
     sum = block_reduce(sum, SumOp{}, 0.0, sum_partials);
 
@@ -437,7 +447,7 @@ __global__ void __launch_bounds__(1024)
     double entropy = 0.0;
     double neg_entropy = 0.0;
     for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
-      const double p = exp(static_cast<double>(row.score_value(v)) - m) / sum;
+      const double p = exp_shifted(row.score_value(v), m) / sum;
       if (p > 0.0) entropy -= p * log(p);
       neg_entropy += p * log(p + 1e-10);
     }
@@ -451,7 +461,7 @@ __global__ void __launch_bounds__(1024)
       const int64_t end = min(vocab, begin + chunk);
       double mass = 0.0;
       for (int64_t v = begin; v < end; ++v) {
-        const double p = exp(static_cast<double>(row.score_value(v)) - m) / sum;
+        const double p = exp_shifted(row.score_value(v), m) / sum;
         if (v != rule.never_drawn && !(p <= 0.0)) mass += p;
       }
       if (threadIdx.x == 0) {
@@ -465,7 +475,7 @@ __global__ void __launch_bounds__(1024)
       int32_t crossing = kNoIndex;
       int32_t last = -1;
       for (int64_t v = begin; v < end; ++v) {
-        const double p = exp(static_cast<double>(row.score_value(v)) - m) / sum;
+        const double p = exp_shifted(row.score_value(v), m) / sum;
         if (v == rule.never_drawn || p <= 0.0) continue;
         last = static_cast<int32_t>(v);
         mass += p;
@@ -494,7 +504,7 @@ __global__ void __launch_bounds__(1024)
       }
       TokenPrediction prediction;
       prediction.token = token;
-      prediction.probability = exp(static_cast<double>(row.score_value(token)) - m) / sum;
+      prediction.probability = exp_shifted(row.score_value(token), m) / sum;
       // The host ranks probabilities with `>`, which a NaN never passes: with a NaN sum every probability is
       // NaN and its margin stays 0.
       prediction.margin = isnan(sum) ? 0.0
