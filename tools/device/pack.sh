@@ -12,8 +12,8 @@ openblas=/usr/lib/x86_64-linux-gnu/libopenblas
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir "$stage/libs"
-ninja -C "$build" dlm dlm_gpu_tests >/dev/null
-for target in dlm dlm_gpu_tests; do
+ninja -C "$build" dlm dlm_gpu_tests dlm_linear_bench >/dev/null
+for target in dlm dlm_gpu_tests dlm_linear_bench; do
   # The link command ninja used, with the static OpenBLAS (and its Fortran runtime) and another output.
   link=$(cd "$build" && ninja -t commands "$target" | tail -1)
   link=${link//$openblas.so/$openblas.a -lgfortran}
@@ -24,5 +24,5 @@ for target in dlm dlm_gpu_tests; do
     grep -vE '/(libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s)\.so|/libcu' |
     xargs -r cp -Ln -t "$stage/libs"
 done
-tar -C "$stage" -cf - dlm dlm_gpu_tests libs | xz -9e -T0 >"$out"
+tar -C "$stage" -cf - dlm dlm_gpu_tests dlm_linear_bench libs | xz -9e -T0 >"$out"
 echo "$out: $(du -h "$out" | cut -f1) ($(ls "$stage/libs" | tr '\n' ' '))"
