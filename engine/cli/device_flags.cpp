@@ -38,12 +38,6 @@ void add_device_flags(CLI::App& command, DeviceFlags& flags) {
   command.add_flag("--cuda-split-attention", flags.cuda_split_attention,
                    "on the GPU, let several blocks of dlm's attention kernels share one query block's keys "
                    "when a call is too small to fill the device (decoding against a long cache)");
-  command
-      .add_option("--cuda-linear", flags.cuda_linear,
-                  "matrix products on the GPU: auto (dlm's kernel for products of at most 32 bf16 rows, "
-                  "cuBLASLt elsewhere) or cublaslt (cuBLASLt only)")
-      ->check(CLI::IsMember({"auto", "cublaslt"}))
-      ->capture_default_str();
 }
 
 std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
@@ -52,7 +46,6 @@ std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
     if (flags.cuda_tune_gemm) fail_input("--cuda-tune-gemm applies to --device cuda only");
     if (flags.cuda_split_attention) fail_input("--cuda-split-attention applies to --device cuda only");
     if (flags.cuda_attention != "auto") fail_input("--cuda-attention applies to --device cuda only");
-    if (flags.cuda_linear != "auto") fail_input("--cuda-linear applies to --device cuda only");
     return std::make_unique<CpuBackend>(flags.threads);
   }
 #ifdef DLM_HAVE_CUDA
@@ -60,9 +53,8 @@ std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
     const CudaAttention attention = flags.cuda_attention == "cudnn"    ? CudaAttention::Cudnn
                                     : flags.cuda_attention == "kernel" ? CudaAttention::Kernel
                                                                        : CudaAttention::Auto;
-    const CudaLinear linear = flags.cuda_linear == "cublaslt" ? CudaLinear::Cublaslt : CudaLinear::Auto;
-    return std::make_unique<CudaBackend>(0, CudaOptions{attention, flags.cuda_graphs, flags.cuda_tune_gemm,
-                                                        flags.cuda_split_attention, linear});
+    return std::make_unique<CudaBackend>(
+        0, CudaOptions{attention, flags.cuda_graphs, flags.cuda_tune_gemm, flags.cuda_split_attention});
   } catch (const Error& error) {
     fail_input("--device cuda: no usable GPU: {}", error.what());
   }

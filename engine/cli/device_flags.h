@@ -17,7 +17,6 @@ struct DeviceFlags {
   bool cuda_graphs = false;
   bool cuda_tune_gemm = false;
   bool cuda_split_attention = false;
-  std::string cuda_linear = "auto";
 };
 
 void add_device_flags(CLI::App& command, DeviceFlags& flags);

@@ -319,9 +319,6 @@ TEST_F(BatchInputsE2e, CudaOnlyFlagsOnTheCpuAreRefused) {
   const e2e::DlmRun split = generate({"-p", "A map", "--cuda-split-attention"});
   EXPECT_EQ(split.exit_code, 2);
   EXPECT_EQ(split.err, "dlm: error: --cuda-split-attention applies to --device cuda only\n");
-  const e2e::DlmRun linear = generate({"-p", "A map", "--cuda-linear", "cublaslt"});
-  EXPECT_EQ(linear.exit_code, 2);
-  EXPECT_EQ(linear.err, "dlm: error: --cuda-linear applies to --device cuda only\n");
 }
 
 TEST_F(BatchInputsE2e, ABareModelNameIsAShippedModel) {

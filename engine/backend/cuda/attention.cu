@@ -5,17 +5,38 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <utility>
 
 #include "engine/backend/cuda/attention_device.cuh"
 #include "engine/backend/cuda/attention_kernels.h"
-#include "engine/backend/cuda/kernel_attributes.h"
 
 namespace dlm::cuda {
 namespace attention_detail {
+namespace {
+
+// Raises `kernel`'s dynamic shared memory limit on the current device to `bytes` unless a launch raised it
+// that far already: the attribute is a driver call, and every layer of every forward launches these kernels.
+cudaError_t allow_shared_bytes(void (*kernel)(Params), size_t bytes) {
+  static std::mutex mutex;
+  static std::map<std::pair<void (*)(Params), int>, size_t> allowed;
+  int device = 0;
+  cudaError_t status = cudaGetDevice(&device);
+  if (status != cudaSuccess) return status;
+  const std::lock_guard<std::mutex> lock(mutex);
+  size_t& limit = allowed[{kernel, device}];
+  if (bytes <= limit) return cudaSuccess;
+  status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  if (status == cudaSuccess) limit = bytes;
+  return status;
+}
+
+}  // namespace
 
 cudaError_t launch_kernel(void (*kernel)(Params), dim3 grid, int threads, size_t shared_bytes,
                           cudaStream_t stream, const Params& p) {
-  const cudaError_t status = allow_shared_bytes(reinterpret_cast<const void*>(kernel), shared_bytes);
+  const cudaError_t status = allow_shared_bytes(kernel, shared_bytes);
   if (status != cudaSuccess) return status;
   kernel<<<grid, threads, shared_bytes, stream>>>(p);
   return cudaGetLastError();

@@ -15,11 +15,6 @@ namespace dlm {
 // alone); Kernel always runs dlm's kernels.
 enum class CudaAttention { Auto, Cudnn, Kernel };
 
-// Which implementation matrix products run on: Auto takes dlm's kernel for products of at most 32 bf16 rows
-// (linear_few_rows.cu: a block against the cache, AR decoding) and cuBLASLt elsewhere; Cublaslt always
-// takes cuBLASLt.
-enum class CudaLinear { Auto, Cublaslt };
-
 struct CudaOptions {
   CudaAttention attention = CudaAttention::Auto;
   bool graphs = false;  // record repeating work as CUDA graphs (Backend::records_work)
@@ -30,7 +25,6 @@ struct CudaOptions {
   // Let the blocks of dlm's attention kernels share a query block's keys when the call makes too few blocks
   // to fill the device (decoding steps against long caches), merging their partial softmax afterwards.
   bool split_attention_keys = false;
-  CudaLinear linear = CudaLinear::Auto;
 };
 
 class CudaBackend final : public Backend {

@@ -17,10 +17,6 @@
 // heuristic offers no algorithm with the bias epilogue, the product is written in f32 and linear_finish adds
 // the bias in f32 and rounds once.
 //
-// Products of at most 32 rows with bf16 x and W and 16-byte aligned operands take dlm's kernel instead
-// (linear_few_rows.cu, CudaLinear::Auto): it streams the weights from every multiprocessor, K split into
-// ranges where the output's tiles are too few, and adds the bias and rounds once itself.
-//
 // The descriptors and the heuristic's choice are made once per problem (LinearAlgoKey) and kept in the
 // Context, so a call only sets the bias pointer and queues its kernels. With CudaOptions::tune_gemm the
 // choice is instead the fastest of the heuristic's first offers and their split-K variants, timed on the
@@ -241,14 +237,6 @@ void tune(CudaBackend::Context& ctx, LinearPlan& plan, const void* w, const void
   plan.candidates.clear();
 }
 
-// Whether the product takes linear_few_rows.cu's kernel.
-bool takes_few_row_product(const CudaBackend::Context& ctx, const Tensor& x, const Tensor& weight) {
-  const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  return ctx.linear == CudaLinear::Auto && x.dtype() == DType::BF16 && weight.dtype() == DType::BF16 &&
-         cuda::few_row_product_fits(x.dim(0), weight.dim(0), x.dim(1), ctx.sm_major) && aligned(x.data()) &&
-         aligned(weight.data());
-}
-
 }  // namespace
 
 LinearPlan::~LinearPlan() {
@@ -279,12 +267,6 @@ void CudaBackend::linear(const Tensor& x, const Tensor& weight, const std::optio
     check_launch(
         cuda::launch_linear_finish(ctx.stream, nullptr, bias_data, bias_dtype, out.data(), out.dtype(), m, n),
         "linear");
-    return;
-  }
-  if (takes_few_row_product(ctx, x, weight)) {
-    const cuda::FewRowProduct product{weight.data(), x.data(), bias_data, bias_dtype, out.data(),
-                                      out.dtype(),   m,        n,         k};
-    check_launch(cuda::launch_few_row_product(ctx.stream, product, ctx.sm_count), "linear (few rows)");
     return;
   }
 
