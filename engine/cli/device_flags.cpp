@@ -35,16 +35,20 @@ void add_device_flags(CLI::App& command, DeviceFlags& flags) {
       "on the GPU, time cuBLASLt's candidate algorithms (the heuristic's first offers, each also "
       "with K split 2 to 32 ways) for each matrix-product shape on its first use and keep the "
       "fastest (results may then differ in the last bits between runs)");
-  command.add_flag("--cuda-split-attention", flags.cuda_split_attention,
-                   "on the GPU, let several blocks of dlm's attention kernels share one query block's keys "
-                   "when a call is too small to fill the device (decoding against a long cache)");
+  command
+      .add_option("--cuda-split-attention", flags.cuda_split_attention,
+                  "dlm's attention kernels on the GPU: auto (several blocks share one query block's keys "
+                  "when a call is too small to fill the device: decoding against a long cache) or off")
+      ->check(CLI::IsMember({"auto", "off"}))
+      ->capture_default_str();
 }
 
 std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
   if (flags.device == "cpu") {
     if (flags.cuda_graphs) fail_input("--cuda-graphs applies to --device cuda only");
     if (flags.cuda_tune_gemm) fail_input("--cuda-tune-gemm applies to --device cuda only");
-    if (flags.cuda_split_attention) fail_input("--cuda-split-attention applies to --device cuda only");
+    if (flags.cuda_split_attention != "auto")
+      fail_input("--cuda-split-attention applies to --device cuda only");
     if (flags.cuda_attention != "auto") fail_input("--cuda-attention applies to --device cuda only");
     return std::make_unique<CpuBackend>(flags.threads);
   }
@@ -53,8 +57,8 @@ std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
     const CudaAttention attention = flags.cuda_attention == "cudnn"    ? CudaAttention::Cudnn
                                     : flags.cuda_attention == "kernel" ? CudaAttention::Kernel
                                                                        : CudaAttention::Auto;
-    return std::make_unique<CudaBackend>(
-        0, CudaOptions{attention, flags.cuda_graphs, flags.cuda_tune_gemm, flags.cuda_split_attention});
+    return std::make_unique<CudaBackend>(0, CudaOptions{attention, flags.cuda_graphs, flags.cuda_tune_gemm,
+                                                        flags.cuda_split_attention == "auto"});
   } catch (const Error& error) {
     fail_input("--device cuda: no usable GPU: {}", error.what());
   }

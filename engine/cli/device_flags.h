@@ -16,7 +16,7 @@ struct DeviceFlags {
   std::string cuda_attention = "auto";
   bool cuda_graphs = false;
   bool cuda_tune_gemm = false;
-  bool cuda_split_attention = false;
+  std::string cuda_split_attention = "auto";
 };
 
 void add_device_flags(CLI::App& command, DeviceFlags& flags);

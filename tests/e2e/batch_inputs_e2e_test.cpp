@@ -299,11 +299,11 @@ TEST_F(BatchInputsE2e, CudaDeviceDecodesAsTheCpuOrSaysWhyNot) {
   const auto cpu_tokens = generate(prompt).token_ids();
   EXPECT_EQ(gpu.token_ids(), cpu_tokens) << "f32 activations: the CPU's tokens";
   on_gpu.insert(on_gpu.end(),
-                {"--cuda-graphs", "--cuda-tune-gemm", "--cuda-split-attention", "--steps", "16"});
+                {"--cuda-graphs", "--cuda-tune-gemm", "--cuda-split-attention", "off", "--steps", "16"});
   std::vector<std::string> on_cpu = prompt;
   on_cpu.insert(on_cpu.end(), {"--steps", "16"});
   EXPECT_EQ(generate(on_gpu).token_ids(), generate(on_cpu).token_ids())
-      << "replayed steps, tuned products, split attention: the same tokens";
+      << "replayed steps, tuned products, unsplit attention: the same tokens";
 }
 
 TEST_F(BatchInputsE2e, CudaOnlyFlagsOnTheCpuAreRefused) {
@@ -316,7 +316,7 @@ TEST_F(BatchInputsE2e, CudaOnlyFlagsOnTheCpuAreRefused) {
   const e2e::DlmRun tuning = generate({"-p", "A map", "--cuda-tune-gemm"});
   EXPECT_EQ(tuning.exit_code, 2);
   EXPECT_EQ(tuning.err, "dlm: error: --cuda-tune-gemm applies to --device cuda only\n");
-  const e2e::DlmRun split = generate({"-p", "A map", "--cuda-split-attention"});
+  const e2e::DlmRun split = generate({"-p", "A map", "--cuda-split-attention", "off"});
   EXPECT_EQ(split.exit_code, 2);
   EXPECT_EQ(split.err, "dlm: error: --cuda-split-attention applies to --device cuda only\n");
 }

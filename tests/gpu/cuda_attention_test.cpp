@@ -52,7 +52,7 @@ struct AttentionSetup {
   int32_t key_position_offset = 0;
   size_t out_misalign = 0;
   bool cudnn = false;       // on gpu_test::cudnn_gpu(), with the batch's host offsets
-  bool split_keys = false;  // on gpu_test::split_gpu()
+  bool split_keys = false;  // on gpu_test::split_gpu(), else gpu_test::unsplit_gpu()
   uint32_t seed = 1;
 
   std::string str() const {
@@ -173,7 +173,9 @@ std::vector<float> gpu_attention(const AttentionSetup& s, const AttentionData& d
     batch.host_query_offsets = d.query_offsets;
     batch.host_key_offsets = d.key_offsets;
   }
-  CudaBackend& backend = s.cudnn ? gpu_test::cudnn_gpu() : s.split_keys ? gpu_test::split_gpu() : gpu();
+  CudaBackend& backend = s.cudnn        ? gpu_test::cudnn_gpu()
+                         : s.split_keys ? gpu_test::split_gpu()
+                                        : gpu_test::unsplit_gpu();
   backend.attention(q.tensor, k.tensor, v.tensor, batch, params_of(s), out.tensor);
   backend.synchronize();
   expect_guards_intact(out, s.str());

@@ -22,4 +22,10 @@ inline CudaBackend& split_gpu() {
   return backend;
 }
 
+// A fourth as the first but that its attention kernels never split a call's keys.
+inline CudaBackend& unsplit_gpu() {
+  static CudaBackend backend(0, CudaOptions{CudaAttention::Auto, false, false, false});
+  return backend;
+}
+
 }  // namespace dlm::gpu_test

@@ -14,11 +14,11 @@
 # Writes OUT_DIR/summary.md (also printed) and keeps every raw output in OUT_DIR: dlm_*.items.jsonl (the
 # prompts and per-item settings fed to dlm), dlm_*.jsonl (its records), torch_*.jsonl (the reference's JSON
 # lines), profile.md (dlm bench --profile: where dlm's step time goes, by op; profile_kernel_attention.md: the
-# same with --cuda-attention kernel; bench_ar.md / bench_ar_split.md and bench_b1.md / bench_b1_tuned.md:
-# dlm bench without and with --cuda-split-attention and --cuda-tune-gemm; bench_filters_ar.md and
-# bench_filters_llada.md: dlm bench with sampling filters and a penalty; bench_graphs.md: dlm bench with
-# --cuda-graphs), *.log (stderr), steps.tsv (each
-# step's exit status and seconds). Each step runs under a timeout and
+# same with --cuda-attention kernel; bench_ar.md / bench_ar_unsplit.md and bench_b1.md / bench_b1_tuned.md:
+# dlm bench without and with --cuda-split-attention off, without and with --cuda-tune-gemm;
+# bench_filters_ar.md and bench_filters_llada.md: dlm bench with sampling filters and a penalty;
+# bench_graphs.md: dlm bench with --cuda-graphs), *.log (stderr), steps.tsv (each step's exit status and
+# seconds). Each step runs under a timeout and
 # on its own: a failure leaves its rows empty ("—") and the others go on.
 #
 # Time on an H200 (measured 2026-12-05 but for the LLaDA b32 end-to-end runs, estimated from the step times):
@@ -164,14 +164,15 @@ step dlm_profile_kernel_attention 150 "$out/profile_kernel_attention.md" "$dlm" 
   -m "$ckpt/llada-8b" --method llada --batch-size 1,32 --prompt-length 128 --gen-length 256 --block-length 32 \
   --steps 16 --cache none,dual --warmup 1 --repeat 1 --profile --cuda-attention kernel "${dlm_flags[@]}"
 
-# A/B runs of opt-in options, each against the same bench without it: AR decoding with the attention
-# kernels splitting each decoding step's keys across blocks (bench_ar.md, bench_ar_split.md), and the
-# batch-1 LLaDA steps with cuBLASLt's algorithms timed per product shape, split-K variants included
-# (bench_b1.md, bench_b1_tuned.md).
+# A/B runs of options, each against the same bench with the default: AR decoding with the attention kernels
+# never splitting a decoding step's keys across blocks (bench_ar.md, the default, which splits them;
+# bench_ar_unsplit.md), and the batch-1 LLaDA steps with cuBLASLt's algorithms timed per product shape,
+# split-K variants included (bench_b1.md, bench_b1_tuned.md).
 ar_bench=(bench --device cuda -m "$ckpt/qwen2.5-7b" --method autoregressive --batch-size 1,32 --prompt-length 128
   --gen-length 256 --warmup 1 --repeat 2)
 step dlm_bench_ar 90 "$out/bench_ar.md" "$dlm" "${ar_bench[@]}" "${dlm_flags[@]}"
-step dlm_bench_ar_split 90 "$out/bench_ar_split.md" "$dlm" "${ar_bench[@]}" --cuda-split-attention "${dlm_flags[@]}"
+step dlm_bench_ar_unsplit 90 "$out/bench_ar_unsplit.md" "$dlm" "${ar_bench[@]}" --cuda-split-attention off \
+  "${dlm_flags[@]}"
 b1_bench=(bench --device cuda -m "$ckpt/llada-8b" --method llada --batch-size 1 --prompt-length 128 --gen-length 256
   --block-length 32 --steps 16 --cache none,dual --warmup 1 --repeat 3)
 step dlm_bench_b1 60 "$out/bench_b1.md" "$dlm" "${b1_bench[@]}" "${dlm_flags[@]}"

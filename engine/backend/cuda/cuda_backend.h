@@ -24,7 +24,7 @@ struct CudaOptions {
   bool tune_gemm = false;
   // Let the blocks of dlm's attention kernels share a query block's keys when the call makes too few blocks
   // to fill the device (decoding steps against long caches), merging their partial softmax afterwards.
-  bool split_attention_keys = false;
+  bool split_attention_keys = true;
 };
 
 class CudaBackend final : public Backend {

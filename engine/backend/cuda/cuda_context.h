@@ -92,8 +92,8 @@ struct CudaBackend::Context {
   // recording.cpp: whether recording is on, and whether the stream is being captured now.
   bool graphs = false;
   bool recording = false;
-  bool tune_gemm = false;             // linear.cpp: CudaOptions::tune_gemm
-  bool split_attention_keys = false;  // attention.cpp: CudaOptions::split_attention_keys
+  bool tune_gemm = false;            // linear.cpp: CudaOptions::tune_gemm
+  bool split_attention_keys = true;  // attention.cpp: CudaOptions::split_attention_keys
   std::unique_ptr<cuda::CudnnAttention> cudnn_attention;
   std::string cudnn_unusable;
 
