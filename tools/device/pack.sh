@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Packs dlm, dlm_gpu_tests and dlm_linear_bench, built here, for a GPU machine that lacks this machine's
 # libraries: each is relinked with OpenBLAS linked in statically, stripped, and put with the shared libraries
-# they need beyond glibc, libstdc++ and CUDA into one .tar.xz (a few MB: the device tool's working-tree limit is 64 MiB).
+# they need beyond glibc, libstdc++ and CUDA into one .tar.xz (a few MB: the device tool's working-tree limit
+# is 64 MiB).
 #   tools/device/pack.sh BUILD_DIR OUT.tar.xz        (BUILD_DIR: a release build with the CUDA backend)
 # On the GPU machine, tools/device/run.sh unpacks it.
 set -euo pipefail
