@@ -1,13 +1,15 @@
-// dlm_linear_bench: CudaBackend::linear (cuBLASLt) on the bf16 product shapes of LLaDA-8B's dual-cache block
-// steps and of Qwen2.5-7B's decoding at batch 1 and 32, one table: microseconds a call and the rate at which
-// it streams the weights. Products of few rows read their weights once and do little else, so that rate
-// against the device's copy bandwidth is the gap to read.
+// dlm_linear_bench: CudaBackend::linear (cuBLASLt) on the bf16 product shapes of LLaDA-8B's full-recompute
+// and dual-cache block steps at batch 1 and of Qwen2.5-7B's decoding at batch 1 and 32, one table:
+// microseconds a call, the rate at which it streams the weights and its TFLOP/s. Products of few rows read
+// their weights once and do little else, so for them the streaming rate against the device's copy bandwidth
+// is the gap to read; for the 384-row products of a full step, the TFLOP/s against the matrix rate.
 //
 //   dlm_linear_bench [REPEATS]        (REPEATS: timed calls per shape, default 50)
 //
 // Each call takes the next of several copies of W, together past 512 MB, so that the weights come from
 // device memory as in a forward (an H100's or H200's L2 holds 50 MB); the time is the wall time of REPEATS
 // queued calls between two synchronizations, after 5 untimed ones.
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -30,6 +32,8 @@ struct ProductShape {
 };
 
 const ProductShape kShapes[] = {
+    {"LLaDA full q/k/v", 384, 12288, 4096},   {"LLaDA full out", 384, 4096, 4096},
+    {"LLaDA full gate/up", 384, 24576, 4096}, {"LLaDA full down", 384, 4096, 12288},
     {"LLaDA block q/k/v", 32, 12288, 4096},   {"LLaDA block out", 32, 4096, 4096},
     {"LLaDA block gate/up", 32, 24576, 4096}, {"LLaDA block down", 32, 4096, 12288},
     {"Qwen b1 q/k/v", 1, 4608, 3584},         {"Qwen b1 out", 1, 3584, 3584},
@@ -78,13 +82,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   CudaBackend backend(0);
-  std::printf("| product | M | N | K | us | weights GB/s |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|\n");
+  std::printf("| product | M | N | K | us | weights GB/s | TFLOP/s |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
   for (const ProductShape& shape : kShapes) {
     const double gb = static_cast<double>(shape.n * shape.k) * 2 / 1e9;
+    const double tflop = 2.0 * static_cast<double>(shape.m) * static_cast<double>(shape.n * shape.k) / 1e12;
     const double us = time_product(backend, shape, repeats);
-    std::printf("| %s | %lld | %lld | %lld | %.1f | %.0f |\n", shape.name, static_cast<long long>(shape.m),
-                static_cast<long long>(shape.n), static_cast<long long>(shape.k), us, gb / (us * 1e-6));
+    std::printf("| %s | %lld | %lld | %lld | %.1f | %.0f | %.0f |\n", shape.name,
+                static_cast<long long>(shape.m), static_cast<long long>(shape.n),
+                static_cast<long long>(shape.k), us, gb / (us * 1e-6), tflop / (us * 1e-6));
   }
   return 0;
 }
