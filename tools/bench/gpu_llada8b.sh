@@ -17,8 +17,9 @@
 # same with --cuda-attention kernel; bench_ar.md / bench_ar_unsplit.md and bench_b1.md / bench_b1_tuned.md:
 # dlm bench without and with --cuda-split-attention off, without and with --cuda-tune-gemm;
 # bench_filters_ar.md and bench_filters_llada.md: dlm bench with sampling filters and a penalty;
-# bench_graphs.md: dlm bench with --cuda-graphs), *.log (stderr), steps.tsv (each step's exit status and
-# seconds). Each step runs under a timeout and
+# bench_graphs.md: dlm bench with --cuda-graphs; linear_bench.md: each product shape of these forwards
+# timed alone by dlm_linear_bench, where tools/device/pack.sh put it next to DLM_BINARY), *.log (stderr),
+# steps.tsv (each step's exit status and seconds). Each step runs under a timeout and
 # on its own: a failure leaves its rows empty ("—") and the others go on.
 #
 # Time on an H200 (measured 2026-12-05 but for the LLaDA b32 end-to-end runs, estimated from the step times):
@@ -186,6 +187,12 @@ step dlm_bench_filters_ar 90 "$out/bench_filters_ar.md" "$dlm" "${ar_bench[@]}" 
 step dlm_bench_filters_llada 90 "$out/bench_filters_llada.md" "$dlm" bench --device cuda -m "$ckpt/llada-8b" \
   --method llada --batch-size 1,8 --prompt-length 128 --gen-length 256 --block-length 32 --steps 64 \
   --temperature 0.5 --top-k 50 --top-p 0.95 --warmup 1 --repeat 2 "${dlm_flags[@]}"
+
+# The products of these forwards, shape by shape (cuBLASLt's microseconds, weight streaming rate, TFLOP/s).
+linear_bench=$(dirname "$dlm")/dlm_linear_bench
+if [[ -x $linear_bench ]]; then
+  step dlm_linear_bench 60 "$out/linear_bench.md" "$linear_bench" 30
+fi
 
 # The step times again with the steady-state steps replayed as CUDA graphs.
 step dlm_bench_graphs 120 "$out/bench_graphs.md" "$dlm" bench --device cuda -m "$ckpt/llada-8b" \
