@@ -264,8 +264,7 @@ TEST(CudaTokenPrediction, FiltersAndPenaltiesMatchTheHost) {
         rule.seed = 91;
         rule.position = static_cast<uint64_t>(7 * i);
         filter.set(rule);
-        // The step word as the samplers make it (draw_step): the reference takes a Gumbel draw's step from
-        // it.
+        // The step word as the samplers make it: the reference takes a Gumbel draw's step from it.
         rule.counter =
             draw_step(rule.draw == TokenDraw::Gumbel ? DrawPurpose::Gumbel : DrawPurpose::Categorical, 3);
         rule.top_k = static_cast<int32_t>(std::min<int64_t>(rule.top_k, vocab - 1));
