@@ -167,7 +167,11 @@ void TransformerModel::plan_keys(const ForwardBatch& batch, KeyPlan& plan) const
   plan.clear();
   const bool cached = std::any_of(batch.caches.begin(), batch.caches.end(),
                                   [](const CacheUse& use) { return use.policy != CachePolicy::None; });
-  if (!cached) return;  // every sequence attends to its own rows
+  if (!cached) {  // every sequence attends to its own rows
+    plan.visibility = ops::simplified_visibility(batch.visibility, batch.offsets, batch.positions,
+                                                 batch.offsets, batch.positions);
+    return;
+  }
   plan.direct = false;
   for (int64_t b = 0; b < batch.sequences(); ++b) {
     const CacheUse& use = batch.caches[static_cast<size_t>(b)];
@@ -202,6 +206,8 @@ void TransformerModel::plan_keys(const ForwardBatch& batch, KeyPlan& plan) const
     }
     plan.key_offsets.push_back(static_cast<int32_t>(plan.key_positions.size()));
   }
+  plan.visibility = ops::simplified_visibility(batch.visibility, batch.offsets, batch.positions,
+                                               plan.key_offsets, plan.key_positions);
 }
 
 ForwardResult TransformerModel::forward(const ForwardBatch& batch) {
@@ -336,9 +342,9 @@ void TransformerModel::forward_signature(const ForwardBatch& batch, const KeyPla
   }
   add(acts.hidden.dim(0));
   add(acts.keys.empty() ? 0 : acts.keys.dim(0));
-  add(static_cast<int64_t>(batch.visibility.kind));
-  add(batch.visibility.block_size);
-  add(batch.visibility.window);
+  add(static_cast<int64_t>(plan.visibility.kind));
+  add(plan.visibility.block_size);
+  add(plan.visibility.window);
   add_all(batch.offsets);
   add(plan.direct ? 1 : 0);
   add_all(plan.key_offsets);
@@ -406,7 +412,7 @@ void TransformerModel::attention_block(int64_t index, const Activations& acts, c
     ops::rope(backend_, acts.k, acts.positions, inv_freq_, rope_, acts.k);
   }
 
-  attend(index, acts, plan, batch.offsets, AttentionParams{batch.visibility, 0.0f, 0.0f});
+  attend(index, acts, plan, batch.offsets, AttentionParams{plan.visibility, 0.0f, 0.0f});
   ops::linear(backend_, flat(acts.attention), layer.o.weight, layer.o.bias, acts.normed);
   if (batch.observer) batch.observer("attention_output", index, acts.normed);
   ops::add_rms_norm(backend_, acts.hidden, acts.normed, layer.post_attention_norm, eps, NormWeight::Plain,

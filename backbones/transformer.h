@@ -61,6 +61,8 @@ class TransformerModel final : public Backbone {
     std::vector<Segment> segments;
     std::vector<Write> writes;
     std::vector<int32_t> key_offsets{0}, key_positions;
+    // The batch's visibility, or bidirectional where every query sees every key (ops::simplified_visibility).
+    Visibility visibility;
     std::vector<std::pair<KvCache*, int64_t>> new_lengths;
 
     void clear();  // keeps the capacity: a decoding loop plans without allocating once warmed up

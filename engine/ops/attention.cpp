@@ -159,4 +159,28 @@ void attention(Backend& backend, const Tensor& q, const Tensor& k, const Tensor&
   backend.attention(q, k, v, batch, params, out);
 }
 
+Visibility simplified_visibility(const Visibility& visibility, std::span<const int32_t> query_offsets,
+                                 std::span<const int32_t> query_positions,
+                                 std::span<const int32_t> key_offsets,
+                                 std::span<const int32_t> key_positions) {
+  if (visibility.kind == VisibilityKind::Bidirectional) return visibility;
+  DLM_CHECK(!query_offsets.empty() && query_offsets.size() == key_offsets.size(),
+            "{}: {} query offsets and {} key offsets: one of each per sequence, plus one", kOp,
+            query_offsets.size(), key_offsets.size());
+  check_offsets("query_offsets", query_offsets, static_cast<int64_t>(query_positions.size()), false);
+  check_offsets("key_offsets", key_offsets, static_cast<int64_t>(key_positions.size()), false);
+  for (size_t b = 0; b + 1 < query_offsets.size(); ++b) {
+    const auto queries = query_positions.subspan(query_offsets[b], query_offsets[b + 1] - query_offsets[b]);
+    const auto keys = key_positions.subspan(key_offsets[b], key_offsets[b + 1] - key_offsets[b]);
+    if (queries.empty() || keys.empty()) continue;
+    // Each rule bounds how far after a query (causal, block-causal) and how far before it (a window) a key
+    // may lie: the earliest query with the latest key and the latest query with the earliest key are the
+    // pairs furthest apart each way.
+    const auto [first_query, last_query] = std::ranges::minmax(queries);
+    const auto [first_key, last_key] = std::ranges::minmax(keys);
+    if (!visibility.sees(first_query, last_key) || !visibility.sees(last_query, first_key)) return visibility;
+  }
+  return Visibility::bidirectional();
+}
+
 }  // namespace dlm::ops

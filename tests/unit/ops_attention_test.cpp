@@ -512,5 +512,85 @@ TEST(AttentionValidation, RejectsBadParams) {
   expect_error([](Args& a) { a.params.softcap = kInf; }, {"softcap"});
 }
 
+// simplified_visibility: bidirectional exactly where every query of every sequence sees all its keys.
+VisibilityKind simplified_kind(const Visibility& visibility, const std::vector<int32_t>& query_offsets,
+                               const std::vector<int32_t>& query_positions,
+                               const std::vector<int32_t>& key_offsets,
+                               const std::vector<int32_t>& key_positions) {
+  return ops::simplified_visibility(visibility, query_offsets, query_positions, key_offsets, key_positions)
+      .kind;
+}
+
+std::vector<int32_t> positions_from(int32_t first, int32_t count) {
+  std::vector<int32_t> positions(static_cast<size_t>(count));
+  std::iota(positions.begin(), positions.end(), first);
+  return positions;
+}
+
+TEST(SimplifiedVisibility, ADecodingStepAgainstItsCacheSeesEveryKey) {
+  // Causal: one query at position 6 against keys 0..6.
+  EXPECT_EQ(simplified_kind(Visibility::causal(), {0, 1}, {6}, {0, 7}, positions_from(0, 7)),
+            VisibilityKind::Bidirectional);
+  // Block-causal, blocks of 4: the last block's queries against the keys up to that block's end.
+  EXPECT_EQ(simplified_kind(Visibility::block_causal(4), {0, 4}, positions_from(8, 4), {0, 12},
+                            positions_from(0, 12)),
+            VisibilityKind::Bidirectional);
+  // A window of 8: query 10 against keys 3..10 (10 - 3 < 8).
+  EXPECT_EQ(simplified_kind(Visibility::sliding_window(8), {0, 1}, {10}, {0, 8}, positions_from(3, 8)),
+            VisibilityKind::Bidirectional);
+  // Sequences without queries or keys change nothing.
+  EXPECT_EQ(simplified_kind(Visibility::causal(), {0, 0, 1, 1}, {9}, {0, 3, 10, 10}, positions_from(0, 10)),
+            VisibilityKind::Bidirectional);
+}
+
+TEST(SimplifiedVisibility, KeepsTheRuleWhereAKeyIsHidden) {
+  // A prefill: the first query does not see the later keys.
+  EXPECT_EQ(simplified_kind(Visibility::causal(), {0, 4}, positions_from(0, 4), {0, 4}, positions_from(0, 4)),
+            VisibilityKind::Causal);
+  // One key in the block after the queries'.
+  EXPECT_EQ(simplified_kind(Visibility::block_causal(4), {0, 4}, positions_from(8, 4), {0, 13},
+                            positions_from(0, 13)),
+            VisibilityKind::BlockCausal);
+  // Key 2 is 8 before query 10: outside a window of 8.
+  EXPECT_EQ(simplified_kind(Visibility::sliding_window(8), {0, 1}, {10}, {0, 9}, positions_from(2, 9)),
+            VisibilityKind::SlidingWindow);
+  // The second of two sequences decides.
+  EXPECT_EQ(simplified_kind(Visibility::causal(), {0, 1, 3}, {5, 0, 1}, {0, 6, 8}, {0, 1, 2, 3, 4, 5, 0, 1}),
+            VisibilityKind::Causal);
+  using Ids = std::vector<int32_t>;
+  const Visibility block =
+      ops::simplified_visibility(Visibility::block_causal(4), Ids{0, 2}, Ids{0, 4}, Ids{0, 3}, Ids{0, 1, 5});
+  EXPECT_EQ(block.kind, VisibilityKind::BlockCausal);
+  EXPECT_EQ(block.block_size, 4);
+}
+
+TEST(SimplifiedVisibility, GivesWhatTheRuleGivesOnADecodingBatch) {
+  // Two sequences each decoding a block of 3 against 5 cached keys and their own 3, block-causal with
+  // blocks of 4 (positions 4..7 hold the block); the simplified rule must give the same outputs.
+  CpuBackend backend(2);
+  const std::vector<int32_t> query_offsets{0, 3, 6}, key_offsets{0, 8, 16};
+  std::vector<int32_t> query_positions{5, 6, 7, 5, 6, 7}, key_positions;
+  for (int b = 0; b < 2; ++b) {
+    for (int32_t p = 0; p < 8; ++p) key_positions.push_back(p);
+  }
+  const Batch batch = make_batch(query_offsets, key_offsets, query_positions, key_positions);
+  const Problem p = random_problem(6, 16, 4, 2, 8, 8, 71);
+  const Visibility rule = Visibility::block_causal(4);
+  const Visibility simple =
+      ops::simplified_visibility(rule, query_offsets, query_positions, key_offsets, key_positions);
+  ASSERT_EQ(simple.kind, VisibilityKind::Bidirectional);
+  const std::vector<float> want = run(backend, p, batch, AttentionParams{rule, 0.0f, 0.0f});
+  EXPECT_EQ(run(backend, p, batch, AttentionParams{simple, 0.0f, 0.0f}), want);
+  expect_near_reference(want, reference(p, batch, AttentionParams{rule, 0.0f, 0.0f}), 1e-5);
+}
+
+TEST(SimplifiedVisibility, RefusesOffsetsOutsideThePositions) {
+  using Ids = std::vector<int32_t>;
+  const Visibility causal = Visibility::causal();
+  EXPECT_THROW(ops::simplified_visibility(causal, Ids{0, 3}, Ids{0, 1}, Ids{0, 1}, Ids{0}), Error);
+  EXPECT_THROW(ops::simplified_visibility(causal, Ids{0, 1}, Ids{0}, Ids{0, 1, 1}, Ids{0}), Error);
+  EXPECT_THROW(ops::simplified_visibility(causal, Ids{0, 1}, Ids{0}, Ids{1, 0}, Ids{0}), Error);
+}
+
 }  // namespace
 }  // namespace dlm

@@ -1,6 +1,8 @@
 // CudaBackend::attention: cuDNN's fused attention where the choice and the call allow it
 // (cudnn_attention.h), else our kernels (attention_device.cuh describes them).
+#include <algorithm>
 #include <cmath>
+#include <span>
 #include <string>
 
 #include "engine/backend/cuda/attention_kernels.h"
@@ -11,9 +13,20 @@ namespace {
 
 // Queues `problem` through cuDNN and returns true, or returns false for dlm's kernels to take it (Error
 // instead under CudaAttention::Cudnn, naming why cuDNN cannot).
+// Whether every sequence has at most one query row: a decoding step, which dlm's kernels take faster than
+// cuDNN's by splitting the keys across blocks (BENCHMARKS.md, "Attention").
+bool one_query_a_sequence(std::span<const int32_t> query_offsets) {
+  return std::ranges::adjacent_find(query_offsets, [](int32_t a, int32_t b) { return b - a > 1; }) ==
+         query_offsets.end();
+}
+
 bool attend_with_cudnn(CudaBackend::Context& ctx, const cuda::AttentionProblem& problem,
                        const AttentionBatch& batch) {
   if (ctx.attention == CudaAttention::Kernel) return false;
+  if (ctx.attention == CudaAttention::Auto && !batch.host_query_offsets.empty() &&
+      one_query_a_sequence(batch.host_query_offsets)) {
+    return false;
+  }
   std::string why_not = ctx.cudnn_unusable;
   if (why_not.empty()) {
     why_not = cuda::sdpa_unsupported(problem, batch.host_query_offsets, batch.host_key_offsets, ctx.sm_major);
