@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Tests of the GPU benchmark's host-side tools (standard library only, no GPU): the summary's arithmetic on
-records written by hand, and zero_mask_logit.py on a small safetensors file.
+records written by hand, zero_mask_logit.py on a small safetensors file, and kernel_times.py on an Nsight
+Compute CSV written by hand.
 
   python3 tools/bench/test_bench_tools.py
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import gpu_llada8b  # noqa: E402
+import kernel_times  # noqa: E402
 
 
 def write_jsonl(path, rows):
@@ -99,6 +101,38 @@ class ZeroMaskLogitTest(unittest.TestCase):
             result = self.run_tool(directory)
             self.assertNotEqual(result.returncode, 0)
             self.assertIn("config.json: the LM head is tied to the embeddings", result.stderr)
+
+
+NCU_CSV = """==PROF== Connected to process 7 (/tmp/dlm)
+"ID","Process ID","Kernel Name","Grid Size","Block Size","gpu__time_duration.sum"
+"","","","","","usecond"
+"0","7","void rms_norm<(int)4>(const float *, int)","(1, 1, 1)","(256, 1, 1)","2.5"
+"1","7","void gemm<cutlass::bfloat16_t, (int)128>(Params)","(96, 1, 1)","(384, 1, 1)","1,010.0"
+dlm: a line of the program's own output
+"2","7","void rms_norm<(int)4>(const float *, int)","(1, 1, 1)","(256, 1, 1)","3.5"
+"3","7","void gemm<cutlass::bfloat16_t, (int)128>(Params)","(48, 1, 1)","(384, 1, 1)","984.0"
+"""
+
+
+class KernelTimesTest(unittest.TestCase):
+    def test_sums_by_kernel_and_grid_in_microseconds(self):
+        kernels = kernel_times.read_kernels(NCU_CSV.splitlines())
+        self.assertEqual(len(kernels), 4)
+        self.assertEqual(kernels[1][3], 1010.0)
+        text = kernel_times.table(kernels, per=2)
+        self.assertIn("4 launches, 1,000.0 µs per 2", text)
+        rows = [line for line in text.splitlines() if line.startswith("| `")]
+        self.assertEqual(rows[0], "| `gemm<cutlass::bfloat16_t, (int)128>` | (96, 1, 1) | (384, 1, 1) | 0.5 | 505.0 | "
+                                  "1,010.00 | 50.5% |")
+        self.assertEqual(rows[2], "| `rms_norm<(int)4>` | (1, 1, 1) | (256, 1, 1) | 1 | 3.0 | 3.00 | 0.3% |")
+
+    def test_nanoseconds_without_a_units_row(self):
+        lines = ['"Kernel Name","Grid Size","Block Size","gpu__time_duration.sum"', '"k","(1, 1, 1)","(32, 1, 1)","1500"']
+        self.assertEqual(kernel_times.read_kernels(lines), [("k", "(1, 1, 1)", "(32, 1, 1)", 1.5)])
+
+    def test_refuses_a_csv_without_the_metric(self):
+        with self.assertRaisesRegex(ValueError, "not ncu --csv --page raw output"):
+            kernel_times.read_kernels(['"ID","Kernel Name"', '"0","k"'])
 
 
 if __name__ == "__main__":
