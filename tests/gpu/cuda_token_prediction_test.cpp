@@ -37,7 +37,7 @@ std::vector<float> make_rows(int64_t rows, int64_t vocab, uint32_t seed) {
   for (float& v : x) v = normal(rng);
   const auto at = [&](int64_t r, int64_t v) -> float& { return x[static_cast<size_t>(r * vocab + v)]; };
   for (int64_t r = 0; r < rows; ++r) {
-    switch (r % 8) {
+    switch (r % 9) {
       case 1:  // a repeated maximum: the first wins, the margin is 0
         at(r, vocab / 3) = at(r, vocab - 1) = 40.0f;
         break;
@@ -58,6 +58,9 @@ std::vector<float> make_rows(int64_t rows, int64_t vocab, uint32_t seed) {
         break;
       case 7:  // the mask id is the likeliest
         if (vocab > kMask) at(r, kMask) = 50.0f;
+        break;
+      case 8:  // far below zero: exp underflows, so every Gumbel score is 0 and the first drawable id wins
+        for (int64_t v = 0; v < vocab; ++v) at(r, v) -= 800.0f;
         break;
       default:
         break;

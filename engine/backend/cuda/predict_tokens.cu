@@ -7,7 +7,8 @@
 // filters, each filter a bound on the draw row that the next ones and the prediction passes apply as they
 // read it (RowFilters):
 //   top-k  the key of the k-th largest value (radix select); values below it go. A row holding NaN is left
-//          as it is, as on the host.
+//          as it is, as on the host. Where it keeps at most kKeptIds ids, they are gathered (ascending) in
+//          shared memory and every later pass walks them only (RowIds): the others are -inf from then on.
 //   top-p  the first id in the host's order (descending value, ties by the lower id) whose mass before it
 //          exceeds p, and all after it, go: a bisection over the 32-bit order keys finds the largest key T
 //          whose mass from T up exceeds p; the cut falls among T's equal values at the first whose mass
@@ -61,12 +62,22 @@ struct RowFilters {
   double min_p_floor = 0.0;
 };
 
+// The ids a pass walks: the whole row, or the ids top-k kept where they are few (ascending, in shared
+// memory). Every id outside them is -inf in the draw and score rows, so its softmax terms are exactly 0 and
+// no draw picks it (a Gumbel draw whose kept scores are all 0 excepted: the kernel's pass (1) says why).
+struct RowIds {
+  const int32_t* kept;  // null: every id of [0, count)
+  int64_t count;
+  __device__ __forceinline__ int64_t operator[](int64_t j) const { return kept != nullptr ? kept[j] : j; }
+};
+
 // The draw and score rows of one rule, element by element.
 struct RuleRow {
   const float* x;
   const float* guide;  // null without guidance
   TokenRule rule;
   RowFilters filters;
+  RowIds ids;
 
   // The row before the filters.
   __device__ __forceinline__ float base_value(int64_t v) const {
@@ -172,6 +183,8 @@ __device__ double block_inclusive_scan(double v, double* warp_totals) {
 
 // The ids with a key in top-p's search range are sorted in shared memory once there are at most this many.
 constexpr unsigned int kTopPCandidates = 2048;
+// Top-k's kept ids are gathered in shared memory (RowIds) where there are at most this many.
+constexpr unsigned int kKeptIds = 2048;
 
 struct FilterShared {
   RadixSelectShared select;
@@ -181,6 +194,7 @@ struct FilterShared {
   int32_t index;
   unsigned int slots;
   unsigned long long candidates[kTopPCandidates];  // top-p's, as sort keys
+  int32_t kept[kKeptIds];                          // top-k's, ascending (RowIds)
 };
 
 struct Census {
@@ -194,15 +208,40 @@ struct Softmax {
   double sum;
 };
 
-__device__ Softmax draw_softmax(const RuleRow& row, int64_t vocab, FilterShared& shared) {
+__device__ Softmax draw_softmax(const RuleRow& row, FilterShared& shared) {
   float m = minus_infinity();
-  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) m = MaxSkippingNaNOp{}(m, row.draw_value(v));
+  for (int64_t j = threadIdx.x; j < row.ids.count; j += blockDim.x) {
+    m = MaxSkippingNaNOp{}(m, row.draw_value(row.ids[j]));
+  }
   m = block_reduce(m, MaxSkippingNaNOp{}, minus_infinity(), shared.maxima);
   double sum = 0.0;
-  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
-    sum += exp_shifted(row.draw_value(v), m);
+  for (int64_t j = threadIdx.x; j < row.ids.count; j += blockDim.x) {
+    sum += exp_shifted(row.draw_value(row.ids[j]), m);
   }
   return {static_cast<double>(m), block_reduce(sum, SumOp{}, 0.0, shared.sums)};
+}
+
+// Gathers the ids top-k keeps (their key at least key_floor) into shared.kept, ascending, and makes them the
+// row's ids, where they are at most kKeptIds: each thread counts, then writes, the kept ids of one
+// contiguous stretch of the row, from the count of the stretches before it.
+__device__ void gather_kept_ids(RuleRow& row, int64_t vocab, FilterShared& shared) {
+  const int64_t stretch = (vocab + blockDim.x - 1) / blockDim.x;
+  const int64_t begin = min(vocab, static_cast<int64_t>(threadIdx.x) * stretch);
+  const int64_t end = min(vocab, begin + stretch);
+  const auto kept = [&](int64_t v) { return order_key(row.draw_value(v)) >= row.filters.key_floor; };
+  unsigned int count = 0;
+  for (int64_t v = begin; v < end; ++v) count += kept(v);
+  // Counts are below 2^53, so the float64 scan is exact.
+  const auto through =
+      static_cast<unsigned int>(block_inclusive_scan(static_cast<double>(count), shared.sums));
+  const unsigned int total = block_reduce(count, SumOp{}, 0u, shared.warp_counts);
+  if (total > kKeptIds) return;
+  unsigned int at = through - count;
+  for (int64_t v = begin; v < end && at < through; ++v) {
+    if (kept(v)) shared.kept[at++] = static_cast<int32_t>(v);
+  }
+  __syncthreads();
+  row.ids = RowIds{shared.kept, total};
 }
 
 __device__ void filter_top_k(RuleRow& row, int64_t vocab, int64_t k, FilterShared& shared) {
@@ -213,6 +252,7 @@ __device__ void filter_top_k(RuleRow& row, int64_t vocab, int64_t k, FilterShare
   const RadixSelection kth = radix_select([&](int64_t v) { return order_key(row.draw_value(v)); }, vocab,
                                           static_cast<uint32_t>(k), shared.select);
   row.filters.key_floor = kth.key;
+  gather_kept_ids(row, vocab, shared);
 }
 
 // Among the ids of one key t, held by `ties` ids (more than fit the candidates): the first in id order
@@ -243,7 +283,7 @@ __device__ void cut_among_ties(RuleRow& row, int64_t vocab, double p, uint32_t t
 // before it exceeds p.
 __device__ void filter_top_p(RuleRow& row, int64_t vocab, double p, FilterShared& shared) {
   if (p >= 1.0) return;
-  const Softmax softmax = draw_softmax(row, vocab, shared);
+  const Softmax softmax = draw_softmax(row, shared);
   // A NaN or +inf value, or a row of -inf, makes every probability NaN: no mass exceeds p.
   if (isnan(softmax.sum)) return;
   const auto probability = [&](float l) { return exp(static_cast<double>(l) - softmax.max) / softmax.sum; };
@@ -251,8 +291,8 @@ __device__ void filter_top_p(RuleRow& row, int64_t vocab, double p, FilterShared
   const auto census = [&](uint32_t floor, uint32_t low, uint32_t high) {
     double mass = 0.0;
     unsigned int count = 0;
-    for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
-      const float l = row.draw_value(v);
+    for (int64_t j = threadIdx.x; j < row.ids.count; j += blockDim.x) {
+      const float l = row.draw_value(row.ids[j]);
       const uint32_t key = order_key(l);
       if (key >= floor) mass += probability(l);
       count += key >= low && key <= high;
@@ -301,7 +341,8 @@ __device__ void filter_top_p(RuleRow& row, int64_t vocab, double p, FilterShared
   // The candidates, in the host's order (zeros pad them to a power of two, after every real key).
   if (threadIdx.x == 0) shared.slots = 0;
   __syncthreads();
-  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
+  for (int64_t j = threadIdx.x; j < row.ids.count; j += blockDim.x) {
+    const int64_t v = row.ids[j];
     const uint32_t key = order_key(row.draw_value(v));
     if (key >= low && key <= high) shared.candidates[atomicAdd(&shared.slots, 1u)] = sort_key(key, v);
   }
@@ -338,7 +379,7 @@ __device__ void filter_top_p(RuleRow& row, int64_t vocab, double p, FilterShared
 
 __device__ void filter_min_p(RuleRow& row, int64_t vocab, double min_p, FilterShared& shared) {
   if (min_p <= 0.0) return;
-  const Softmax softmax = draw_softmax(row, vocab, shared);
+  const Softmax softmax = draw_softmax(row, shared);
   // The host's largest probability is exp(0) / sum; with a NaN sum the floor is NaN and nothing goes.
   row.filters.min_p = true;
   row.filters.min_p_max = softmax.max;
@@ -396,7 +437,7 @@ __global__ void __launch_bounds__(1024)
     TokenRule rule = rules[r];
     scale_in_place(logits + r * vocab, vocab, rule, penalized_ids);
     RuleRow row{logits + r * vocab, rule.guidance_row >= 0 ? logits + rule.guidance_row * vocab : nullptr,
-                rule, RowFilters{}};
+                rule, RowFilters{}, RowIds{nullptr, vocab}};
     apply_filters(row, vocab, filter_shared);
     const RngStream rng{rule.seed};
     const uint64_t gumbel_base = rule.position * static_cast<uint64_t>(vocab);
@@ -405,7 +446,8 @@ __global__ void __launch_bounds__(1024)
     Best arg{minus_infinity(), kNoIndex};
     ScoreBest gumbel{-CUDART_INF, kNoIndex};
     TopValues top{minus_infinity(), minus_infinity()};
-    for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
+    for (int64_t j = threadIdx.x; j < row.ids.count; j += blockDim.x) {
+      const int64_t v = row.ids[j];
       const float d = row.draw_value(v);
       const auto index = static_cast<int32_t>(v);
       const bool drawable = index != rule.never_drawn;
@@ -432,22 +474,27 @@ __global__ void __launch_bounds__(1024)
     arg = block_reduce(arg, FirstMaxOp{}, Best{minus_infinity(), kNoIndex}, best_partials);
     if (rule.draw == TokenDraw::Gumbel) {
       gumbel = block_reduce(gumbel, ScoreBestOp{}, ScoreBest{-CUDART_INF, kNoIndex}, score_partials);
+      // The ids outside top-k's gathered ones score 0. Where no gathered id scores more, the host's first
+      // maximum is the first drawable id of the row (all score 0 but NaNs, which never win).
+      if (row.ids.kept != nullptr && !(gumbel.value > 0.0)) {
+        gumbel = ScoreBest{0.0, rule.never_drawn == 0 ? 1 : 0};
+      }
     }
     top = block_reduce(top, TopValuesOp{}, TopValues{minus_infinity(), minus_infinity()}, top_partials);
     const double m = top.first;
 
     // (2)
     double sum = 0.0;
-    for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
-      sum += exp_shifted(row.score_value(v), m);
+    for (int64_t j = threadIdx.x; j < row.ids.count; j += blockDim.x) {
+      sum += exp_shifted(row.score_value(row.ids[j]), m);
     }
     sum = block_reduce(sum, SumOp{}, 0.0, sum_partials);
 
     // (3)
     double entropy = 0.0;
     double neg_entropy = 0.0;
-    for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
-      const double p = exp_shifted(row.score_value(v), m) / sum;
+    for (int64_t j = threadIdx.x; j < row.ids.count; j += blockDim.x) {
+      const double p = exp_shifted(row.score_value(row.ids[j]), m) / sum;
       if (p > 0.0) entropy -= p * log(p);
       neg_entropy += p * log(p + 1e-10);
     }
@@ -456,11 +503,14 @@ __global__ void __launch_bounds__(1024)
 
     // (4) and (5)
     if (rule.draw == TokenDraw::Categorical) {
-      const int64_t chunk = (vocab + blockDim.x - 1) / blockDim.x;
-      const int64_t begin = min(vocab, static_cast<int64_t>(threadIdx.x) * chunk);
-      const int64_t end = min(vocab, begin + chunk);
+      // Each thread walks a contiguous stretch of the row's ids, in id order.
+      const int64_t count = row.ids.count;
+      const int64_t chunk = (count + blockDim.x - 1) / blockDim.x;
+      const int64_t begin = min(count, static_cast<int64_t>(threadIdx.x) * chunk);
+      const int64_t end = min(count, begin + chunk);
       double mass = 0.0;
-      for (int64_t v = begin; v < end; ++v) {
+      for (int64_t j = begin; j < end; ++j) {
+        const int64_t v = row.ids[j];
         const double p = exp_shifted(row.score_value(v), m) / sum;
         if (v != rule.never_drawn && !(p <= 0.0)) mass += p;
       }
@@ -474,7 +524,8 @@ __global__ void __launch_bounds__(1024)
       mass = block_inclusive_scan(mass, sum_partials) - mass;  // exclusive: the mass before the chunk
       int32_t crossing = kNoIndex;
       int32_t last = -1;
-      for (int64_t v = begin; v < end; ++v) {
+      for (int64_t j = begin; j < end; ++j) {
+        const int64_t v = row.ids[j];
         const double p = exp_shifted(row.score_value(v), m) / sum;
         if (v == rule.never_drawn || p <= 0.0) continue;
         last = static_cast<int32_t>(v);
@@ -500,6 +551,11 @@ __global__ void __launch_bounds__(1024)
           break;
         case TokenDraw::Categorical:
           token = categorical_token != kNoIndex ? categorical_token : last_possible;
+          // With a NaN sum every probability is NaN, those of the ids outside top-k's gathered ones too: the
+          // host's walk then ends on the row's last drawable id.
+          if (categorical_token == kNoIndex && row.ids.kept != nullptr && isnan(sum)) {
+            token = static_cast<int32_t>(rule.never_drawn == vocab - 1 ? vocab - 2 : vocab - 1);
+          }
           break;
       }
       TokenPrediction prediction;
