@@ -99,13 +99,18 @@ double Predictor::confidence_by_policy(const RngStream& rng, uint64_t step, int6
 }
 
 std::optional<TokenRule> Predictor::rule(const RngStream& rng, uint64_t step, int64_t position) const {
+  // Only entropy remasking and the entropy-bound commit read a prediction's entropies.
+  const bool entropies =
+      config_.remasking == Remasking::Entropy || config_.commit == CommitRule::EntropyBound;
   if (method_ != Method::Llada) {
     TokenRule rule = scaled_rule(config_.temperature, rng, step, position);
     rule.never_drawn = context_.mask_id;
+    rule.entropies = entropies;
     set_filters(rule, config_, method_ == Method::Dream ? FilterOrder::TopPFirst : FilterOrder::TopKFirst);
     return rule;
   }
   TokenRule rule;
+  rule.entropies = entropies;
   set_filters(rule, config_, FilterOrder::TopKFirst);
   rule.seed = rng.seed;
   rule.position = static_cast<uint64_t>(position);

@@ -56,6 +56,9 @@ struct TokenRule {
   double repetition_penalty = 1.0;  // 1: off
   int32_t penalized_begin = 0;
   int32_t penalized_count = 0;
+  // false: the prediction's entropy and neg_entropy are left 0. Their pass (two logarithms and a division
+  // per id, in float64) costs more than the rest of the rule, and few decoding settings read them.
+  bool entropies = true;
 };
 
 // One row's result: the token and the softmax statistics of its score row (float64, as the host computes

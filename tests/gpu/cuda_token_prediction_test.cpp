@@ -85,6 +85,7 @@ struct Setting {
   double cfg = 0.0;       // guidance, LLaDA only
   int64_t top_k = 0;
   double top_p = 1.0;
+  CommitRule commit = CommitRule::Schedule;
 };
 
 const Setting kSettings[] = {
@@ -100,6 +101,8 @@ const Setting kSettings[] = {
     {"dream_greedy_top_p", Method::Dream, 0.0, Remasking::Entropy, false, 0.0, 0, 0.37},
     {"dream_categorical_filtered", Method::Dream, 0.6, Remasking::Margin, false, 0.0, 40, 0.9},
     {"block_categorical_filtered", Method::BlockDiffusion, 1.1, Remasking::LowConfidence, false, 0.0, 7, 0.8},
+    {"llada_greedy_entropy_bound", Method::Llada, 0.0, Remasking::LowConfidence, false, 0.0, 0, 1.0,
+     CommitRule::EntropyBound},
 };
 
 class CudaTokenPrediction : public ::testing::TestWithParam<Setting> {};
@@ -119,6 +122,7 @@ TEST_P(CudaTokenPrediction, MatchesTheHostPrediction) {
   config.cfg_scale = setting.cfg;
   config.top_k = setting.top_k;
   config.top_p = setting.top_p;
+  config.commit = setting.commit;
   const RngStream rng{77};
   const uint64_t step = 9;
 
@@ -172,8 +176,10 @@ TEST_P(CudaTokenPrediction, MatchesTheHostPrediction) {
       EXPECT_EQ(from_gpu.token, want.token) << where;
       EXPECT_TRUE(same_number(from_gpu.score.confidence, want.score.confidence))
           << where << ": confidence " << from_gpu.score.confidence << " vs " << want.score.confidence;
-      EXPECT_TRUE(same_number(from_gpu.score.entropy, want.score.entropy))
-          << where << ": entropy " << from_gpu.score.entropy << " vs " << want.score.entropy;
+      // Entropies only where the setting reads them (rule.entropies); else the device leaves them 0.
+      const double want_entropy = rules[static_cast<size_t>(i)].entropies ? want.score.entropy : 0.0;
+      EXPECT_TRUE(same_number(from_gpu.score.entropy, want_entropy))
+          << where << ": entropy " << from_gpu.score.entropy << " vs " << want_entropy;
     }
   }
 }
@@ -239,6 +245,11 @@ const FilterCase kFilterCases[] = {
        r.suppress_before_scores[0] = kEot;
      }},
     {"penalty_greedy", [](TokenRule& r) { r.repetition_penalty = 1.3; }},
+    {"top_k_50_without_entropies",
+     [](TokenRule& r) {
+       r.top_k = 50;
+       r.entropies = false;
+     }},
     {"everything",
      [](TokenRule& r) {
        r.repetition_penalty = 0.8;
@@ -293,9 +304,10 @@ TEST(CudaTokenPrediction, FiltersAndPenaltiesMatchTheHost) {
             << where << ": probability " << g.probability << " vs " << want.probability;
         EXPECT_TRUE(same_number(g.margin, want.margin))
             << where << ": margin " << g.margin << " vs " << want.margin;
-        EXPECT_TRUE(same_number(g.entropy, want.entropy))
+        const bool entropies = rules[static_cast<size_t>(i)].entropies;
+        EXPECT_TRUE(same_number(g.entropy, entropies ? want.entropy : 0.0))
             << where << ": entropy " << g.entropy << " vs " << want.entropy;
-        EXPECT_TRUE(same_number(g.neg_entropy, want.neg_entropy))
+        EXPECT_TRUE(same_number(g.neg_entropy, entropies ? want.neg_entropy : 0.0))
             << where << ": neg_entropy " << g.neg_entropy << " vs " << want.neg_entropy;
       }
     }

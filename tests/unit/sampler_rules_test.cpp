@@ -526,6 +526,25 @@ TEST(Prediction, DreamFiltersTopPBeforeTopKAndBlockDiffusionTopKBeforeTopP) {
   EXPECT_NEAR(s.score.confidence, 1.0, 1e-12);
 }
 
+TEST(Prediction, DeviceRulesAskForEntropiesOnlyWhereASettingReadsThem) {
+  const DecodeContext context = test_context();
+  const auto wants = [&](Method method, Remasking remasking, CommitRule commit) {
+    SamplingConfig config;
+    config.remasking = remasking;
+    config.commit = commit;
+    const Predictor predictor(config, context, method);
+    const std::optional<TokenRule> rule = predictor.rule(RngStream{1}, 0, 0);
+    EXPECT_TRUE(rule.has_value());
+    return rule && rule->entropies;
+  };
+  for (const Method method : {Method::Llada, Method::Dream, Method::BlockDiffusion, Method::Autoregressive}) {
+    EXPECT_FALSE(wants(method, Remasking::LowConfidence, CommitRule::Schedule));
+    EXPECT_FALSE(wants(method, Remasking::Margin, CommitRule::Threshold));
+    EXPECT_TRUE(wants(method, Remasking::Entropy, CommitRule::Schedule));
+    EXPECT_TRUE(wants(method, Remasking::LowConfidence, CommitRule::EntropyBound));
+  }
+}
+
 TEST(Stochastic, RandomRemaskingConfidencesAreUniform) {
   // U(0, 1): mean 1/2 with sd sqrt(1/12 / N) = 0.00204 over N = 20000 (5 sd: 0.0102); variance 1/12 with
   // sd sqrt((E(U - 1/2)^4 - 1/144) / N) = sqrt((1/80 - 1/144) / N) = sqrt(1/180 / N) = 0.000527 (5 sd:

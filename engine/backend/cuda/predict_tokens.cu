@@ -16,8 +16,9 @@
 //          host.
 //   min-p  ids whose probability is below min_p times the largest go.
 // Then: (1) the draw's winner and the score row's two largest values; (2) the softmax sum S; (3) the
-// entropies; for a Categorical draw, (4) each thread's mass over a contiguous chunk, scanned across the
-// block, then (5) a walk of each chunk from its prefix for the first id whose cumulative mass exceeds u.
+// entropies, where the rule wants them; for a Categorical draw, (4) each thread's mass over a contiguous
+// chunk, scanned across the block, then (5) a walk of each chunk from its prefix for the first id whose
+// cumulative mass exceeds u.
 #include <math_constants.h>
 
 #include "engine/backend/cuda/cuda_helpers.cuh"
@@ -490,16 +491,18 @@ __global__ void __launch_bounds__(1024)
     }
     sum = block_reduce(sum, SumOp{}, 0.0, sum_partials);
 
-    // (3)
+    // (3), where the rule wants the entropies (uniform over the block, so every thread skips it or none)
     double entropy = 0.0;
     double neg_entropy = 0.0;
-    for (int64_t j = threadIdx.x; j < row.ids.count; j += blockDim.x) {
-      const double p = exp_shifted(row.score_value(row.ids[j]), m) / sum;
-      if (p > 0.0) entropy -= p * log(p);
-      neg_entropy += p * log(p + 1e-10);
+    if (rule.entropies) {
+      for (int64_t j = threadIdx.x; j < row.ids.count; j += blockDim.x) {
+        const double p = exp_shifted(row.score_value(row.ids[j]), m) / sum;
+        if (p > 0.0) entropy -= p * log(p);
+        neg_entropy += p * log(p + 1e-10);
+      }
+      entropy = block_reduce(entropy, SumOp{}, 0.0, sum_partials);
+      neg_entropy = block_reduce(neg_entropy, SumOp{}, 0.0, sum_partials);
     }
-    entropy = block_reduce(entropy, SumOp{}, 0.0, sum_partials);
-    neg_entropy = block_reduce(neg_entropy, SumOp{}, 0.0, sum_partials);
 
     // (4) and (5)
     if (rule.draw == TokenDraw::Categorical) {
