@@ -23,8 +23,9 @@ void add_device_flags(CLI::App& command, DeviceFlags& flags) {
       ->capture_default_str();
   command
       .add_option("--cuda-attention", flags.cuda_attention,
-                  "attention on the GPU: auto (cuDNN's fused attention where it applies, dlm's kernels "
-                  "elsewhere), cudnn (an error where cuDNN does not apply) or kernel (dlm's kernels only)")
+                  "attention on the GPU: auto (cuDNN's fused attention where it applies, but for one-query "
+                  "decoding steps; dlm's kernels elsewhere), cudnn (an error where cuDNN does not apply) or "
+                  "kernel (dlm's kernels only)")
       ->check(CLI::IsMember({"auto", "cudnn", "kernel"}))
       ->capture_default_str();
   command.add_flag("--cuda-graphs", flags.cuda_graphs,
