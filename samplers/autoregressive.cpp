@@ -54,6 +54,7 @@ bool AutoregressiveTask::ends_with_stop_string() {
 bool AutoregressiveTask::token_rules(StepRules& step) const {
   TokenRule rule = scaled_rule(config_.temperature, rng_, static_cast<uint64_t>(step_),
                                static_cast<int64_t>(sequence_.size()));
+  rule.entropies = false;           // the task takes the token alone
   if (config_.temperature > 0.0) {  // greedy decoding takes the penalized argmax, unfiltered
     set_filters(rule, config_, FilterOrder::TopKFirst);
     rule.min_p = config_.min_p;

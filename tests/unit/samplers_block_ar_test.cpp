@@ -14,6 +14,7 @@
 #include "engine/backend/cpu/cpu_backend.h"
 #include "engine/core/buffer.h"
 #include "engine/core/error.h"
+#include "samplers/autoregressive.h"
 #include "samplers/block_diffusion.h"
 #include "samplers/sampler.h"
 #include "tests/unit/input_error.h"
@@ -214,6 +215,20 @@ TEST(Autoregressive, RepetitionPenaltyChangesTheGreedyChoice) {
               ElementsAre(2));
   config.gen_length = 1;
   EXPECT_THAT(generate(negative, config, scripted_context(), {{{2}, 0}})[0].tokens, ElementsAre(3));
+}
+
+TEST(Autoregressive, DeviceRulesAskForTheTokenWithoutEntropies) {
+  ScriptedBackbone backbone(counting);
+  const DecodeContext context = scripted_context();
+  for (const double temperature : {0.0, 0.7}) {
+    SamplingConfig config = autoregressive(4);
+    config.temperature = temperature;
+    AutoregressiveTask task(backbone, config, context, GenerationRequest{{1, 2}, 0});
+    StepRules step;
+    ASSERT_TRUE(task.token_rules(step));
+    ASSERT_EQ(step.rules.size(), 1u);
+    EXPECT_FALSE(step.rules[0].entropies) << "temperature " << temperature;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
