@@ -22,11 +22,11 @@
 # steps.tsv (each step's exit status and seconds). Each step runs under a timeout and
 # on its own: a failure leaves its rows empty ("—") and the others go on.
 #
-# Time on an H200 (measured 2026-12-05 but for the LLaDA b32 end-to-end runs, estimated from the step times):
-# checkpoints 52 s when missing; dlm: LLaDA b1 9 s, AR b1 6 s, AR b32 4 s, LLaDA b32 18 s (+~100 s with
-# LLADA_B32), the two profiles 26 and 29 s, the graphs bench 34 s; reference: AR 38-54 s, LLaDA 42-44 s (+~110 s
-# with LLADA_B32). About 4.5 minutes in all from a bare machine with LLADA_B32=0, 8 with it, before the four
-# A/B bench runs were added (not timed yet).
+# Time on an H200 (measured 2026-12-05): checkpoints 52 s when missing; dlm: LLaDA b1 9 s, AR b1 6 s, AR b32
+# 4 s, LLaDA b32 18 s, the two profiles 26 and 29 s, the graphs bench 34 s; reference: AR 38-54 s, LLaDA
+# 42-44 s. With LLADA_B32 on an H100: dlm's LLaDA b32 run 91 s, the reference's LLaDA runs 171 s; the A/B
+# benches 5-21 s each; in all about 9.5 minutes from a bare machine, so BUDGET_S=570 leaves out the last
+# steps (dlm_linear_bench and the graphs bench: run them in a second call).
 #
 # The LLaDA checkpoint's LM-head row of the MASK id is zeroed first (zero_mask_logit.py): with random weights
 # MASK can be the argmax; dlm never draws it but the reference commits it, so both sides would decode
