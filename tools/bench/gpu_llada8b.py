@@ -232,9 +232,12 @@ class Summary:
             table = [line.split("\t") for line in steps.read_text().splitlines() if line.count("\t") == 2]
             lines += ["", "Steps (name, exit status, seconds): " + "; ".join(" ".join(t) for t in table)]
             self.notes += [f"step {name}: {'timed out' if rc == '124' else 'exit ' + rc}, see {name}.log"
-                           for name, rc, _ in table if rc not in ("0", "skipped")]
+                           for name, rc, _ in table if rc not in ("0", "skipped", "unselected")]
             self.notes += [f"step {name}: skipped, no time left in BUDGET_S" for name, rc, _ in table
                            if rc == "skipped"]
+            unselected = [name for name, rc, _ in table if rc == "unselected"]
+            if unselected:
+                self.notes.append(f"not in STEPS, so not run: {', '.join(unselected)}")
         if self.notes:
             lines += ["", "Notes:"] + [f"- {n}" for n in self.notes]
         text = "\n".join(lines) + "\n"

@@ -9,7 +9,9 @@
 # ~100 s each side), BUDGET_S (default 570: the whole script's time; each step's timeout is cut to what is
 # left, and a step with no time left is skipped, so the summary is written inside a 10-minute device call),
 # TORCH_PYTHON (default python3; needs torch + transformers + safetensors), DLM_FLAGS (extra flags for every
-# dlm generate and dlm bench run, e.g. "--cuda-graphs --cuda-tune-gemm"; the summary names them). DLM_BINARY must start on its own
+# dlm generate and dlm bench run, e.g. "--cuda-graphs --cuda-tune-gemm"; the summary names them), STEPS (a
+# comma-separated list of step names, as steps.tsv names them: only those run, besides the checkpoints, e.g.
+# STEPS=dlm_linear_bench,dlm_bench_graphs for what a first call's BUDGET_S left out). DLM_BINARY must start on its own
 # (LD_LIBRARY_PATH set for its libraries): `DLM_BINARY --help` is tried first.
 # Writes OUT_DIR/summary.md (also printed) and keeps every raw output in OUT_DIR: dlm_*.items.jsonl (the
 # prompts and per-item settings fed to dlm), dlm_*.jsonl (its records), torch_*.jsonl (the reference's JSON
@@ -26,7 +28,7 @@
 # 4 s, LLaDA b32 18 s, the two profiles 26 and 29 s, the graphs bench 34 s; reference: AR 38-54 s, LLaDA
 # 42-44 s. With LLADA_B32 on an H100: dlm's LLaDA b32 run 91 s, the reference's LLaDA runs 171 s; the A/B
 # benches 5-21 s each; in all about 9.5 minutes from a bare machine, so BUDGET_S=570 leaves out the last
-# steps (dlm_linear_bench and the graphs bench: run them in a second call).
+# steps (dlm_linear_bench and the graphs bench: a second call with STEPS runs them).
 #
 # The LLaDA checkpoint's LM-head row of the MASK id is zeroed first (zero_mask_logit.py): with random weights
 # MASK can be the argmax; dlm never draws it but the reference commits it, so both sides would decode
@@ -87,10 +89,14 @@ mkdir -p "$out" || exit 2
 
 # step NAME TIMEOUT_S STDOUT_FILE COMMAND...: runs COMMAND with stdout to STDOUT_FILE and stderr to
 # OUT_DIR/NAME.log, under its timeout cut to what is left of BUDGET_S; records its exit status (124: timed
-# out; "skipped": no time left) and seconds in steps.tsv.
+# out; "skipped": no time left; "unselected": not in STEPS) and seconds in steps.tsv.
 step() {
   local name=$1 limit=$2 stdout=$3
   shift 3
+  if [[ -n ${STEPS:-} && $name != checkpoint_* && $name != zero_mask_logit && ",$STEPS," != *",$name,"* ]]; then
+    printf '%s\tunselected\t0\n' "$name" >>"$out/steps.tsv"
+    return 0
+  fi
   local left=$((budget - SECONDS - 15))  # 15 s kept for the summary
   if ((left < 20)); then
     printf '%s\tskipped\t0\n' "$name" >>"$out/steps.tsv"

@@ -58,6 +58,20 @@ class SummaryTest(unittest.TestCase):
         self.assertIn("reference fast-dllm b1: out of memory", text)
         self.assertIn("dlm llada b1: llada-1: bad item", text)
 
+    def test_notes_say_which_steps_did_not_run_and_why(self):
+        with tempfile.TemporaryDirectory() as d:
+            out = Path(d)
+            (out / "steps.tsv").write_text("dlm_llada_b1\t0\t9\ndlm_ar_b1\t124\t90\n"
+                                           "dlm_profile\tskipped\t0\ndlm_bench_ar\tunselected\t0\n"
+                                           "dlm_bench_graphs\tunselected\t0\n")
+            with contextlib.redirect_stdout(io.StringIO()):
+                gpu_llada8b.Summary(out).write()
+            text = (out / "summary.md").read_text()
+        self.assertIn("- step dlm_ar_b1: timed out, see dlm_ar_b1.log", text)
+        self.assertIn("- step dlm_profile: skipped, no time left in BUDGET_S", text)
+        self.assertIn("- not in STEPS, so not run: dlm_bench_ar, dlm_bench_graphs", text)
+        self.assertNotIn("dlm_llada_b1:", text)
+
 
 def write_safetensors(path, tensors):
     """tensors: name -> (dtype, shape, bytes)."""
