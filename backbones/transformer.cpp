@@ -167,11 +167,14 @@ void TransformerModel::plan_keys(const ForwardBatch& batch, KeyPlan& plan) const
   plan.clear();
   const bool cached = std::any_of(batch.caches.begin(), batch.caches.end(),
                                   [](const CacheUse& use) { return use.policy != CachePolicy::None; });
-  if (!cached) {  // every sequence attends to its own rows
-    plan.visibility = ops::simplified_visibility(batch.visibility, batch.offsets, batch.positions,
-                                                 batch.offsets, batch.positions);
-    return;
-  }
+  if (cached) plan_cached_keys(batch, plan);
+  // A direct plan's sequences attend to their own rows.
+  plan.visibility = ops::simplified_visibility(batch.visibility, batch.offsets, batch.positions,
+                                               plan.direct ? batch.offsets : plan.key_offsets,
+                                               plan.direct ? batch.positions : plan.key_positions);
+}
+
+void TransformerModel::plan_cached_keys(const ForwardBatch& batch, KeyPlan& plan) const {
   plan.direct = false;
   for (int64_t b = 0; b < batch.sequences(); ++b) {
     const CacheUse& use = batch.caches[static_cast<size_t>(b)];
@@ -206,8 +209,6 @@ void TransformerModel::plan_keys(const ForwardBatch& batch, KeyPlan& plan) const
     }
     plan.key_offsets.push_back(static_cast<int32_t>(plan.key_positions.size()));
   }
-  plan.visibility = ops::simplified_visibility(batch.visibility, batch.offsets, batch.positions,
-                                               plan.key_offsets, plan.key_positions);
 }
 
 ForwardResult TransformerModel::forward(const ForwardBatch& batch) {

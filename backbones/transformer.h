@@ -69,6 +69,8 @@ class TransformerModel final : public Backbone {
   };
 
   void plan_keys(const ForwardBatch& batch, KeyPlan& plan) const;
+  // plan_keys' segments, writes and keys where some sequence uses a cache.
+  void plan_cached_keys(const ForwardBatch& batch, KeyPlan& plan) const;
   // host_indices_ copied into staging_ (pinned where the backend pins), the source of the forward's one
   // upload; waits first for a replay that may still read it.
   Tensor stage_indices();

@@ -11,8 +11,6 @@
 namespace dlm {
 namespace {
 
-// Queues `problem` through cuDNN and returns true, or returns false for dlm's kernels to take it (Error
-// instead under CudaAttention::Cudnn, naming why cuDNN cannot).
 // Whether every sequence has at most one query row: a decoding step, which dlm's kernels take faster than
 // cuDNN's by splitting the keys across blocks (BENCHMARKS.md, "Attention").
 bool one_query_a_sequence(std::span<const int32_t> query_offsets) {
@@ -20,6 +18,8 @@ bool one_query_a_sequence(std::span<const int32_t> query_offsets) {
          query_offsets.end();
 }
 
+// Queues `problem` through cuDNN and returns true, or returns false for dlm's kernels to take it (Error
+// instead under CudaAttention::Cudnn, naming why cuDNN cannot).
 bool attend_with_cudnn(CudaBackend::Context& ctx, const cuda::AttentionProblem& problem,
                        const AttentionBatch& batch) {
   if (ctx.attention == CudaAttention::Kernel) return false;
