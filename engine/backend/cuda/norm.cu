@@ -2,6 +2,8 @@
 // are in norm.cpp). The element-wise tail uses explicitly rounded f32 operations (__fmul_rn, __fadd_rn) so
 // that nvcc does not fuse them into FMAs the CPU reference does not use. Activations (x, out) are f32 or
 // bf16: bf16 is widened on load and each result rounded once, so a bf16 output is the f32 result rounded.
+#include <algorithm>
+
 #include "engine/backend/cuda/cuda_helpers.cuh"
 #include "engine/backend/cuda/cuda_kernels.h"
 
@@ -59,9 +61,10 @@ __global__ void rms_norm_kernel(const typename Storage<A>::T* x, const typename 
   }
 }
 
-// add_rms_norm: the row's sum is rounded and stored first and normalized from the stored values, so the
-// result is add then rms_norm bit for bit. A thread owns the same columns in both passes and the reduction's
-// barrier separates them, so either output may be x or residual.
+// add_rms_norm for rows too wide for add_rms_norm_in_registers_kernel: the row's sum is rounded and stored
+// first and normalized from the stored values, so the result is add then rms_norm bit for bit. A thread owns
+// the same columns in both passes and the reduction's barrier separates them, so either output may be x or
+// residual.
 template <DType A, DType W, int kCount>
 __global__ void add_rms_norm_kernel(const typename Storage<A>::T* x, const typename Storage<A>::T* residual,
                                     const typename Storage<W>::T* weight, float eps, NormWeight mode,
@@ -84,6 +87,63 @@ __global__ void add_rms_norm_kernel(const typename Storage<A>::T* x, const typen
     }
     const float inv_rms = inverse_rms(sum_of_squares, width, eps, partials);
     scale_row<A, W, kCount>(sum, weight, inv_rms, mode, width, norm_out + base);
+  }
+}
+
+// v as it reads back after a store of dtype A.
+template <DType A>
+__device__ __forceinline__ float stored(float v) {
+  typename Storage<A>::T t;
+  Storage<A>::store(&t, 0, v);
+  return Storage<A>::load(&t, 0);
+}
+
+// add_rms_norm with the row in registers: a thread owns up to kPerThread groups of kCount columns, issues
+// every load of its x, residual and weight groups before it uses the first, and normalizes its sums from
+// registers. The sums are rounded as stored and the operations are add_rms_norm_kernel's, so are the bits.
+// Each output element is written by the thread that read its columns, after all its reads: either output
+// may be x or residual.
+template <DType A, DType W, int kCount, int kPerThread>
+__global__ void add_rms_norm_in_registers_kernel(const typename Storage<A>::T* x,
+                                                 const typename Storage<A>::T* residual,
+                                                 const typename Storage<W>::T* weight, float eps,
+                                                 NormWeight mode, int64_t rows, int64_t width,
+                                                 typename Storage<A>::T* sum_out,
+                                                 typename Storage<A>::T* norm_out) {
+  __shared__ double partials[32];
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const int64_t base = row * width;
+    float sum[kPerThread][kCount], other[kPerThread][kCount], scale[kPerThread][kCount];
+#pragma unroll
+    for (int g = 0; g < kPerThread; ++g) {
+      const int64_t c = (threadIdx.x + static_cast<int64_t>(g) * blockDim.x) * kCount;
+      if (c >= width) continue;
+      load_group<A, kCount>(x + base, c, sum[g]);
+      load_group<A, kCount>(residual + base, c, other[g]);
+      load_group<W, kCount>(weight, c, scale[g]);
+    }
+    double sum_of_squares = 0.0;
+#pragma unroll
+    for (int g = 0; g < kPerThread; ++g) {
+      const int64_t c = (threadIdx.x + static_cast<int64_t>(g) * blockDim.x) * kCount;
+      if (c >= width) continue;
+#pragma unroll
+      for (int k = 0; k < kCount; ++k) sum[g][k] = stored<A>(__fadd_rn(sum[g][k], other[g][k]));
+      store_group<A, kCount>(sum_out + base, c, sum[g]);
+      sum_of_squares += squares(sum[g]);
+    }
+    const float inv_rms = inverse_rms(sum_of_squares, width, eps, partials);
+#pragma unroll
+    for (int g = 0; g < kPerThread; ++g) {
+      const int64_t c = (threadIdx.x + static_cast<int64_t>(g) * blockDim.x) * kCount;
+      if (c >= width) continue;
+#pragma unroll
+      for (int k = 0; k < kCount; ++k) {
+        if (mode == NormWeight::OnePlus) scale[g][k] = __fadd_rn(1.0f, scale[g][k]);
+        sum[g][k] = __fmul_rn(__fmul_rn(sum[g][k], inv_rms), scale[g][k]);
+      }
+      store_group<A, kCount>(norm_out + base, c, sum[g]);
+    }
   }
 }
 
@@ -130,6 +190,39 @@ struct RmsArgs {
   void* out;
 };
 
+// Rows of at most this many get a thread per group in add_rms_norm: few rows make few blocks, so each block's
+// loads should all be in flight at once.
+constexpr int64_t kFewRows = 256;
+constexpr int kMaxThreads = 1024;
+
+template <DType A, DType W, int kCount, int kPerThread>
+void launch_add_rms_in_registers(cudaStream_t stream, const RmsArgs& a, int threads) {
+  using T = typename Storage<A>::T;
+  add_rms_norm_in_registers_kernel<A, W, kCount, kPerThread><<<row_blocks(a.rows), threads, 0, stream>>>(
+      static_cast<const T*>(a.x), static_cast<const T*>(a.residual),
+      static_cast<const typename Storage<W>::T*>(a.weight), a.eps, a.mode, a.rows, a.width,
+      static_cast<T*>(a.sum_out), static_cast<T*>(a.out));
+}
+
+// add_rms_norm in registers where a row's groups fit 4 a thread; false where the row is wider.
+template <DType A, DType W, int kCount>
+bool launch_add_rms_fitting(cudaStream_t stream, const RmsArgs& a) {
+  const int64_t groups = (a.width + kCount - 1) / kCount;
+  int threads = row_threads(groups);
+  if (a.rows <= kFewRows) threads = static_cast<int>(std::min<int64_t>(kMaxThreads, (groups + 31) / 32 * 32));
+  const int64_t per_thread = (groups + threads - 1) / threads;
+  if (per_thread == 1) {
+    launch_add_rms_in_registers<A, W, kCount, 1>(stream, a, threads);
+  } else if (per_thread == 2) {
+    launch_add_rms_in_registers<A, W, kCount, 2>(stream, a, threads);
+  } else if (per_thread <= 4) {
+    launch_add_rms_in_registers<A, W, kCount, 4>(stream, a, threads);
+  } else {
+    return false;
+  }
+  return true;
+}
+
 template <DType A, DType W, int kCount>
 void launch_rms_grouped(cudaStream_t stream, const RmsArgs& a) {
   using T = typename Storage<A>::T;
@@ -138,7 +231,7 @@ void launch_rms_grouped(cudaStream_t stream, const RmsArgs& a) {
   if (a.residual == nullptr) {
     rms_norm_kernel<A, W, kCount><<<row_blocks(a.rows), threads, 0, stream>>>(
         static_cast<const T*>(a.x), weight, a.eps, a.mode, a.rows, a.width, static_cast<T*>(a.out));
-  } else {
+  } else if (!launch_add_rms_fitting<A, W, kCount>(stream, a)) {
     add_rms_norm_kernel<A, W, kCount><<<row_blocks(a.rows), threads, 0, stream>>>(
         static_cast<const T*>(a.x), static_cast<const T*>(a.residual), weight, a.eps, a.mode, a.rows, a.width,
         static_cast<T*>(a.sum_out), static_cast<T*>(a.out));

@@ -1,5 +1,6 @@
-// rope and rope_qkv: one block per token (kernels; the ops are in rope.cpp). The block first puts cos and sin
-// of the token's angles in shared memory, computed as the CPU does (the angle rounded to f32 as HF computes
+// rope and rope_qkv (kernels; the ops are in rope.cpp): a block per token, or per part of a token's heads
+// where the tokens are too few to fill the device. The block first puts cos and sin of the token's angles in
+// shared memory, computed as the CPU does (the angle rounded to f32 as HF computes
 // position * inv_freq, then cos and sin in double, times attention_factor, rounded to f32), then rotates the
 // pairs of every head of its targets: rope's x, or rope_qkv's q and k heads, which share the table, while
 // rope_qkv's v heads are copied. Each element is read and written by one thread, so an output may be its
@@ -41,13 +42,19 @@ struct RopeJob {
   int64_t head_dim = 0;
 };
 
+// The heads [begin, end) of a target that a block handles.
+struct HeadRange {
+  int64_t begin = 0, end = 0;
+  __device__ int count() const { return static_cast<int>(end - begin); }
+};
+
 template <RopeLayout kLayout, DType A, int kCount>
-__device__ void rotate(const Heads<A>& target, int64_t t, int64_t first, int64_t count, int64_t half,
-                       int64_t head_dim, const float* cos_table, const float* sin_table) {
-  const typename Storage<A>::T* in = target.in + t * target.in_stride;
-  typename Storage<A>::T* out = target.out + t * target.out_stride;
+__device__ void rotate(const Heads<A>& target, HeadRange range, int64_t t, int64_t first, int64_t count,
+                       int64_t half, int64_t head_dim, const float* cos_table, const float* sin_table) {
+  const typename Storage<A>::T* in = target.in + t * target.in_stride + range.begin * head_dim;
+  typename Storage<A>::T* out = target.out + t * target.out_stride + range.begin * head_dim;
   const int row_groups = static_cast<int>(count / kCount);  // 32-bit: a 64-bit division costs far more
-  const int groups = static_cast<int>(target.heads) * row_groups;
+  const int groups = range.count() * row_groups;
   for (int p = static_cast<int>(threadIdx.x); p < groups; p += static_cast<int>(blockDim.x)) {
     const int h = p / row_groups;
     const int j = (p - h * row_groups) * kCount;
@@ -69,16 +76,17 @@ __device__ void rotate(const Heads<A>& target, int64_t t, int64_t first, int64_t
   }
 }
 
-// Features [from, head_dim) of every head of `target`'s token t copied, kCount at a time where from and
-// head_dim allow it.
+// Features [from, head_dim) of the heads in `range` of `target`'s token t copied, kCount at a time where from
+// and head_dim allow it.
 template <DType A, int kCount>
-__device__ void copy_features(const Heads<A>& target, int64_t t, int64_t from, int64_t head_dim) {
-  const typename Storage<A>::T* in = target.in + t * target.in_stride;
-  typename Storage<A>::T* out = target.out + t * target.out_stride;
+__device__ void copy_features(const Heads<A>& target, HeadRange range, int64_t t, int64_t from,
+                              int64_t head_dim) {
+  const typename Storage<A>::T* in = target.in + t * target.in_stride + range.begin * head_dim;
+  typename Storage<A>::T* out = target.out + t * target.out_stride + range.begin * head_dim;
   if (in == out) return;
   const int64_t rest = head_dim - from;
   const int row_groups = static_cast<int>(rest / kCount);
-  const int groups = static_cast<int>(target.heads) * row_groups;
+  const int groups = range.count() * row_groups;
   for (int p = static_cast<int>(threadIdx.x); p < groups; p += static_cast<int>(blockDim.x)) {
     const int h = p / row_groups;
     const int64_t at = h * head_dim + from + (p - h * row_groups) * kCount;
@@ -88,13 +96,38 @@ __device__ void copy_features(const Heads<A>& target, int64_t t, int64_t from, i
   }
 }
 
+// The heads of `target` among the block's share [begin, end) of the job's heads, `target` starting at head
+// `offset` of the job's list (rotated targets, then the copied one).
+template <DType A>
+__device__ HeadRange share_of(const Heads<A>& target, int64_t offset, int64_t begin, int64_t end) {
+  const int64_t from = begin > offset ? begin - offset : 0;
+  const int64_t to = end - offset < target.heads ? end - offset : target.heads;
+  return {from, to > from ? to : from};
+}
+
+// Grid: x over tokens, y over parts of the job's heads.
 template <RopeLayout kLayout, DType A, int kCount>
 __global__ void rope_kernel(RopeJob<A> job) {
   __shared__ float cos_table[kTableFrequencies];
   __shared__ float sin_table[kTableFrequencies];
+  int64_t all_heads = job.copied.heads;
+  for (int r = 0; r < job.rotated_count; ++r) all_heads += job.rotated[r].heads;
+  const int64_t begin = all_heads * blockIdx.y / gridDim.y;
+  const int64_t end = all_heads * (blockIdx.y + 1) / gridDim.y;
+  HeadRange rotated[2];
+  int64_t offset = 0;
+  bool rotates = false;
+  for (int r = 0; r < job.rotated_count; ++r) {
+    rotated[r] = share_of(job.rotated[r], offset, begin, end);
+    rotates = rotates || rotated[r].end > rotated[r].begin;
+    offset += job.rotated[r].heads;
+  }
+  const HeadRange copied = share_of(job.copied, offset, begin, end);
   for (int64_t t = blockIdx.x; t < job.tokens; t += gridDim.x) {
+    // The copies first: they need no table, so their memory traffic overlaps the table's cos and sin.
+    copy_features<A, kCount>(job.copied, copied, t, 0, job.head_dim);
     const float position = static_cast<float>(job.positions[t]);
-    for (int64_t first = 0; first < job.half; first += kTableFrequencies) {
+    for (int64_t first = 0; rotates && first < job.half; first += kTableFrequencies) {
       const int64_t count = job.half - first < kTableFrequencies ? job.half - first : kTableFrequencies;
       __syncthreads();  // the previous round's table is no longer read
       for (int64_t i = threadIdx.x; i < count; i += blockDim.x) {
@@ -104,13 +137,12 @@ __global__ void rope_kernel(RopeJob<A> job) {
       }
       __syncthreads();
       for (int r = 0; r < job.rotated_count; ++r) {
-        rotate<kLayout, A, kCount>(job.rotated[r], t, first, count, job.half, job.head_dim, cos_table,
-                                   sin_table);
+        rotate<kLayout, A, kCount>(job.rotated[r], rotated[r], t, first, count, job.half, job.head_dim,
+                                   cos_table, sin_table);
       }
     }
     for (int r = 0; r < job.rotated_count; ++r)
-      copy_features<A, 1>(job.rotated[r], t, 2 * job.half, job.head_dim);
-    if (job.copied.heads > 0) copy_features<A, kCount>(job.copied, t, 0, job.head_dim);
+      copy_features<A, 1>(job.rotated[r], rotated[r], t, 2 * job.half, job.head_dim);
   }
 }
 
@@ -130,14 +162,23 @@ bool takes_groups(const RopeJob<A>& job, RopeLayout layout) {
   return fits(job.copied);
 }
 
+// Blocks a call aims for: a few per multiprocessor. Fewer tokens than this split their heads across blocks
+// (each computes its token's cos/sin table).
+constexpr int64_t kWantedBlocks = 256;
+
 template <RopeLayout kLayout, DType A, int kCount>
 cudaError_t launch(cudaStream_t stream, const RopeJob<A>& job) {
   int64_t heads = job.copied.heads;
   for (int r = 0; r < job.rotated_count; ++r) heads += job.rotated[r].heads;
-  // At most 256 threads a token: a block waits for its cos/sin table, so several blocks per multiprocessor
-  // keep it busy meanwhile.
-  const int threads = std::min(row_threads(heads * job.head_dim / (2 * kCount)), 256);
-  rope_kernel<kLayout, A, kCount><<<row_blocks(job.tokens), threads, 0, stream>>>(job);
+  const int64_t parts = std::clamp<int64_t>(kWantedBlocks / job.tokens, 1, std::max<int64_t>(heads, 1));
+  const int64_t part_heads = (heads + parts - 1) / parts;
+  // A thread for each rotated pair group or copied group of a head (half a head's groups), in whole warps
+  // from 64 (a table round for the common rotary sizes) to 256: a block waits for its cos/sin table, so
+  // several blocks per multiprocessor keep it busy meanwhile.
+  const int64_t work = part_heads * job.head_dim / (2 * kCount);
+  const int threads = static_cast<int>(std::clamp<int64_t>((work + 31) / 32 * 32, 64, 256));
+  const dim3 grid(row_blocks(job.tokens), static_cast<unsigned int>(parts));
+  rope_kernel<kLayout, A, kCount><<<grid, threads, 0, stream>>>(job);
   return cudaGetLastError();
 }
 
