@@ -4,7 +4,10 @@
 // their weights once and do little else, so for them the streaming rate against the device's copy bandwidth
 // is the gap to read; for the 384-row products of a full step, the TFLOP/s against the matrix rate.
 //
-//   dlm_linear_bench [REPEATS]        (REPEATS: timed calls per shape, default 50)
+//   dlm_linear_bench [REPEATS] [--tune]   (REPEATS: timed calls per shape, default 50)
+//
+// --tune adds a second table: each shape on a backend with CudaOptions::tune_gemm next to the heuristic's
+// choice, with the configuration the tuning chose and its own timings (single runs, L2 flushed).
 //
 // Each call takes the next of several copies of W, together past 512 MB, so that the weights come from
 // device memory as in a forward (an H100's or H200's L2 holds 50 MB); the time is the wall time of REPEATS
@@ -15,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "engine/backend/cuda/cuda_backend.h"
@@ -72,20 +76,8 @@ double time_product(CudaBackend& backend, const ProductShape& shape, int repeats
   return elapsed.count() / repeats;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const int repeats = argc > 1 ? std::atoi(argv[1]) : 50;
-  if (repeats <= 0) {
-    std::fprintf(stderr, "dlm_linear_bench: REPEATS must be a positive count, got '%s'\n", argv[1]);
-    return 2;
-  }
-  const cuda::DeviceProbe probe = cuda::probe_devices();
-  if (probe.count == 0) {
-    std::fprintf(stderr, "dlm_linear_bench: no CUDA device: %s\n", probe.reason.c_str());
-    return 2;
-  }
-  CudaBackend backend(0);
+// The table of `backend`'s products: us a call, W's streaming rate, TFLOP/s.
+void print_products(CudaBackend& backend, int repeats) {
   std::printf("| product | M | N | K | us | weights GB/s | TFLOP/s |\n");
   std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
   for (const ProductShape& shape : kShapes) {
@@ -95,6 +87,51 @@ int main(int argc, char** argv) {
     std::printf("| %s | %lld | %lld | %lld | %.1f | %.0f | %.0f |\n", shape.name,
                 static_cast<long long>(shape.m), static_cast<long long>(shape.n),
                 static_cast<long long>(shape.k), us, gb / (us * 1e-6), tflop / (us * 1e-6));
+  }
+}
+
+// Each shape timed on `plain` and on `tuned` (CudaOptions::tune_gemm), with what the tuning chose.
+void print_tuning(CudaBackend& plain, CudaBackend& tuned, int repeats) {
+  std::printf(
+      "\n| product | heuristic us | tuned us | tuning: first offer us, chosen us (one run, L2 flushed) "
+      "| candidates timed | chosen |\n");
+  std::printf("|---|---:|---:|---|---:|---|\n");
+  for (const ProductShape& shape : kShapes) {
+    const double plain_us = time_product(plain, shape, repeats);
+    const double tuned_us = time_product(tuned, shape, repeats);
+    const CudaBackend::TunedProduct& choice = tuned.tuned_products().back();
+    std::printf("| %s | %.1f | %.1f | %.1f, %.1f | %d | %s |\n", shape.name, plain_us, tuned_us,
+                choice.first_offer_us, choice.chosen_us, choice.timed, choice.choice.c_str());
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int repeats = 50;
+  bool tune = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--tune") {
+      tune = true;
+    } else {
+      repeats = std::atoi(argv[i]);
+      if (repeats <= 0) {
+        std::fprintf(stderr, "dlm_linear_bench: REPEATS must be a positive count, got '%s'\n", argv[i]);
+        return 2;
+      }
+    }
+  }
+  const cuda::DeviceProbe probe = cuda::probe_devices();
+  if (probe.count == 0) {
+    std::fprintf(stderr, "dlm_linear_bench: no CUDA device: %s\n", probe.reason.c_str());
+    return 2;
+  }
+  CudaBackend backend(0);
+  print_products(backend, repeats);
+  if (tune) {
+    CudaBackend tuned(0, CudaOptions{.tune_gemm = true});
+    print_tuning(backend, tuned, repeats);
   }
   return 0;
 }

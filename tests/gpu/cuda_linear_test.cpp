@@ -283,6 +283,15 @@ TEST(CudaLinear, TunedAlgorithmsMatchCpu) {
   }
   LinearSetup s{64, 33, 4096, DType::BF16, DType::BF16, DType::F32, std::nullopt};
   expect_exact(s, small_integer_data(s, 78), "exact, tuned", tuned);
+  // Each shape was timed once, on its first call; the choice is the fastest, the first offer included.
+  ASSERT_FALSE(tuned.tuned_products().empty());
+  for (const CudaBackend::TunedProduct& product : tuned.tuned_products()) {
+    SCOPED_TRACE(product.choice);
+    EXPECT_GE(product.timed, 1);
+    EXPECT_GT(product.chosen_us, 0.0);
+    EXPECT_LE(product.chosen_us, product.first_offer_us);
+    EXPECT_TRUE(product.choice.starts_with("algo ")) << product.choice;
+  }
 }
 
 // bf16 products of few rows and long K, the shapes of a block against the cache and of AR decoding, where

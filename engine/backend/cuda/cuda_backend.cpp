@@ -133,6 +133,10 @@ Device CudaBackend::device() const {
   return Device{DeviceKind::Cuda, context_->device};
 }
 
+const std::vector<CudaBackend::TunedProduct>& CudaBackend::tuned_products() const {
+  return context_->tuned_products;
+}
+
 Buffer CudaBackend::allocate(size_t bytes) {
   if (bytes == 0) return Buffer(nullptr, 0, device(), nullptr);
   context_->make_current();

@@ -3,7 +3,10 @@
 // bf16 (f16 weights read as well) with f32 accumulation; matrix products through cuBLASLt. Each op has the
 // CPU backend's stem (engine/backend/cpu), which is its reference: <stem>.cpp unpacks the tensors (C++20) and
 // calls the launchers of <stem>.cu (C++17 kernels) declared in cuda_kernels.h.
+#include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "engine/backend/backend.h"
 
@@ -17,7 +20,9 @@ enum class CudaAttention { Auto, Cudnn, Kernel };
 
 struct CudaOptions {
   CudaAttention attention = CudaAttention::Auto;
-  bool graphs = false;  // record repeating work as CUDA graphs (Backend::records_work)
+  // Record repeating work as CUDA graphs (Backend::records_work); the CLI turns it on unless --cuda-graphs
+  // off.
+  bool graphs = false;
   // Time cuBLASLt's candidate algorithms for each product shape on its first use and keep the fastest,
   // instead of the heuristic's first choice. Candidates may sum in other orders (split K), so results can
   // differ in the last bits between processes that chose differently.
@@ -78,6 +83,16 @@ class CudaBackend final : public Backend {
   bool predicts_tokens() const override { return true; }
   void predict_tokens(const Tensor& logits, std::span<const TokenRule> rules,
                       std::span<const int32_t> penalized_ids, std::span<TokenPrediction> out) override;
+
+  // With CudaOptions::tune_gemm: what the tuning chose for each product shape timed so far, in that order.
+  struct TunedProduct {
+    int64_t m = 0, n = 0, k = 0;
+    std::string choice;         // the algorithm's configuration, as cuBLASLt's attribute ids
+    double chosen_us = 0;       // a run of the choice, W from device memory
+    double first_offer_us = 0;  // a run of the heuristic's first offer, what runs without tuning
+    int timed = 0;              // candidates timed
+  };
+  const std::vector<TunedProduct>& tuned_products() const;
 
   // The state the op files share (stream, cuBLASLt handle and workspace, algorithm cache); cuda_context.h.
   struct Context;

@@ -55,8 +55,9 @@ struct LinearPlan {
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
   bool found = false;
   cublasLtMatmulAlgo_t algo{};
-  // With CudaOptions::tune_gemm: the heuristic's offers (algo is the first), timed by the first call that
-  // is not being recorded, which keeps the fastest in algo and empties this.
+  // With CudaOptions::tune_gemm: the heuristic's offers (algo is the first) and the other candidates of
+  // linear_tuning.h, timed by the first call that is not being recorded, which keeps the fastest in algo and
+  // empties this.
   std::vector<cublasLtMatmulAlgo_t> candidates;
 
   LinearPlan() = default;
@@ -92,8 +93,9 @@ struct CudaBackend::Context {
   // recording.cpp: whether recording is on, and whether the stream is being captured now.
   bool graphs = false;
   bool recording = false;
-  bool tune_gemm = false;            // linear.cpp: CudaOptions::tune_gemm
-  bool split_attention_keys = true;  // attention.cpp: CudaOptions::split_attention_keys
+  bool tune_gemm = false;                                 // linear.cpp: CudaOptions::tune_gemm
+  std::vector<CudaBackend::TunedProduct> tuned_products;  // linear_tuning.cpp: what tune_gemm chose
+  bool split_attention_keys = true;                       // attention.cpp: CudaOptions::split_attention_keys
   std::unique_ptr<cuda::CudnnAttention> cudnn_attention;
   std::string cudnn_unusable;
 

@@ -19,13 +19,12 @@
 //
 // The descriptors and the heuristic's choice are made once per problem (LinearAlgoKey) and kept in the
 // Context, so a call only sets the bias pointer and queues its kernels. With CudaOptions::tune_gemm the
-// choice is instead the fastest of the heuristic's first offers and their split-K variants, timed on the
-// problem's first call.
+// choice is instead the fastest of a wider set of candidates, timed on the problem's first call
+// (linear_tuning.h).
 #include <cublasLt.h>
 
 #include <array>
 #include <cstdint>
-#include <limits>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -33,14 +32,13 @@
 #include "engine/backend/cuda/cuda_context.h"
 #include "engine/backend/cuda/cuda_kernels.h"
 #include "engine/backend/cuda/linear_kernels.h"
+#include "engine/backend/cuda/linear_tuning.h"
 
 namespace dlm {
 namespace {
 
 constexpr size_t kScratchAlignment = 256;  // cudaMalloc's alignment, kept by every part of the scratch
-constexpr int kTunedCandidates = 8;        // the heuristic's offers timed with CudaOptions::tune_gemm
-// And each offer again with K split this many ways, where cuBLASLt takes it.
-constexpr std::array<int32_t, 5> kTunedKSplits = {2, 4, 8, 16, 32};
+constexpr int kTunedOffers = 32;           // the heuristic's offers among CudaOptions::tune_gemm's candidates
 
 bool is_float(DType dtype) {
   return dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16;
@@ -101,41 +99,6 @@ class LtPreference {
   cublasLtMatmulPreference_t pref_ = nullptr;
 };
 
-// The variants of `offer` with its K split kTunedKSplits ways, partial sums added in f32, that cuBLASLt
-// accepts for `plan` within the workspace. The heuristic seldom offers them for products of few rows, whose
-// outputs make fewer tiles than the device has multiprocessors, so the weights stream through few of them.
-void add_k_splits(const CudaBackend::Context& ctx, LinearPlan& plan, const cublasLtMatmulAlgo_t& offer) {
-  int32_t split_support = 0;
-  uint32_t schemes = 0;
-  int32_t offered_splits = 1;
-  size_t written = 0;
-  const bool splits_ok =
-      cublasLtMatmulAlgoCapGetAttribute(&offer, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT, &split_support,
-                                        sizeof split_support, &written) == CUBLAS_STATUS_SUCCESS &&
-      split_support != 0 &&
-      cublasLtMatmulAlgoCapGetAttribute(&offer, CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK, &schemes,
-                                        sizeof schemes, &written) == CUBLAS_STATUS_SUCCESS &&
-      (schemes & CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE) != 0 &&
-      cublasLtMatmulAlgoConfigGetAttribute(&offer, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &offered_splits,
-                                           sizeof offered_splits, &written) == CUBLAS_STATUS_SUCCESS;
-  if (!splits_ok) return;
-  const uint32_t scheme = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
-  for (const int32_t splits : kTunedKSplits) {
-    if (splits == offered_splits) continue;
-    cublasLtMatmulAlgo_t variant = offer;
-    cublasLtMatmulHeuristicResult_t check{};
-    const bool accepted =
-        cublasLtMatmulAlgoConfigSetAttribute(&variant, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits,
-                                             sizeof splits) == CUBLAS_STATUS_SUCCESS &&
-        cublasLtMatmulAlgoConfigSetAttribute(&variant, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme,
-                                             sizeof scheme) == CUBLAS_STATUS_SUCCESS &&
-        cublasLtMatmulAlgoCheck(ctx.lt, plan.desc, plan.a, plan.b, plan.d, plan.d, &variant, &check) ==
-            CUBLAS_STATUS_SUCCESS &&
-        check.workspaceSize <= ctx.workspace_bytes;
-    if (accepted) plan.candidates.push_back(variant);
-  }
-}
-
 // The plan for `key`, made on its first use and kept in the Context. With the bias epilogue the heuristic
 // reads the bias pointer's alignment, so `bias` is set before it is asked: every bias linear() passes is
 // 256-byte aligned, which keeps its answer good for the bias pointers of later calls.
@@ -175,9 +138,9 @@ LinearPlan& find_plan(CudaBackend::Context& ctx, const LinearAlgoKey& key, const
   // which for a bf16 D erred by several ulps.
   pref.set(CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
            static_cast<uint32_t>(CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE));
-  std::array<cublasLtMatmulHeuristicResult_t, kTunedCandidates> results{};
+  std::array<cublasLtMatmulHeuristicResult_t, kTunedOffers> results{};
   int count = 0;
-  const int wanted = ctx.tune_gemm ? kTunedCandidates : 1;
+  const int wanted = ctx.tune_gemm ? kTunedOffers : 1;
   const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
       ctx.lt, plan->desc, plan->a, plan->b, plan->d, plan->d, pref.get(), wanted, results.data(), &count);
   DLM_CHECK(status == CUBLAS_STATUS_SUCCESS || status == CUBLAS_STATUS_NOT_SUPPORTED,
@@ -189,52 +152,11 @@ LinearPlan& find_plan(CudaBackend::Context& ctx, const LinearAlgoKey& key, const
         plan->candidates.push_back(results[static_cast<size_t>(i)].algo);
     }
   }
-  if (ctx.tune_gemm) {
-    const std::vector<cublasLtMatmulAlgo_t> offers = plan->candidates;
-    for (const cublasLtMatmulAlgo_t& offer : offers) add_k_splits(ctx, *plan, offer);
-  }
+  if (ctx.tune_gemm && !plan->candidates.empty()) cuda::add_tuning_candidates(ctx, key, *plan);
   plan->found = !plan->candidates.empty();
   if (plan->found) plan->algo = plan->candidates.front();
   if (plan->candidates.size() < 2) plan->candidates.clear();  // nothing to choose between
   return *ctx.linear_plans.emplace(key, std::move(plan)).first->second;
-}
-
-// Queues D = W x with `algo` (beta 0: C is not read, so whatever D held never leaks in).
-cublasStatus_t queue_matmul(const CudaBackend::Context& ctx, const LinearPlan& plan,
-                            const cublasLtMatmulAlgo_t& algo, const void* w, const void* x, void* d) {
-  const float alpha = 1.0f;
-  const float beta = 0.0f;
-  return cublasLtMatmul(ctx.lt, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, d, plan.d, d, plan.d, &algo,
-                        ctx.workspace, ctx.workspace_bytes, ctx.stream);
-}
-
-// Times each candidate of `plan` on this call's operands (a warm-up run, then kTimedRuns) and keeps the
-// fastest in plan.algo; a candidate cuBLASLt refuses to run is passed over. Waits for the device once.
-void tune(CudaBackend::Context& ctx, LinearPlan& plan, const void* w, const void* x, void* d) {
-  constexpr int kTimedRuns = 3;
-  struct Event {
-    cudaEvent_t event = nullptr;
-    Event() { DLM_CUDA_CHECK(cudaEventCreate(&event)); }
-    ~Event() { cudaEventDestroy(event); }
-  };
-  const Event start_event, stop_event;
-  const cudaEvent_t start = start_event.event, stop = stop_event.event;
-  float best_ms = std::numeric_limits<float>::infinity();
-  for (const cublasLtMatmulAlgo_t& algo : plan.candidates) {
-    const auto run = [&] { return queue_matmul(ctx, plan, algo, w, x, d); };
-    if (run() != CUBLAS_STATUS_SUCCESS) continue;
-    DLM_CUDA_CHECK(cudaEventRecord(start, ctx.stream));
-    for (int i = 0; i < kTimedRuns; ++i) DLM_CUBLAS_CHECK(run());
-    DLM_CUDA_CHECK(cudaEventRecord(stop, ctx.stream));
-    DLM_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0.0f;
-    DLM_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    if (ms < best_ms) {
-      best_ms = ms;
-      plan.algo = algo;
-    }
-  }
-  plan.candidates.clear();
 }
 
 }  // namespace
@@ -341,8 +263,8 @@ void CudaBackend::linear(const Tensor& x, const Tensor& weight, const std::optio
 
   if (key.bias) set_bias(*plan, lt_bias);
   void* d = direct ? out.data() : static_cast<void*>(acc);
-  if (!plan->candidates.empty() && !ctx.recording) tune(ctx, *plan, w_data, x_data, d);
-  DLM_CUBLAS_CHECK(queue_matmul(ctx, *plan, plan->algo, w_data, x_data, d));
+  if (!plan->candidates.empty() && !ctx.recording) cuda::tune(ctx, key, *plan, w_data, x_data, d);
+  DLM_CUBLAS_CHECK(cuda::queue_matmul(ctx, *plan, plan->algo, w_data, x_data, d));
   if (!direct && (bias || od != DType::F32)) {
     check_launch(cuda::launch_linear_finish(ctx.stream, acc, bias_data, bias_dtype, out.data(), od, m, n),
                  "linear (bias and narrowing)");
