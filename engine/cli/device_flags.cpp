@@ -28,14 +28,18 @@ void add_device_flags(CLI::App& command, DeviceFlags& flags) {
                   "kernel (dlm's kernels only)")
       ->check(CLI::IsMember({"auto", "cudnn", "kernel"}))
       ->capture_default_str();
-  command.add_flag("--cuda-graphs", flags.cuda_graphs,
-                   "on the GPU, record a forward that repeats the previous one's shapes (a steady-state "
-                   "denoising step) as a CUDA graph and replay it");
+  command
+      .add_option("--cuda-graphs", flags.cuda_graphs,
+                  "on the GPU: auto (record a forward that repeats the previous one's shapes, a "
+                  "steady-state denoising step, as a CUDA graph and replay it) or off (queue every op)")
+      ->check(CLI::IsMember({"auto", "off"}))
+      ->capture_default_str();
   command.add_flag(
       "--cuda-tune-gemm", flags.cuda_tune_gemm,
-      "on the GPU, time cuBLASLt's candidate algorithms (the heuristic's first offers, each also "
-      "with K split 2 to 32 ways) for each matrix-product shape on its first use and keep the "
-      "fastest (results may then differ in the last bits between runs)");
+      "on the GPU, time up to 1,024 cuBLASLt configurations for each matrix-product shape on its first "
+      "use (the heuristic's offers, each with K split 2 to 32 ways, and its algorithms' tiles and "
+      "stages) and keep the fastest (a shape's first call then takes longer, and results may differ "
+      "in the last bits between runs)");
   command
       .add_option("--cuda-split-attention", flags.cuda_split_attention,
                   "dlm's attention kernels on the GPU: auto (several blocks share one query block's keys "
@@ -46,7 +50,7 @@ void add_device_flags(CLI::App& command, DeviceFlags& flags) {
 
 std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
   if (flags.device == "cpu") {
-    if (flags.cuda_graphs) fail_input("--cuda-graphs applies to --device cuda only");
+    if (flags.cuda_graphs != "auto") fail_input("--cuda-graphs applies to --device cuda only");
     if (flags.cuda_tune_gemm) fail_input("--cuda-tune-gemm applies to --device cuda only");
     if (flags.cuda_split_attention != "auto")
       fail_input("--cuda-split-attention applies to --device cuda only");
@@ -58,8 +62,9 @@ std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
     const CudaAttention attention = flags.cuda_attention == "cudnn"    ? CudaAttention::Cudnn
                                     : flags.cuda_attention == "kernel" ? CudaAttention::Kernel
                                                                        : CudaAttention::Auto;
-    return std::make_unique<CudaBackend>(0, CudaOptions{attention, flags.cuda_graphs, flags.cuda_tune_gemm,
-                                                        flags.cuda_split_attention == "auto"});
+    return std::make_unique<CudaBackend>(
+        0, CudaOptions{attention, flags.cuda_graphs == "auto", flags.cuda_tune_gemm,
+                       flags.cuda_split_attention == "auto"});
   } catch (const Error& error) {
     fail_input("--device cuda: no usable GPU: {}", error.what());
   }

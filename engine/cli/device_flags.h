@@ -14,7 +14,7 @@ struct DeviceFlags {
   std::string precision = "auto";
   int threads = 0;
   std::string cuda_attention = "auto";
-  bool cuda_graphs = false;
+  std::string cuda_graphs = "auto";
   bool cuda_tune_gemm = false;
   std::string cuda_split_attention = "auto";
 };

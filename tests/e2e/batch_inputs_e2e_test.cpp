@@ -298,16 +298,16 @@ TEST_F(BatchInputsE2e, CudaDeviceDecodesAsTheCpuOrSaysWhyNot) {
   ASSERT_EQ(gpu.exit_code, 0) << gpu.err;
   const auto cpu_tokens = generate(prompt).token_ids();
   EXPECT_EQ(gpu.token_ids(), cpu_tokens) << "f32 activations: the CPU's tokens";
-  on_gpu.insert(on_gpu.end(),
-                {"--cuda-graphs", "--cuda-tune-gemm", "--cuda-split-attention", "off", "--steps", "16"});
+  on_gpu.insert(on_gpu.end(), {"--cuda-graphs", "off", "--cuda-tune-gemm", "--cuda-split-attention", "off",
+                               "--steps", "16"});
   std::vector<std::string> on_cpu = prompt;
   on_cpu.insert(on_cpu.end(), {"--steps", "16"});
   EXPECT_EQ(generate(on_gpu).token_ids(), generate(on_cpu).token_ids())
-      << "replayed steps, tuned products, unsplit attention: the same tokens";
+      << "steps queued op by op, tuned products, unsplit attention: the same tokens";
 }
 
 TEST_F(BatchInputsE2e, CudaOnlyFlagsOnTheCpuAreRefused) {
-  const e2e::DlmRun graphs = generate({"-p", "A map", "--cuda-graphs"});
+  const e2e::DlmRun graphs = generate({"-p", "A map", "--cuda-graphs", "off"});
   EXPECT_EQ(graphs.exit_code, 2);
   EXPECT_EQ(graphs.err, "dlm: error: --cuda-graphs applies to --device cuda only\n");
   const e2e::DlmRun attention = generate({"-p", "A map", "--cuda-attention", "kernel"});

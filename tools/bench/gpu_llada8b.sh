@@ -9,9 +9,9 @@
 # ~100 s each side), BUDGET_S (default 570: the whole script's time; each step's timeout is cut to what is
 # left, and a step with no time left is skipped, so the summary is written inside a 10-minute device call),
 # TORCH_PYTHON (default python3; needs torch + transformers + safetensors), DLM_FLAGS (extra flags for every
-# dlm generate and dlm bench run, e.g. "--cuda-graphs --cuda-tune-gemm"; the summary names them), STEPS (a
+# dlm generate and dlm bench run, e.g. "--cuda-tune-gemm"; the summary names them), STEPS (a
 # comma-separated list of step names, as steps.tsv names them: only those run, besides the checkpoints, e.g.
-# STEPS=dlm_linear_bench,dlm_bench_graphs for what a first call's BUDGET_S left out). DLM_BINARY must start on its own
+# STEPS=dlm_linear_bench,dlm_bench_no_graphs for what a first call's BUDGET_S left out). DLM_BINARY must start on its own
 # (LD_LIBRARY_PATH set for its libraries): `DLM_BINARY --help` is tried first.
 # Writes OUT_DIR/summary.md (also printed) and keeps every raw output in OUT_DIR: dlm_*.items.jsonl (the
 # prompts and per-item settings fed to dlm), dlm_*.jsonl (its records), torch_*.jsonl (the reference's JSON
@@ -19,16 +19,16 @@
 # same with --cuda-attention kernel; bench_ar.md / bench_ar_unsplit.md and bench_b1.md / bench_b1_tuned.md:
 # dlm bench without and with --cuda-split-attention off, without and with --cuda-tune-gemm;
 # bench_filters_ar.md and bench_filters_llada.md: dlm bench with sampling filters and a penalty;
-# bench_graphs.md: dlm bench with --cuda-graphs; linear_bench.md: each product shape of these forwards
+# bench_no_graphs.md: dlm bench with --cuda-graphs off; linear_bench.md: each product shape of these forwards
 # timed alone by dlm_linear_bench, where tools/device/pack.sh put it next to DLM_BINARY), *.log (stderr),
 # steps.tsv (each step's exit status and seconds). Each step runs under a timeout and
 # on its own: a failure leaves its rows empty ("—") and the others go on.
 #
 # Time on an H200 (measured 2026-12-05): checkpoints 52 s when missing; dlm: LLaDA b1 9 s, AR b1 6 s, AR b32
-# 4 s, LLaDA b32 18 s, the two profiles 26 and 29 s, the graphs bench 34 s; reference: AR 38-54 s, LLaDA
+# 4 s, LLaDA b32 18 s, the two profiles 26 and 29 s, the bench without graphs 34 s; reference: AR 38-54 s, LLaDA
 # 42-44 s. With LLADA_B32 on an H100: dlm's LLaDA b32 run 91 s, the reference's LLaDA runs 171 s; the A/B
 # benches 5-21 s each; in all about 9.5 minutes from a bare machine, so BUDGET_S=570 leaves out the last
-# steps (dlm_linear_bench and the graphs bench: a second call with STEPS runs them).
+# steps (dlm_linear_bench and the bench without graphs: a second call with STEPS runs them).
 #
 # The LLaDA checkpoint's LM-head row of the MASK id is zeroed first (zero_mask_logit.py): with random weights
 # MASK can be the argmax; dlm never draws it but the reference commits it, so both sides would decode
@@ -200,9 +200,9 @@ if [[ -x $linear_bench ]]; then
   step dlm_linear_bench 60 "$out/linear_bench.md" "$linear_bench" 30
 fi
 
-# The step times again with the steady-state steps replayed as CUDA graphs.
-step dlm_bench_graphs 120 "$out/bench_graphs.md" "$dlm" bench --device cuda -m "$ckpt/llada-8b" \
+# The step times again with every op queued on its own (graphs off; dlm's default replays steady-state steps).
+step dlm_bench_no_graphs 120 "$out/bench_no_graphs.md" "$dlm" bench --device cuda -m "$ckpt/llada-8b" \
   --method llada --batch-size 1,32 --prompt-length 128 --gen-length 256 --block-length 32 --steps 16 \
-  --cache none,dual --warmup 1 --repeat 3 --cuda-graphs "${dlm_flags[@]}"
+  --cache none,dual --warmup 1 --repeat 3 --cuda-graphs off "${dlm_flags[@]}"
 
 DLM_FLAGS=${DLM_FLAGS:-} python3 "$here/gpu_llada8b.py" summary "$out"

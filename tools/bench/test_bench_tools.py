@@ -63,13 +63,13 @@ class SummaryTest(unittest.TestCase):
             out = Path(d)
             (out / "steps.tsv").write_text("dlm_llada_b1\t0\t9\ndlm_ar_b1\t124\t90\n"
                                            "dlm_profile\tskipped\t0\ndlm_bench_ar\tunselected\t0\n"
-                                           "dlm_bench_graphs\tunselected\t0\n")
+                                           "dlm_bench_no_graphs\tunselected\t0\n")
             with contextlib.redirect_stdout(io.StringIO()):
                 gpu_llada8b.Summary(out).write()
             text = (out / "summary.md").read_text()
         self.assertIn("- step dlm_ar_b1: timed out, see dlm_ar_b1.log", text)
         self.assertIn("- step dlm_profile: skipped, no time left in BUDGET_S", text)
-        self.assertIn("- not in STEPS, so not run: dlm_bench_ar, dlm_bench_graphs", text)
+        self.assertIn("- not in STEPS, so not run: dlm_bench_ar, dlm_bench_no_graphs", text)
         self.assertNotIn("dlm_llada_b1:", text)
 
 
