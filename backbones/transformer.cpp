@@ -395,11 +395,20 @@ void TransformerModel::attention_block(int64_t index, const Activations& acts, c
   const int64_t tokens = acts.hidden.dim(0);
   const float eps = config_.rms_norm_eps;
   auto flat = [tokens](const Tensor& t) { return t.reshape(Shape{tokens, t.numel() / tokens}); };
+  bool rows_cached = false;  // this layer's keys and values already in the cache rows the plan writes
   if (!acts.qkv.empty()) {
-    // One product, then q and k rotated out of its columns and v copied out.
+    // One product, then q and k rotated out of its columns and v copied out: into the cache itself where
+    // a single write takes every row and attention reads that cache in place (one sequence decoding).
     const LinearWeights& qkv = qkv_[static_cast<size_t>(index)];
     ops::linear(backend_, acts.normed, qkv.weight, qkv.bias, acts.qkv);
-    ops::rope_qkv(backend_, acts.qkv, acts.positions, inv_freq_, rope_, acts.q, acts.k, acts.v);
+    Tensor k = acts.k, v = acts.v;
+    if (const KeyPlan::Write* write = plan.sole_write(tokens);
+        write != nullptr && write->cache->keys(index).dtype() == k.dtype()) {
+      k = write->cache->keys(index).slice(0, write->position, write->position + tokens);
+      v = write->cache->values(index).slice(0, write->position, write->position + tokens);
+      rows_cached = true;
+    }
+    ops::rope_qkv(backend_, acts.qkv, acts.positions, inv_freq_, rope_, acts.q, k, v);
   } else {
     ops::linear(backend_, acts.normed, layer.q.weight, layer.q.bias, flat(acts.q));
     ops::linear(backend_, acts.normed, layer.k.weight, layer.k.bias, flat(acts.k));
@@ -413,7 +422,7 @@ void TransformerModel::attention_block(int64_t index, const Activations& acts, c
     ops::rope(backend_, acts.k, acts.positions, inv_freq_, rope_, acts.k);
   }
 
-  attend(index, acts, plan, batch.offsets, AttentionParams{plan.visibility, 0.0f, 0.0f});
+  attend(index, acts, plan, batch.offsets, AttentionParams{plan.visibility, 0.0f, 0.0f}, rows_cached);
   ops::linear(backend_, flat(acts.attention), layer.o.weight, layer.o.bias, acts.normed);
   if (batch.observer) batch.observer("attention_output", index, acts.normed);
   ops::add_rms_norm(backend_, acts.hidden, acts.normed, layer.post_attention_norm, eps, NormWeight::Plain,
@@ -423,7 +432,8 @@ void TransformerModel::attention_block(int64_t index, const Activations& acts, c
 // acts.attention from acts.q and the keys of the plan; writes the rows' keys and values into the caches
 // first. `offsets` are the batch's (host) query offsets.
 void TransformerModel::attend(int64_t index, const Activations& acts, const KeyPlan& plan,
-                              std::span<const int32_t> offsets, const AttentionParams& params) {
+                              std::span<const int32_t> offsets, const AttentionParams& params,
+                              bool rows_cached) {
   if (plan.direct) {
     // Without a cache the queries are the keys: the same offsets and positions on both sides.
     const AttentionBatch ragged{acts.offsets, acts.offsets, acts.positions, acts.positions, offsets, offsets};
@@ -432,7 +442,7 @@ void TransformerModel::attend(int64_t index, const Activations& acts, const KeyP
   }
   copy_sources_.clear();
   copy_destinations_.clear();
-  for (const KeyPlan::Write& write : plan.writes) {
+  for (const KeyPlan::Write& write : rows_cached ? std::span<const KeyPlan::Write>{} : plan.writes) {
     const int64_t position = write.position;
     copy_sources_.push_back(acts.k.slice(0, write.row, write.row + write.count));
     copy_destinations_.push_back(write.cache->keys(index).slice(0, position, position + write.count));

@@ -58,6 +58,13 @@ class TransformerModel final : public Backbone {
     bool direct = true;  // no sequence uses a cache: the keys are the rows themselves
     // One sequence attending to its cache alone reads the cache rows in place; anything else is gathered.
     bool gathers() const { return !direct && !(segments.size() == 1 && segments.front().cache != nullptr); }
+    // The write that takes all `rows` of the call where it is the only one and attention reads its cache in
+    // place, else null.
+    const Write* sole_write(int64_t rows) const {
+      const bool sole = !direct && !gathers() && writes.size() == 1 && writes.front().row == 0 &&
+                        writes.front().count == rows;
+      return sole ? &writes.front() : nullptr;
+    }
     std::vector<Segment> segments;
     std::vector<Write> writes;
     std::vector<int32_t> key_offsets{0}, key_positions;
@@ -87,8 +94,9 @@ class TransformerModel final : public Backbone {
   // post-attention norm.
   void attention_block(int64_t layer, const Activations& acts, const KeyPlan& plan,
                        const ForwardBatch& batch);
+  // `rows_cached`: the rows' keys and values are already where the plan writes them.
   void attend(int64_t layer, const Activations& acts, const KeyPlan& plan, std::span<const int32_t> offsets,
-              const AttentionParams& params);
+              const AttentionParams& params, bool rows_cached);
   // The MLP from acts.normed, then the residual add, fused with the next layer's input norm if there is one.
   void mlp_block(int64_t layer, const Activations& acts);
 
