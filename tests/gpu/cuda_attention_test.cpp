@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <optional>
 #include <random>
@@ -615,6 +616,87 @@ TEST(CudaAttention, CudnnMatchesCpuOnBidirectionalBf16Batches) {
     s.seed = seed++;
     check_attention(s);
   }
+}
+
+// cuDNN's runs keep the length arrays they derive from the offsets while the next call's offsets are the
+// same (the layers of a forward); offsets rewritten in place, a recording and a replay each make them
+// derived again.
+TEST(CudaAttention, CudnnDerivesLengthsAgainWhereTheOffsetsChange) {
+  DLM_SKIP_WITHOUT_GPU();
+  static CudaBackend recording(0, CudaOptions{CudaAttention::Cudnn, true});
+  AttentionSetup a;
+  a.query_lengths = {32, 32};
+  a.key_lengths = {100, 200};
+  a.hq = 8;
+  a.hkv = 2;
+  a.d = a.dv = 64;
+  a.visibility = Visibility::bidirectional();
+  a.dtype = a.out_dtype = DType::BF16;
+  a.cudnn = true;
+  a.seed = 1100;
+  AttentionSetup b = a;  // the same totals (64 queries, 300 keys), so the same buffers hold either
+  b.query_lengths = {10, 54};
+  b.key_lengths = {150, 150};
+  b.seed = 1101;
+  const AttentionData da = attention_data(a), db = attention_data(b);
+  const std::vector<float> want_a = cpu_attention(a, da), want_b = cpu_attention(b, db);
+
+  const auto device = [](DType dtype, Shape shape) {
+    DeviceTensor t;
+    t.buffer = gpu().allocate(static_cast<size_t>(shape.numel()) * dtype_size(dtype));
+    t.tensor = t.buffer.view(dtype, shape);
+    return t;
+  };
+  const DeviceTensor q = device(DType::BF16, {64, a.hq, a.d}), k = device(DType::BF16, {300, a.hkv, a.d}),
+                     v = device(DType::BF16, {300, a.hkv, a.dv}), out = device(DType::BF16, {64, a.hq, a.dv});
+  const DeviceTensor qo = device(DType::I32, {3}), ko = device(DType::I32, {3}),
+                     qp = device(DType::I32, {64}), kp = device(DType::I32, {300});
+  const auto load = [&](const AttentionData& d) {
+    gpu().copy(host_tensor(DType::BF16, {64, a.hq, a.d}, d.q).tensor(), q.tensor);
+    gpu().copy(host_tensor(DType::BF16, {300, a.hkv, a.d}, d.k).tensor(), k.tensor);
+    gpu().copy(host_tensor(DType::BF16, {300, a.hkv, a.dv}, d.v).tensor(), v.tensor);
+    for (const auto& [values, into] :
+         {std::pair{&d.query_offsets, &qo}, std::pair{&d.key_offsets, &ko},
+          std::pair{&d.query_positions, &qp}, std::pair{&d.key_positions, &kp}}) {
+      gpu().copy(i32_tensor(*values).tensor(), into->tensor);
+    }
+    gpu().synchronize();
+  };
+  const auto queue = [&](const AttentionData& d) {
+    recording.attention(
+        q.tensor, k.tensor, v.tensor,
+        AttentionBatch{qo.tensor, ko.tensor, qp.tensor, kp.tensor, d.query_offsets, d.key_offsets},
+        params_of(a), out.tensor);
+  };
+  const auto check = [&](const AttentionSetup& s, const AttentionData& d, const std::vector<float>& want,
+                         const std::string& what) {
+    recording.synchronize();
+    expect_close(values_of(to_host(out.tensor)), want, attention_tolerance(s, d, want), what);
+  };
+
+  load(da);
+  queue(da);
+  check(a, da, want_a, "a");
+  load(db);
+  queue(db);
+  check(b, db, want_b, "b, offsets rewritten in place");
+  load(da);
+  queue(da);
+  check(a, da, want_a, "a again");
+
+  recording.begin_recording();
+  queue(da);  // a's offsets as the last run's: the recording must still derive its own lengths
+  const std::unique_ptr<RecordedWork> work = recording.end_recording();
+  ASSERT_NE(work, nullptr);
+  load(db);
+  queue(db);
+  check(b, db, want_b, "b after the recording");
+  load(da);
+  recording.replay(*work);
+  check(a, da, want_a, "a, replayed after b's run");
+  load(db);
+  queue(db);
+  check(b, db, want_b, "b after the replay");
 }
 
 TEST(CudaAttention, RequiredCudnnNamesTheCallItCannotTake) {

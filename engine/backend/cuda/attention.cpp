@@ -43,7 +43,7 @@ bool attend_with_cudnn(CudaBackend::Context& ctx, const cuda::AttentionProblem& 
     const size_t workspace = ctx.cudnn_attention->workspace_bytes(shape, why_not);
     if (why_not.empty()) {
       void* scratch = ctx.reserve_scratch(cuda::CudnnAttention::length_array_bytes(shape) + workspace);
-      ctx.cudnn_attention->run(problem, shape, scratch);
+      ctx.cudnn_attention->run(problem, shape, batch.host_query_offsets, batch.host_key_offsets, scratch);
       return true;
     }
   }

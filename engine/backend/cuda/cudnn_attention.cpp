@@ -33,8 +33,9 @@ enum Uid : int64_t {
   kFirstVirtual = 100,
 };
 
-constexpr int64_t kByteAlignment = 16;  // what every tensor of the graph promises cuDNN
-constexpr size_t kArrayAlignment = 16;  // bytes between the length arrays' starts (kByteAlignment)
+constexpr int64_t kByteAlignment = 16;       // what every tensor of the graph promises cuDNN
+constexpr size_t kArrayAlignment = 16;       // bytes between the length arrays' starts (kByteAlignment)
+constexpr int64_t kMaxKeptSequences = 1024;  // batches the kept length arrays take (CudnnAttention)
 
 // Error "cuDNN: <what> failed: <status>: <cuDNN's own message>".
 void check_cudnn(cudnnStatus_t status, std::string_view what) {
@@ -220,6 +221,18 @@ ArrayLayout array_layout(int64_t sequences) {
   return layout;
 }
 
+SdpaLengthArrays arrays_at(void* base, int64_t sequences) {
+  const ArrayLayout layout = array_layout(sequences);
+  auto at = [&](size_t offset) { return reinterpret_cast<int32_t*>(static_cast<char*>(base) + offset); };
+  return {at(layout.query_rows), at(layout.key_rows),  at(layout.q_offsets),
+          at(layout.k_offsets),  at(layout.v_offsets), at(layout.out_offsets)};
+}
+
+void queue_lengths(cudaStream_t stream, const AttentionProblem& problem, const SdpaLengthArrays& arrays) {
+  const cudaError_t launched = launch_sdpa_lengths(stream, problem, arrays);
+  DLM_CHECK(launched == cudaSuccess, "launching sdpa_lengths failed: {}", cudaGetErrorString(launched));
+}
+
 }  // namespace
 
 // ----------------------------------------------------------------------------------------- CudnnDescriptor
@@ -403,11 +416,18 @@ CudnnAttention::CudnnAttention(cudaStream_t stream) : stream_(stream) {
     cudnnDestroy(handle_);
     check_cudnn(status, "cudnnSetStream");
   }
+  const cudaError_t allocated = cudaMalloc(&kept_arrays_, array_layout(kMaxKeptSequences).bytes);
+  if (allocated != cudaSuccess) {
+    cudaGetLastError();  // not sticky
+    cudnnDestroy(handle_);
+    fail("allocating cuDNN attention's length arrays failed: {}", cudaGetErrorString(allocated));
+  }
 }
 
 CudnnAttention::~CudnnAttention() {
   plans_.clear();  // the plans refer to the handle
   if (handle_ != nullptr) cudnnDestroy(handle_);
+  cudaFree(kept_arrays_);
 }
 
 size_t CudnnAttention::length_array_bytes(const SdpaShape& shape) {
@@ -480,15 +500,41 @@ size_t CudnnAttention::workspace_bytes(const SdpaShape& shape, std::string& why_
   return slot->execution != nullptr ? static_cast<size_t>(slot->workspace) : 0;
 }
 
-void CudnnAttention::run(const AttentionProblem& problem, const SdpaShape& shape, void* scratch) {
+bool CudnnAttention::keep_lengths(const AttentionProblem& problem,
+                                  std::span<const int32_t> host_query_offsets,
+                                  std::span<const int32_t> host_key_offsets) {
+  if (problem.sequences > kMaxKeptSequences) return false;
+  const int64_t rows[4] = {problem.query_heads * problem.head_dim, problem.kv_heads * problem.head_dim,
+                           problem.kv_heads * problem.value_dim, problem.query_heads * problem.value_dim};
+  KeptLengths& kept = kept_lengths_;
+  const bool same = kept.valid && kept.query_offsets == problem.query_offsets &&
+                    kept.key_offsets == problem.key_offsets && std::ranges::equal(kept.rows, rows) &&
+                    std::ranges::equal(kept.host_query_offsets, host_query_offsets) &&
+                    std::ranges::equal(kept.host_key_offsets, host_key_offsets);
+  if (same) return true;
+  queue_lengths(stream_, problem, arrays_at(kept_arrays_, problem.sequences));
+  kept.valid = true;
+  kept.query_offsets = problem.query_offsets;
+  kept.key_offsets = problem.key_offsets;
+  std::ranges::copy(rows, kept.rows);
+  kept.host_query_offsets.assign(host_query_offsets.begin(), host_query_offsets.end());
+  kept.host_key_offsets.assign(host_key_offsets.begin(), host_key_offsets.end());
+  return true;
+}
+
+void CudnnAttention::run(const AttentionProblem& problem, const SdpaShape& shape,
+                         std::span<const int32_t> host_query_offsets,
+                         std::span<const int32_t> host_key_offsets, void* scratch) {
   const Plan& plan = *plans_.at(shape);
   auto* base = static_cast<char*>(scratch);
   const ArrayLayout layout = array_layout(shape.sequences);
-  auto at = [&](size_t offset) { return reinterpret_cast<int32_t*>(base + offset); };
-  const SdpaLengthArrays arrays{at(layout.query_rows), at(layout.key_rows),  at(layout.q_offsets),
-                                at(layout.k_offsets),  at(layout.v_offsets), at(layout.out_offsets)};
-  const cudaError_t launched = launch_sdpa_lengths(stream_, problem, arrays);
-  DLM_CHECK(launched == cudaSuccess, "launching sdpa_lengths failed: {}", cudaGetErrorString(launched));
+  SdpaLengthArrays arrays;
+  if (keep_lengths(problem, host_query_offsets, host_key_offsets)) {
+    arrays = arrays_at(kept_arrays_, shape.sequences);
+  } else {
+    arrays = arrays_at(base, shape.sequences);
+    queue_lengths(stream_, problem, arrays);
+  }
 
   // By-value tensors are read from the host during the execute call.
   float scale = problem.scale;

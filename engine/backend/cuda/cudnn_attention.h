@@ -86,17 +86,38 @@ class CudnnAttention {
   size_t workspace_bytes(const SdpaShape& shape, std::string& why_not);
   // Queues `problem` (sdpa_unsupported said "") on the stream with `shape`'s plan (workspace_bytes made it).
   // `scratch` holds at least length_array_bytes(shape) + workspace_bytes(shape) device bytes, and nothing
-  // queued before reads it afterwards.
-  void run(const AttentionProblem& problem, const SdpaShape& shape, void* scratch);
+  // queued before reads it afterwards. The host offsets are the device offsets' values.
+  void run(const AttentionProblem& problem, const SdpaShape& shape,
+           std::span<const int32_t> host_query_offsets, std::span<const int32_t> host_key_offsets,
+           void* scratch);
+  // Forgets the length arrays kept for the next run: the stream's work from here on is recorded or replayed,
+  // so what the host last queued is not what the device last did.
+  void forget_lengths() { kept_lengths_.valid = false; }
 
   // The bytes of the device arrays a run derives from the offsets (lengths and ragged offsets), 256-aligned.
   static size_t length_array_bytes(const SdpaShape& shape);
 
  private:
   struct Plan;
+  // The length arrays of the last run, in a buffer of their own: the layers of a forward share their
+  // offsets, so every run after the first takes them as they are.
+  struct KeptLengths {
+    bool valid = false;
+    const int32_t* query_offsets = nullptr;
+    const int32_t* key_offsets = nullptr;
+    int64_t rows[4] = {};  // elements per q, k, v and out row
+    std::vector<int32_t> host_query_offsets, host_key_offsets;
+  };
+  // Fills the kept arrays for `problem` unless they hold its lengths already; false where its sequences
+  // are more than the kept arrays take.
+  bool keep_lengths(const AttentionProblem& problem, std::span<const int32_t> host_query_offsets,
+                    std::span<const int32_t> host_key_offsets);
+
   cudnnHandle_t handle_ = nullptr;
   cudaStream_t stream_ = nullptr;
   std::map<SdpaShape, std::unique_ptr<Plan>> plans_;
+  void* kept_arrays_ = nullptr;  // device memory for kMaxKeptSequences sequences
+  KeptLengths kept_lengths_;
 };
 
 }  // namespace dlm::cuda

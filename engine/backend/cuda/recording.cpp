@@ -27,6 +27,12 @@ class CudaGraph final : public RecordedWork {
   cudaGraphExec_t exec_;
 };
 
+// Work kept for later runs on the host's record of what the stream did (cuDNN attention's length arrays)
+// no longer matches the device once recording or replays begin.
+void forget_host_records(CudaBackend::Context& ctx) {
+  if (ctx.cudnn_attention) ctx.cudnn_attention->forget_lengths();
+}
+
 }  // namespace
 
 Buffer CudaBackend::allocate_host(size_t bytes) {
@@ -51,6 +57,7 @@ void CudaBackend::begin_recording() {
   DLM_CHECK(ctx.graphs, "CUDA device {}: recording is off (CudaOptions::graphs)", ctx.device);
   DLM_CHECK(!ctx.recording, "CUDA device {}: begin_recording while recording", ctx.device);
   ctx.make_current();
+  forget_host_records(ctx);
   // Relaxed: the libraries may allocate or look up plans on the host while the stream is captured.
   DLM_CUDA_CHECK(cudaStreamBeginCapture(ctx.stream, cudaStreamCaptureModeRelaxed));
   ctx.recording = true;
@@ -61,6 +68,7 @@ std::unique_ptr<RecordedWork> CudaBackend::end_recording() {
   DLM_CHECK(ctx.recording, "CUDA device {}: end_recording without begin_recording", ctx.device);
   ctx.recording = false;
   ctx.make_current();
+  forget_host_records(ctx);  // the recorded work has not run
   cudaGraph_t graph = nullptr;
   const cudaError_t ended = cudaStreamEndCapture(ctx.stream, &graph);
   if (ended != cudaSuccess || graph == nullptr) {
@@ -84,6 +92,7 @@ void CudaBackend::replay(const RecordedWork& work) {
             "CUDA device {}: replay of work this backend did not record", ctx.device);
   DLM_CHECK(!ctx.recording, "CUDA device {}: replay while recording", ctx.device);
   ctx.make_current();
+  forget_host_records(ctx);
   DLM_CUDA_CHECK(cudaGraphLaunch(graph->exec(), ctx.stream));
   ctx.embedding_queued = true;  // a recorded embedding may record an id outside its table again
 }
