@@ -314,5 +314,45 @@ TEST(CudaTokenPrediction, FiltersAndPenaltiesMatchTheHost) {
   }
 }
 
+// Plain argmax rows (no filter, penalty or entropies) take several blocks a row where they are fewer than the
+// device's multiprocessors, one block a row where they are more: both against the host, on every row kind,
+// with the mask id never drawn and EOS suppressed before the draw or the scores.
+TEST(CudaTokenPrediction, PlainArgmaxRowsMatchTheHostSplitOrNot) {
+  const cuda::DeviceProbe probe = cuda::probe_devices();
+  if (probe.count == 0) GTEST_SKIP() << "no CUDA device: " << probe.reason;
+  for (const int64_t vocab : {int64_t{37}, int64_t{152064}}) {
+    for (const int64_t rows : {int64_t{3}, int64_t{20}, int64_t{300}}) {
+      const std::vector<float> host = make_rows(rows, vocab, static_cast<uint32_t>(vocab + rows));
+      Buffer device = gpu().allocate(host.size() * sizeof(float));
+      const Tensor logits = device.view(DType::F32, Shape{rows, vocab});
+      gpu().copy(HostTensor::from(Shape{rows, vocab}, host).tensor(), logits);
+      std::vector<TokenRule> rules(static_cast<size_t>(rows));
+      for (int64_t i = 0; i < rows; ++i) {
+        TokenRule& rule = rules[static_cast<size_t>(i)];
+        rule.entropies = false;
+        if (i % 4 == 1) rule.never_drawn = kMask;
+        if (i % 4 == 2) rule.suppress_before_draw = kEos;
+        if (i % 4 == 3) rule.suppress_before_scores[0] = kEot;
+      }
+      std::vector<TokenPrediction> got(static_cast<size_t>(rows));
+      ops::predict_tokens(gpu(), logits, rules, {}, got);
+      for (int64_t i = 0; i < rows; ++i) {
+        const TokenPrediction want =
+            reference_prediction(host.data(), vocab, rules[static_cast<size_t>(i)], i, {});
+        const TokenPrediction& g = got[static_cast<size_t>(i)];
+        const std::string where = "vocab " + std::to_string(vocab) + ", " + std::to_string(rows) +
+                                  " rows, row " + std::to_string(i);
+        EXPECT_EQ(g.token, want.token) << where;
+        EXPECT_TRUE(same_number(g.probability, want.probability))
+            << where << ": probability " << g.probability << " vs " << want.probability;
+        EXPECT_TRUE(same_number(g.margin, want.margin))
+            << where << ": margin " << g.margin << " vs " << want.margin;
+        EXPECT_EQ(g.entropy, 0.0) << where;
+        EXPECT_EQ(g.neg_entropy, 0.0) << where;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace dlm

@@ -112,5 +112,14 @@ cudaError_t launch_vocab_stats(cudaStream_t stream, const float* logits, int64_t
 // rules and out are device arrays of `rows`, penalized_ids the device array the rules' penalties index.
 cudaError_t launch_predict_tokens(cudaStream_t stream, float* logits, int64_t rows, int64_t vocab,
                                   const TokenRule* rules, const int32_t* penalized_ids, TokenPrediction* out);
+// Rows too few to fill the device whose rules are plain argmax draws (no filter, penalty, temperature
+// division or entropies) are split into parts, several blocks a row: the parts launch_predict_argmax_parts
+// takes for the host `rules`, or 0 where the rows take launch_predict_tokens.
+int argmax_parts(const TokenRule* rules, int64_t rows, int64_t vocab, int sm_count);
+size_t argmax_parts_scratch_bytes(int64_t rows, int parts);
+// launch_predict_tokens' results for such rows, through `scratch` of argmax_parts_scratch_bytes.
+cudaError_t launch_predict_argmax_parts(cudaStream_t stream, const float* logits, int64_t rows, int64_t vocab,
+                                        const TokenRule* rules, int parts, void* scratch,
+                                        TokenPrediction* out);
 
 }  // namespace dlm::cuda

@@ -1,5 +1,6 @@
 // predict_tokens: each row's TokenRule (engine/ops/token_rule.h) applied next to the logits, one block per
-// row, in passes over the row (the later ones mostly hit L2). Everything mirrors samplers/token_rules.cpp:
+// row, in passes over the row (the later ones mostly hit L2); plain argmax rows too few to fill the device
+// take several blocks each (argmax_parts). Everything mirrors samplers/token_rules.cpp:
 // the same f32 operations on the logits (no contraction into FMA), float64 probabilities exp(l - max) / S,
 // the same Philox draws; only the order of the float64 sums differs.
 //
@@ -20,6 +21,8 @@
 // chunk, scanned across the block, then (5) a walk of each chunk from its prefix for the first id whose
 // cumulative mass exceeds u.
 #include <math_constants.h>
+
+#include <algorithm>
 
 #include "engine/backend/cuda/cuda_helpers.cuh"
 #include "engine/backend/cuda/cuda_kernels.h"
@@ -421,6 +424,49 @@ __device__ void apply_filters(RuleRow& row, int64_t vocab, FilterShared& shared)
   filter_min_p(row, vocab, rule.min_p, shared);
 }
 
+// ------------------------------------------------------------------------------------------ the results
+
+// The Argmax draw's token from the first maximum among the drawable ids: std::max_element over them keeps a
+// NaN first one, which nothing compares above.
+__device__ int32_t argmax_token(const RuleRow& row, int64_t vocab, Best arg) {
+  const int32_t first = row.rule.never_drawn == 0 && vocab > 1 ? 1 : 0;
+  return isnan(row.draw_value(first)) || arg.index == kNoIndex ? first : arg.index;
+}
+
+// The prediction of `token` from the score row's two largest values and its softmax sum about the largest.
+__device__ TokenPrediction prediction_of(const RuleRow& row, int32_t token, TopValues top, double sum,
+                                         double neg_entropy, double entropy) {
+  const double m = top.first;
+  TokenPrediction prediction;
+  prediction.token = token;
+  prediction.probability = exp_shifted(row.score_value(token), m) / sum;
+  // The host ranks probabilities with `>`, which a NaN never passes: with a NaN sum every probability is
+  // NaN and its margin stays 0.
+  prediction.margin = isnan(sum) ? 0.0
+                                 : exp(static_cast<double>(top.first) - m) / sum -
+                                       exp(static_cast<double>(top.second) - m) / sum;
+  prediction.neg_entropy = neg_entropy;
+  prediction.entropy = entropy;
+  return prediction;
+}
+
+// The draw row's candidates for pass (1) at id v: the first maximum among drawable numbers, and the score
+// row's two largest numbers.
+__device__ __forceinline__ void take_candidates(const RuleRow& row, int64_t v, Best& arg, TopValues& top) {
+  const float d = row.draw_value(v);
+  const auto index = static_cast<int32_t>(v);
+  if (index != row.rule.never_drawn && !isnan(d)) arg = first_max(arg, Best{d, index});
+  const float s = row.score_value(v);
+  if (!isnan(s)) {
+    if (s > top.first) {
+      top.second = top.first;
+      top.first = s;
+    } else if (s > top.second) {
+      top.second = s;
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------- the kernel
 
 // Bounded so row_threads' 1024 threads always fit the register file.
@@ -449,27 +495,17 @@ __global__ void __launch_bounds__(1024)
     TopValues top{minus_infinity(), minus_infinity()};
     for (int64_t j = threadIdx.x; j < row.ids.count; j += blockDim.x) {
       const int64_t v = row.ids[j];
-      const float d = row.draw_value(v);
+      take_candidates(row, v, arg, top);
       const auto index = static_cast<int32_t>(v);
-      const bool drawable = index != rule.never_drawn;
-      if (drawable && !isnan(d)) arg = first_max(arg, Best{d, index});
-      if (drawable && rule.draw == TokenDraw::Gumbel) {
+      if (index != rule.never_drawn && rule.draw == TokenDraw::Gumbel) {
         // exp(-inf) / (-log u)^T is 0 for every u in (0, 1): filtered ids skip the draw and the exponentials.
+        const float d = row.draw_value(v);
         double score = 0.0;
         if (d != minus_infinity()) {
           const double u = rng.uniform_double_open(rule.counter, gumbel_base + static_cast<uint64_t>(v));
           score = exp(static_cast<double>(d)) / pow(-log(u), rule.temperature);
         }
         if (!isnan(score)) gumbel = better_score(gumbel, ScoreBest{score, index});
-      }
-      const float s = row.score_value(v);
-      if (!isnan(s)) {
-        if (s > top.first) {
-          top.second = top.first;
-          top.first = s;
-        } else if (s > top.second) {
-          top.second = s;
-        }
       }
     }
     arg = block_reduce(arg, FirstMaxOp{}, Best{minus_infinity(), kNoIndex}, best_partials);
@@ -543,12 +579,9 @@ __global__ void __launch_bounds__(1024)
     if (threadIdx.x == 0) {
       int32_t token = 0;
       switch (rule.draw) {
-        case TokenDraw::Argmax: {
-          // std::max_element over the drawable ids keeps a NaN first one: nothing compares above it.
-          const int32_t first = rule.never_drawn == 0 && vocab > 1 ? 1 : 0;
-          token = isnan(row.draw_value(first)) || arg.index == kNoIndex ? first : arg.index;
+        case TokenDraw::Argmax:
+          token = argmax_token(row, vocab, arg);
           break;
-        }
         case TokenDraw::Gumbel:
           token = gumbel.index == kNoIndex ? 0 : gumbel.index;
           break;
@@ -561,20 +594,110 @@ __global__ void __launch_bounds__(1024)
           }
           break;
       }
-      TokenPrediction prediction;
-      prediction.token = token;
-      prediction.probability = exp_shifted(row.score_value(token), m) / sum;
-      // The host ranks probabilities with `>`, which a NaN never passes: with a NaN sum every probability is
-      // NaN and its margin stays 0.
-      prediction.margin = isnan(sum) ? 0.0
-                                     : exp(static_cast<double>(top.first) - m) / sum -
-                                           exp(static_cast<double>(top.second) - m) / sum;
-      prediction.neg_entropy = neg_entropy;
-      prediction.entropy = entropy;
-      out[r] = prediction;
+      out[r] = prediction_of(row, token, top, sum, neg_entropy, entropy);
     }
     __syncthreads();  // the shared results are rewritten by the next row
   }
+}
+
+// ------------------------------------------------------------------- plain argmax rows, several blocks each
+
+// The argmax_parts split (launch_predict_argmax_parts): each row's ids in `parts` contiguous ranges, one
+// block each. The first kernel finds each range's candidates (pass (1)); the second combines a row's
+// candidates in every block, sums its range's softmax terms (pass (2)), and the row's last block to finish
+// adds the ranges' sums in range order and writes the prediction.
+constexpr int kPartThreads = 256;
+constexpr int64_t kMinPartIds = 2048;  // ids a part takes at least
+
+struct PartScratch {
+  Best* arg;           // [rows * parts]
+  TopValues* top;      // [rows * parts]
+  double* sum;         // [rows * parts]
+  unsigned int* done;  // [rows]: the row's blocks finished in the second kernel
+};
+
+PartScratch part_scratch(void* scratch, int64_t rows, int parts) {
+  const auto n = static_cast<size_t>(rows) * static_cast<size_t>(parts);
+  char* at = static_cast<char*>(scratch);
+  PartScratch s{};
+  s.sum = reinterpret_cast<double*>(at);
+  s.arg = reinterpret_cast<Best*>(at + n * sizeof(double));
+  s.top = reinterpret_cast<TopValues*>(at + n * (sizeof(double) + sizeof(Best)));
+  s.done = reinterpret_cast<unsigned int*>(at + n * (sizeof(double) + sizeof(Best) + sizeof(TopValues)));
+  return s;
+}
+
+__device__ RuleRow plain_row(const float* logits, int64_t vocab, const TokenRule& rule, int64_t r) {
+  return RuleRow{logits + r * vocab, rule.guidance_row >= 0 ? logits + rule.guidance_row * vocab : nullptr,
+                 rule, RowFilters{}, RowIds{nullptr, vocab}};
+}
+
+__global__ void __launch_bounds__(kPartThreads)
+    argmax_part_candidates_kernel(const float* logits, int64_t vocab, const TokenRule* rules, int parts,
+                                  PartScratch scratch) {
+  __shared__ Best best_partials[32];
+  __shared__ TopValues top_partials[32];
+  const int64_t r = blockIdx.y;
+  const int64_t slot = r * parts + blockIdx.x;
+  const RuleRow row = plain_row(logits, vocab, rules[r], r);
+  Best arg{minus_infinity(), kNoIndex};
+  TopValues top{minus_infinity(), minus_infinity()};
+  const int64_t end = vocab * (blockIdx.x + 1) / parts;
+  for (int64_t v = vocab * blockIdx.x / parts + threadIdx.x; v < end; v += blockDim.x) {
+    take_candidates(row, v, arg, top);
+  }
+  arg = block_reduce(arg, FirstMaxOp{}, Best{minus_infinity(), kNoIndex}, best_partials);
+  top = block_reduce(top, TopValuesOp{}, TopValues{minus_infinity(), minus_infinity()}, top_partials);
+  if (threadIdx.x == 0) {
+    scratch.arg[slot] = arg;
+    scratch.top[slot] = top;
+    if (blockIdx.x == 0) scratch.done[r] = 0;  // the second kernel starts after this one ends
+  }
+}
+
+__global__ void __launch_bounds__(kPartThreads)
+    argmax_part_sums_kernel(const float* logits, int64_t vocab, const TokenRule* rules, int parts,
+                            PartScratch scratch, TokenPrediction* out) {
+  __shared__ Best best_partials[32];
+  __shared__ TopValues top_partials[32];
+  __shared__ double sum_partials[32];
+  __shared__ bool finishes_row;
+  const int64_t r = blockIdx.y;
+  const RuleRow row = plain_row(logits, vocab, rules[r], r);
+  // The row's candidates, combined alike in every block (both reductions are independent of order).
+  Best arg{minus_infinity(), kNoIndex};
+  TopValues top{minus_infinity(), minus_infinity()};
+  for (int q = static_cast<int>(threadIdx.x); q < parts; q += blockDim.x) {
+    arg = first_max(arg, scratch.arg[r * parts + q]);
+    top = TopValuesOp{}(top, scratch.top[r * parts + q]);
+  }
+  arg = block_reduce(arg, FirstMaxOp{}, Best{minus_infinity(), kNoIndex}, best_partials);
+  top = block_reduce(top, TopValuesOp{}, TopValues{minus_infinity(), minus_infinity()}, top_partials);
+  const double m = top.first;
+  double sum = 0.0;
+  const int64_t end = vocab * (blockIdx.x + 1) / parts;
+  for (int64_t v = vocab * blockIdx.x / parts + threadIdx.x; v < end; v += blockDim.x) {
+    sum += exp_shifted(row.score_value(v), m);
+  }
+  sum = block_reduce(sum, SumOp{}, 0.0, sum_partials);
+  if (threadIdx.x == 0) {
+    scratch.sum[r * parts + blockIdx.x] = sum;
+    __threadfence();  // the sum is visible before the count says so
+    finishes_row = atomicAdd(&scratch.done[r], 1u) == static_cast<unsigned int>(parts - 1);
+  }
+  __syncthreads();
+  if (!finishes_row || threadIdx.x != 0) return;
+  __threadfence();
+  double total = 0.0;
+  for (int q = 0; q < parts; ++q) total += __ldcg(&scratch.sum[r * parts + q]);
+  out[r] = prediction_of(row, argmax_token(row, vocab, arg), top, total, 0.0, 0.0);
+}
+
+// A plain argmax rule: pass (1) and (2) alone, on the logits as they are.
+bool plain_argmax(const TokenRule& rule, int64_t vocab) {
+  return rule.draw == TokenDraw::Argmax && !rule.entropies && !rule.divide_by_temperature &&
+         (rule.repetition_penalty == 1.0 || rule.penalized_count == 0) &&
+         (rule.top_k <= 0 || rule.top_k >= vocab) && rule.top_p >= 1.0 && rule.min_p <= 0.0;
 }
 
 }  // namespace
@@ -585,6 +708,33 @@ cudaError_t launch_predict_tokens(cudaStream_t stream, float* logits, int64_t ro
   if (rows == 0 || vocab == 0) return cudaSuccess;
   predict_tokens_kernel<<<row_blocks(rows), row_threads(vocab), 0, stream>>>(logits, rows, vocab, rules,
                                                                              penalized_ids, out);
+  return cudaGetLastError();
+}
+
+int argmax_parts(const TokenRule* rules, int64_t rows, int64_t vocab, int sm_count) {
+  if (rows == 0 || vocab == 0 || rows >= sm_count) return 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    if (!plain_argmax(rules[r], vocab)) return 0;
+  }
+  // About two blocks a multiprocessor.
+  const int64_t wanted = 2 * static_cast<int64_t>(sm_count) / rows;
+  return static_cast<int>(std::max<int64_t>(1, std::min(wanted, vocab / kMinPartIds)));
+}
+
+size_t argmax_parts_scratch_bytes(int64_t rows, int parts) {
+  return static_cast<size_t>(rows) *
+         (static_cast<size_t>(parts) * (sizeof(double) + sizeof(Best) + sizeof(TopValues)) +
+          sizeof(unsigned int));
+}
+
+cudaError_t launch_predict_argmax_parts(cudaStream_t stream, const float* logits, int64_t rows, int64_t vocab,
+                                        const TokenRule* rules, int parts, void* scratch,
+                                        TokenPrediction* out) {
+  if (rows == 0 || vocab == 0) return cudaSuccess;
+  const PartScratch s = part_scratch(scratch, rows, parts);
+  const dim3 grid(static_cast<unsigned int>(parts), static_cast<unsigned int>(rows));
+  argmax_part_candidates_kernel<<<grid, kPartThreads, 0, stream>>>(logits, vocab, rules, parts, s);
+  argmax_part_sums_kernel<<<grid, kPartThreads, 0, stream>>>(logits, vocab, rules, parts, s, out);
   return cudaGetLastError();
 }
 

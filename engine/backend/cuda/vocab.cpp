@@ -44,22 +44,33 @@ void CudaBackend::predict_tokens(const Tensor& logits, std::span<const TokenRule
   if (rows == 0) return;
   Context& ctx = *context_;
   ctx.make_current();
+  const int64_t vocab = logits.dim(1);
+  const int parts = cuda::argmax_parts(rules.data(), rows, vocab, ctx.sm_count);
   const auto aligned = [](size_t bytes) { return (bytes + 255) / 256 * 256; };
   const size_t rule_space = aligned(rules.size_bytes());
   const size_t id_space = aligned(penalized_ids.size_bytes());
-  char* scratch = static_cast<char*>(ctx.reserve_scratch(rule_space + id_space + out.size_bytes()));
+  const size_t part_space = parts > 0 ? aligned(cuda::argmax_parts_scratch_bytes(rows, parts)) : 0;
+  char* scratch =
+      static_cast<char*>(ctx.reserve_scratch(rule_space + id_space + part_space + out.size_bytes()));
   auto* device_rules = reinterpret_cast<TokenRule*>(scratch);
   auto* device_ids = reinterpret_cast<int32_t*>(scratch + rule_space);
-  auto* device_out = reinterpret_cast<TokenPrediction*>(scratch + rule_space + id_space);
+  void* part_scratch = scratch + rule_space + id_space;
+  auto* device_out = reinterpret_cast<TokenPrediction*>(scratch + rule_space + id_space + part_space);
   DLM_CUDA_CHECK(
       cudaMemcpyAsync(device_rules, rules.data(), rules.size_bytes(), cudaMemcpyHostToDevice, ctx.stream));
-  if (!penalized_ids.empty()) {
-    DLM_CUDA_CHECK(cudaMemcpyAsync(device_ids, penalized_ids.data(), penalized_ids.size_bytes(),
-                                   cudaMemcpyHostToDevice, ctx.stream));
+  if (parts > 0) {
+    check_launch(cuda::launch_predict_argmax_parts(ctx.stream, logits.data_as<float>(), rows, vocab,
+                                                   device_rules, parts, part_scratch, device_out),
+                 "predict_tokens (argmax parts)");
+  } else {
+    if (!penalized_ids.empty()) {
+      DLM_CUDA_CHECK(cudaMemcpyAsync(device_ids, penalized_ids.data(), penalized_ids.size_bytes(),
+                                     cudaMemcpyHostToDevice, ctx.stream));
+    }
+    check_launch(cuda::launch_predict_tokens(ctx.stream, logits.data_as<float>(), rows, vocab, device_rules,
+                                             device_ids, device_out),
+                 "predict_tokens");
   }
-  check_launch(cuda::launch_predict_tokens(ctx.stream, logits.data_as<float>(), rows, logits.dim(1),
-                                           device_rules, device_ids, device_out),
-               "predict_tokens");
   DLM_CUDA_CHECK(
       cudaMemcpyAsync(out.data(), device_out, out.size_bytes(), cudaMemcpyDeviceToHost, ctx.stream));
   synchronize();
