@@ -16,8 +16,10 @@
 namespace dlm::cuda {
 namespace {
 
-constexpr std::array<int32_t, 6> kKSplits = {2, 3, 4, 8, 16, 32};  // the split-K variants tried
-constexpr size_t kMaxCandidates = 1024;                            // bounds the first call's tuning time
+constexpr std::array<int32_t, 6> kKSplits = {2, 3, 4, 8, 16, 32};  // the heuristic's offers' split-K variants
+// And every enumerated tile and stages configuration's (fewer: there are many more configurations).
+constexpr std::array<int32_t, 3> kConfigurationKSplits = {2, 4, 8};
+constexpr size_t kMaxCandidates = 1024;  // bounds the first call's tuning time
 constexpr int kMaxAlgoIds = 256;
 constexpr int kTimedRuns = 3;
 // A candidate whose untimed first run is this many times the best so far is not timed further.
@@ -136,7 +138,7 @@ void add_configurations(const CudaBackend::Context& ctx, const LinearAlgoKey& ke
         }
         candidates.add(config);
         if (!splits) continue;
-        for (const int32_t split : {2, 4, 8}) add_split(candidates, config, split);
+        for (const int32_t split : kConfigurationKSplits) add_split(candidates, config, split);
       }
     }
   }

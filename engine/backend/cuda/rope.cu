@@ -1,11 +1,11 @@
 // rope and rope_qkv (kernels; the ops are in rope.cpp): a block per token, or per part of a token's heads
-// where the tokens are too few to fill the device. The block first puts cos and sin of the token's angles in
-// shared memory, computed as the CPU does (the angle rounded to f32 as HF computes
-// position * inv_freq, then cos and sin in double, times attention_factor, rounded to f32), then rotates the
-// pairs of every head of its targets: rope's x, or rope_qkv's q and k heads, which share the table, while
-// rope_qkv's v heads are copied. Each element is read and written by one thread, so an output may be its
-// input. Elements are f32 or bf16 (widened on load, each result rounded once); inputs' tokens may lie further
-// apart than outputs'.
+// where the tokens are too few to fill the device. The block copies its share of rope_qkv's v heads first
+// (they need no table), then puts cos and sin of the token's angles in shared memory, computed as the CPU
+// does (the angle rounded to f32 as HF computes position * inv_freq, then cos and sin in double, times
+// attention_factor, rounded to f32), then rotates the pairs of every head of its targets: rope's x, or
+// rope_qkv's q and k heads, which share the table. Each element is read and written by one thread, so an
+// output may be its input. Elements are f32 or bf16 (widened on load, each result rounded once); inputs'
+// tokens may lie further apart than outputs'.
 //
 // Half-split pairs (i, i + rotary_dim / 2) are handled kCount frequencies at a time, 16 bytes per access,
 // where every address and width allows it; interleaved pairs, and the rest, one pair at a time.
