@@ -9,15 +9,16 @@
 // --tune adds a second table: each shape on a backend with CudaOptions::tune_gemm next to the heuristic's
 // choice, with the configuration the tuning chose and its own timings (single runs, L2 flushed).
 //
-// Each call takes the next of several copies of W, together past 512 MB, so that the weights come from
-// device memory as in a forward (an H100's or H200's L2 holds 50 MB); the time is the wall time of REPEATS
-// queued calls between two synchronizations, after 5 untimed ones.
+// Each call takes the next of several copies of W (random values), together past 512 MB, so that the weights
+// come from device memory as in a forward (an H100's or H200's L2 holds 50 MB); the time is the wall time of
+// REPEATS queued calls between two synchronizations, after 5 untimed ones.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
+#include <random>
 #include <string_view>
 #include <vector>
 
@@ -52,21 +53,32 @@ size_t weight_bytes(const ProductShape& shape) {
   return static_cast<size_t>(shape.n * shape.k) * 2;  // bf16
 }
 
-// Microseconds a call of `shape` on `backend`. The buffers are left as allocated: the tensor cores take as
-// long whatever the values.
+// A host tensor of bf16 values in +-[0.5, 1): random, never zero (zeros may run faster than real data).
+HostTensor random_bf16(int64_t rows, int64_t cols, uint32_t seed) {
+  HostTensor t(DType::BF16, Shape{rows, cols});
+  std::mt19937 random(seed);
+  auto* bits = static_cast<uint16_t*>(t.tensor().data());
+  for (int64_t i = 0; i < rows * cols; ++i) bits[i] = static_cast<uint16_t>(0x3F00 | (random() & 0x807F));
+  return t;
+}
+
+// Microseconds a call of `shape` on `backend`.
 double time_product(CudaBackend& backend, const ProductShape& shape, int repeats) {
   const size_t w_bytes = weight_bytes(shape);
   const size_t copies = std::max<size_t>(2, kStreamedBytes / w_bytes + 1);
+  const HostTensor w_values = random_bf16(shape.n, shape.k, 7);
   std::vector<Buffer> weights;
   std::vector<Tensor> w;
   for (size_t i = 0; i < copies; ++i) {
     weights.push_back(backend.allocate(w_bytes));
     w.push_back(weights.back().view(DType::BF16, Shape{shape.n, shape.k}));
+    backend.copy(w_values.tensor(), w.back());
   }
   const Buffer x_buffer = backend.allocate(static_cast<size_t>(shape.m * shape.k) * 2);
   const Buffer out_buffer = backend.allocate(static_cast<size_t>(shape.m * shape.n) * 2);
   const Tensor x = x_buffer.view(DType::BF16, Shape{shape.m, shape.k});
   const Tensor out = out_buffer.view(DType::BF16, Shape{shape.m, shape.n});
+  backend.copy(random_bf16(shape.m, shape.k, 8).tensor(), x);
   for (int i = 0; i < 5; ++i) backend.linear(x, w[static_cast<size_t>(i) % copies], std::nullopt, out);
   backend.synchronize();
   const auto start = std::chrono::steady_clock::now();
