@@ -8,10 +8,10 @@ namespace dlm {
 
 namespace {
 
-constexpr size_t kAlignment = 256;
+constexpr size_t kWeightAlignment = 256;
 
 size_t aligned(size_t bytes) {
-  return (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  return (bytes + kWeightAlignment - 1) / kWeightAlignment * kWeightAlignment;
 }
 
 }  // namespace

@@ -215,7 +215,7 @@ double median(std::vector<double> values) {
 }
 
 // The nearest-rank percentile: the smallest value with at least `fraction` of the values at or below it.
-double percentile(std::vector<double> values, double fraction) {
+double nearest_rank_percentile(std::vector<double> values, double fraction) {
   std::sort(values.begin(), values.end());
   const auto rank = static_cast<size_t>(std::ceil(fraction * static_cast<double>(values.size())));
   return values[std::clamp<size_t>(rank, 1, values.size()) - 1];
@@ -254,8 +254,8 @@ Measurement measure(Engine& engine, const std::vector<GenerationRequest>& reques
   m.nfe_per_request = nfe / timed_requests;
   m.tokens_per_nfe = tokens_per_nfe / timed_requests;
   m.ms_per_forward = median(forward_ms);
-  m.latency_p50 = percentile(latencies, 0.50);
-  m.latency_p95 = percentile(latencies, 0.95);
+  m.latency_p50 = nearest_rank_percentile(latencies, 0.50);
+  m.latency_p95 = nearest_rank_percentile(latencies, 0.95);
   return m;
 }
 

@@ -16,7 +16,7 @@
 namespace dlm {
 
 namespace {
-constexpr size_t kMaxShownChars = 40;
+constexpr size_t kMaxShownScalarChars = 40;
 
 // Where a value is, for error messages: "run.yaml: sampler.steps: ... (line 4)".
 struct Location {
@@ -144,7 +144,7 @@ std::string describe(const YAML::Node& node) {
       return "a map";
     case YAML::NodeType::Scalar: {
       std::string text = scalar_text(node);
-      if (text.size() > kMaxShownChars) text = text.substr(0, kMaxShownChars) + "...";
+      if (text.size() > kMaxShownScalarChars) text = text.substr(0, kMaxShownScalarChars) + "...";
       return is_string_literal(node) ? fmt::format("string '{}'", text) : fmt::format("'{}'", text);
     }
     default:
@@ -168,51 +168,51 @@ NumberParse parse_number(std::string_view text, T& out) {
 }
 
 template <class T>
-struct Convert;
+struct FromYaml;
 
 // Integers and floats share their conversion; only the wording differs.
 template <class T>
-struct ConvertNumber {
+struct YamlNumber {
   static T from(const YAML::Node& node, const Location& at) {
     if (!node.IsScalar() || is_string_literal(node)) {
-      fail_located(at, fmt::format("expected {}, got {}", Convert<T>::kExpected, describe(node)));
+      fail_located(at, fmt::format("expected {}, got {}", FromYaml<T>::kExpected, describe(node)));
     }
     T value{};
     switch (parse_number(node.Scalar(), value)) {
       case NumberParse::kOk:
         return value;
       case NumberParse::kOutOfRange:
-        fail_located(at, fmt::format("{} is out of range for {}", node.Scalar(), Convert<T>::kRange));
+        fail_located(at, fmt::format("{} is out of range for {}", node.Scalar(), FromYaml<T>::kRange));
       case NumberParse::kInvalid:
         break;
     }
-    fail_located(at, fmt::format("expected {}, got {}", Convert<T>::kExpected, describe(node)));
+    fail_located(at, fmt::format("expected {}, got {}", FromYaml<T>::kExpected, describe(node)));
   }
 };
 
 template <>
-struct Convert<int> : ConvertNumber<int> {
+struct FromYaml<int> : YamlNumber<int> {
   static constexpr std::string_view kExpected = "an integer";
   static constexpr std::string_view kRange = "a 32-bit integer";
 };
 template <>
-struct Convert<int64_t> : ConvertNumber<int64_t> {
+struct FromYaml<int64_t> : YamlNumber<int64_t> {
   static constexpr std::string_view kExpected = "an integer";
   static constexpr std::string_view kRange = "a 64-bit integer";
 };
 template <>
-struct Convert<uint64_t> : ConvertNumber<uint64_t> {
+struct FromYaml<uint64_t> : YamlNumber<uint64_t> {
   static constexpr std::string_view kExpected = "a non-negative integer";
   static constexpr std::string_view kRange = "a 64-bit unsigned integer";
 };
 template <>
-struct Convert<double> : ConvertNumber<double> {
+struct FromYaml<double> : YamlNumber<double> {
   static constexpr std::string_view kExpected = "a number";
   static constexpr std::string_view kRange = "a double";
 };
 
 template <>
-struct Convert<bool> {
+struct FromYaml<bool> {
   static bool from(const YAML::Node& node, const Location& at) {
     if (node.IsScalar() && !is_string_literal(node)) {
       const std::string& text = node.Scalar();
@@ -224,7 +224,7 @@ struct Convert<bool> {
 };
 
 template <>
-struct Convert<std::string> {
+struct FromYaml<std::string> {
   static std::string from(const YAML::Node& node, const Location& at) {
     if (!node.IsScalar()) fail_located(at, fmt::format("expected a string, got {}", describe(node)));
     return scalar_text(node);
@@ -232,14 +232,14 @@ struct Convert<std::string> {
 };
 
 template <class T>
-struct Convert<std::vector<T>> {
+struct FromYaml<std::vector<T>> {
   static std::vector<T> from(const YAML::Node& node, const Location& at) {
     if (!node.IsSequence()) fail_located(at, fmt::format("expected a sequence, got {}", describe(node)));
     std::vector<T> out;
     out.reserve(node.size());
     for (size_t i = 0; i < node.size(); ++i) {
       const YAML::Node element = node[i];
-      out.push_back(Convert<T>::from(
+      out.push_back(FromYaml<T>::from(
           element, Location{at.source, fmt::format("{}[{}]", at.path, i), element.Mark().line}));
     }
     return out;
@@ -326,7 +326,7 @@ template <YamlValue T>
 std::optional<T> YamlMap::optional(std::string_view key) const {
   const State::Entry* entry = state_->find(key);
   if (entry == nullptr) return std::nullopt;
-  return Convert<T>::from(entry->value, state_->locate(key, entry));
+  return FromYaml<T>::from(entry->value, state_->locate(key, entry));
 }
 
 template <YamlValue T>
