@@ -18,6 +18,7 @@
 #include "engine/cli/bench_report.h"
 #include "engine/cli/exit_codes.h"
 #include "engine/cli/model_path.h"
+#include "engine/cli/percentile.h"
 #include "engine/core/error.h"
 #include "engine/core/rng.h"
 #include "engine/runtime/engine.h"
@@ -208,19 +209,6 @@ std::vector<GenerationRequest> synthetic_requests(const Engine& engine, const st
 
 // ---- Measurement ----------------------------------------------------------------------------------------
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
-
-// The nearest-rank percentile: the smallest value with at least `fraction` of the values at or below it.
-double nearest_rank_percentile(std::vector<double> values, double fraction) {
-  std::sort(values.begin(), values.end());
-  const auto rank = static_cast<size_t>(std::ceil(fraction * static_cast<double>(values.size())));
-  return values[std::clamp<size_t>(rank, 1, values.size()) - 1];
-}
-
 Measurement measure(Engine& engine, const std::vector<GenerationRequest>& requests,
                     const SamplingConfig& resolved, const RunCounts& runs) {
   const auto rows = static_cast<int64_t>(requests.size());  // every request decodes from the first step
@@ -247,15 +235,15 @@ Measurement measure(Engine& engine, const std::vector<GenerationRequest>& reques
   }
   const auto timed_requests = static_cast<double>(latencies.size());
   Measurement m;
-  m.median_seconds = median(run_seconds);
+  m.median_seconds = percentile(run_seconds, 0.5);
   m.min_seconds = *std::min_element(run_seconds.begin(), run_seconds.end());
   m.max_seconds = *std::max_element(run_seconds.begin(), run_seconds.end());
   m.tokens_per_second = tokens / static_cast<double>(runs.repeat) / m.median_seconds;
   m.nfe_per_request = nfe / timed_requests;
   m.tokens_per_nfe = tokens_per_nfe / timed_requests;
-  m.ms_per_forward = median(forward_ms);
-  m.latency_p50 = nearest_rank_percentile(latencies, 0.50);
-  m.latency_p95 = nearest_rank_percentile(latencies, 0.95);
+  m.ms_per_forward = percentile(forward_ms, 0.5);
+  m.latency_p50 = percentile(latencies, 0.50);
+  m.latency_p95 = percentile(latencies, 0.95);
   return m;
 }
 
@@ -320,7 +308,8 @@ CLI::App* add_bench_command(CLI::App& app, BenchFlags& flags) {
       "                          (means over the timed requests)\n"
       "  ms/fwd                  time inside backbone forwards / forwards; the rest of a run is the\n"
       "                          sampler's own work\n"
-      "  p50 s, p95 s            request latency over all timed requests (nearest rank)\n"
+      "  p50 s, p95 s            request latency over all timed requests (interpolated\n"
+      "                          between ranks, as in dlm compare)\n"
       "A point the model cannot decode (an invalid combination, a method it was not trained for, a prompt\n"
       "past its context) gets a row with its error; the others are measured, and the exit code is 1.\n"
       "md puts the command, model, machine and date above the table and json beside the rows; csv holds\n"

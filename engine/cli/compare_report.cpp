@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "engine/cli/percentile.h"
 #include "engine/cli/sampling_record.h"
 
 namespace dlm::cli {
@@ -118,14 +119,6 @@ std::string number(const std::optional<double>& value, int decimals) {
 
 bool exact_match(std::string_view text, std::string_view expected) {
   return trim(text) == trim(expected);
-}
-
-double percentile(std::vector<double> values, double fraction) {
-  std::sort(values.begin(), values.end());
-  const double rank = fraction * static_cast<double>(values.size() - 1);
-  const size_t below = static_cast<size_t>(std::floor(rank));
-  const size_t above = std::min(below + 1, values.size() - 1);
-  return values[below] + (rank - static_cast<double>(below)) * (values[above] - values[below]);
 }
 
 double token_agreement(const std::vector<int32_t>& tokens, const std::vector<int32_t>& reference) {

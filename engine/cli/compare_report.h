@@ -44,8 +44,6 @@ struct RunMetrics {
 
 // The text equals the expected answer once both are trimmed of surrounding whitespace.
 bool exact_match(std::string_view text, std::string_view expected);
-// Linear interpolation between the closest ranks (numpy's default); values must not be empty.
-double percentile(std::vector<double> values, double fraction);
 // The share of the reference's positions holding the same token; 1 when both are empty.
 double token_agreement(const std::vector<int32_t>& tokens, const std::vector<int32_t>& reference);
 

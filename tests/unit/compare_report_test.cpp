@@ -1,6 +1,7 @@
 // `dlm compare`'s figures from outcomes made up here, so each can be checked by hand: percentiles, exact
 // match, agreement with the baseline, perplexity, the table, the report and the chart.
 #include "engine/cli/compare_report.h"
+#include "engine/cli/percentile.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
