@@ -1,5 +1,6 @@
 #include "engine/core/utf8.h"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace dlm {
@@ -104,6 +105,14 @@ void append_utf8(std::string& out, char32_t cp) {
     out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
     out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
   }
+}
+
+std::string abbreviate_utf8(std::string_view text, size_t max_characters) {
+  size_t end = 0;
+  for (size_t characters = 0; end < text.size() && characters < max_characters; ++characters)
+    end += std::max<size_t>(utf8_sequence_length(text, end), 1);
+  if (end == text.size()) return std::string(text);
+  return std::string(text.substr(0, end)) + "...";
 }
 
 }  // namespace dlm

@@ -20,4 +20,8 @@ char32_t decode_utf8_at(std::string_view text, size_t pos, size_t length);
 
 void append_utf8(std::string& out, char32_t code_point);
 
+// `text` as an error message shows a value: its first `max_characters` characters followed by "..." when it
+// is longer; the cut never splits a UTF-8 sequence (an ill-formed byte counts as one character).
+std::string abbreviate_utf8(std::string_view text, size_t max_characters);
+
 }  // namespace dlm

@@ -4,16 +4,12 @@
 #include <vector>
 
 #include "engine/core/error.h"
+#include "engine/core/utf8.h"
 
 namespace dlm {
 
 namespace {
-constexpr size_t kMaxShownChars = 40;
-
-std::string shortened(const std::string& text) {
-  if (text.size() <= kMaxShownChars) return text;
-  return text.substr(0, kMaxShownChars) + "...";
-}
+constexpr size_t kMaxShownCharacters = 40;
 }  // namespace
 
 nlohmann::json parse_json(std::string_view context, std::string_view text) {
@@ -71,10 +67,11 @@ std::string_view json_kind(const nlohmann::json& value) {
 
 std::string describe_json(const nlohmann::json& value) {
   if (value.is_string()) {
-    return fmt::format("string \"{}\"", shortened(value.get_ref<const std::string&>()));
+    return fmt::format("string \"{}\"",
+                       abbreviate_utf8(value.get_ref<const std::string&>(), kMaxShownCharacters));
   }
   if (value.is_number() || value.is_boolean()) {
-    return fmt::format("{} {}", json_kind(value), shortened(value.dump()));
+    return fmt::format("{} {}", json_kind(value), abbreviate_utf8(value.dump(), kMaxShownCharacters));
   }
   return std::string(json_kind(value));
 }

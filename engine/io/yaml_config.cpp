@@ -16,7 +16,7 @@
 namespace dlm {
 
 namespace {
-constexpr size_t kMaxShownScalarChars = 40;
+constexpr size_t kMaxShownScalarCharacters = 40;
 
 // Where a value is, for error messages: "run.yaml: sampler.steps: ... (line 4)".
 struct Location {
@@ -143,8 +143,7 @@ std::string describe(const YAML::Node& node) {
     case YAML::NodeType::Map:
       return "a map";
     case YAML::NodeType::Scalar: {
-      std::string text = scalar_text(node);
-      if (text.size() > kMaxShownScalarChars) text = text.substr(0, kMaxShownScalarChars) + "...";
+      const std::string text = abbreviate_utf8(scalar_text(node), kMaxShownScalarCharacters);
       return is_string_literal(node) ? fmt::format("string '{}'", text) : fmt::format("'{}'", text);
     }
     default:

@@ -8,6 +8,7 @@
 #include "engine/core/half.h"
 #include "engine/core/rng.h"
 #include "engine/core/thread_pool.h"
+#include "engine/core/utf8.h"
 
 namespace dlm {
 namespace {
@@ -155,6 +156,16 @@ TEST(ThreadPool, CoversEveryIndexOnceAndPropagatesErrors) {
                                    if (begin > 50) throw Error("boom");
                                  }),
                Error);
+}
+
+TEST(Utf8, AbbreviationKeepsWholeCharactersAndMarksTheCut) {
+  EXPECT_EQ(abbreviate_utf8("", 3), "");
+  EXPECT_EQ(abbreviate_utf8("abc", 3), "abc");
+  EXPECT_EQ(abbreviate_utf8("abcd", 3), "abc...");
+  EXPECT_EQ(abbreviate_utf8("\u00e9\u00e9\u00e9\u00e9", 2), "\u00e9\u00e9...");  // two bytes each
+  EXPECT_EQ(abbreviate_utf8("a\U0001F600b", 2), "a\U0001F600...");               // four bytes
+  EXPECT_EQ(abbreviate_utf8("\xFF\xFEz", 2), "\xFF\xFE...");                     // an ill-formed byte is one
+  EXPECT_EQ(abbreviate_utf8("ab", 0), "...");
 }
 
 }  // namespace

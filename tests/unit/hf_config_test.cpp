@@ -95,6 +95,15 @@ TEST(HfConfig, TypeErrorsNameFileKeyAndType) {
             "config.json: key 'ids' must be an array of integers, got integer 5");
 }
 
+TEST(HfConfig, LongValuesAreShownAbbreviatedWithoutSplittingACharacter) {
+  // 39 ASCII characters, then two-byte 'é's: the cut after 40 characters falls between the bytes of the 21st.
+  const std::string long_text = std::string(39, 'x') + "ééé";
+  HfConfig config = HfConfig::parse(R"({"hidden_size": ")" + long_text + R"("})", "config.json");
+  EXPECT_EQ(
+      input_error_of([&] { config.required<int>("hidden_size"); }),
+      "config.json: key 'hidden_size' must be an integer, got string \"" + std::string(39, 'x') + "é...\"");
+}
+
 TEST(HfConfig, IntegerRanges) {
   HfConfig config = HfConfig::parse(kConfig, "config.json");
   EXPECT_EQ(input_error_of([&] { config.required<int>("big"); }),

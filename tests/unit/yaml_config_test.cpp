@@ -112,6 +112,13 @@ TEST(YamlMap, WrongTypesAreNamed) {
             "run.yaml: sampler.steps: expected a sequence, got 'abc' (line 2)");
 }
 
+TEST(YamlMap, LongValuesAreShownAbbreviatedWithoutSplittingACharacter) {
+  // 39 ASCII characters, then two-byte 'é's: the cut after 40 characters falls between the bytes of the 21st.
+  YamlMap map = YamlMap::parse("steps: " + std::string(39, 'x') + "ééé\n", "run.yaml");
+  EXPECT_EQ(input_error_of([&] { map.required<int>("steps"); }),
+            "run.yaml: steps: expected an integer, got '" + std::string(39, 'x') + "é...' (line 1)");
+}
+
 TEST(YamlMap, BadEnumValueListsTheAllowedOnes) {
   YamlMap map = YamlMap::parse("color: blue\nshade: [red]\n", "paint.yaml");
   EXPECT_EQ(input_error_of([&] { map.required_enum("color", kColorNames); }),
