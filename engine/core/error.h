@@ -3,10 +3,14 @@
 // They are caught only at the CLI, which maps them to exit codes.
 #include <fmt/format.h>
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 
 namespace dlm {
+
+// How many characters of a bad value an error message quotes (abbreviate_utf8 in engine/core/utf8.h).
+inline constexpr size_t kQuotedValueCharacters = 40;
 
 class Error : public std::runtime_error {
  public:

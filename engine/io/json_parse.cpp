@@ -8,10 +8,6 @@
 
 namespace dlm {
 
-namespace {
-constexpr size_t kMaxShownCharacters = 40;
-}  // namespace
-
 nlohmann::json parse_json(std::string_view context, std::string_view text) {
   using Event = nlohmann::json::parse_event_t;
   std::vector<std::set<std::string>> open_objects;  // keys seen so far in each object being parsed
@@ -68,10 +64,10 @@ std::string_view json_kind(const nlohmann::json& value) {
 std::string describe_json(const nlohmann::json& value) {
   if (value.is_string()) {
     return fmt::format("string \"{}\"",
-                       abbreviate_utf8(value.get_ref<const std::string&>(), kMaxShownCharacters));
+                       abbreviate_utf8(value.get_ref<const std::string&>(), kQuotedValueCharacters));
   }
   if (value.is_number() || value.is_boolean()) {
-    return fmt::format("{} {}", json_kind(value), abbreviate_utf8(value.dump(), kMaxShownCharacters));
+    return fmt::format("{} {}", json_kind(value), abbreviate_utf8(value.dump(), kQuotedValueCharacters));
   }
   return std::string(json_kind(value));
 }

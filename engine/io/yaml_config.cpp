@@ -16,8 +16,6 @@
 namespace dlm {
 
 namespace {
-constexpr size_t kMaxShownScalarCharacters = 40;
-
 // Where a value is, for error messages: "run.yaml: sampler.steps: ... (line 4)".
 struct Location {
   const std::string& source;
@@ -143,7 +141,7 @@ std::string describe(const YAML::Node& node) {
     case YAML::NodeType::Map:
       return "a map";
     case YAML::NodeType::Scalar: {
-      const std::string text = abbreviate_utf8(scalar_text(node), kMaxShownScalarCharacters);
+      const std::string text = abbreviate_utf8(scalar_text(node), kQuotedValueCharacters);
       return is_string_literal(node) ? fmt::format("string '{}'", text) : fmt::format("'{}'", text);
     }
     default:
