@@ -11,6 +11,7 @@
 
 #include "engine/backend/cuda/attention_device.cuh"
 #include "engine/backend/cuda/attention_kernels.h"
+#include "engine/backend/cuda/launch.cuh"
 
 namespace dlm::cuda {
 namespace attention_detail {
@@ -38,7 +39,7 @@ cudaError_t launch_kernel(void (*kernel)(Params), dim3 grid, int threads, size_t
                           cudaStream_t stream, const Params& p) {
   const cudaError_t status = allow_shared_bytes(kernel, shared_bytes);
   if (status != cudaSuccess) return status;
-  kernel<<<grid, threads, shared_bytes, stream>>>(p);
+  launch_overlapping(kernel, grid, threads, shared_bytes, stream, p);
   return cudaGetLastError();
 }
 

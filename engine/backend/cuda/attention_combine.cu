@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include "engine/backend/cuda/attention_device.cuh"
+#include "engine/backend/cuda/launch.cuh"
 
 namespace dlm::cuda::attention_detail {
 namespace {
@@ -17,6 +18,7 @@ namespace {
 constexpr int kCombineWarps = 8;
 
 __global__ void __launch_bounds__(kCombineWarps * 32) attention_combine(Params p) {
+  wait_for_previous_kernel();
   const int lane = static_cast<int>(threadIdx.x & 31u);
   const int64_t vectors = static_cast<int64_t>(p.query_rows) * p.query_heads;
   const int64_t vector = static_cast<int64_t>(blockIdx.x) * kCombineWarps + (threadIdx.x >> 5);
@@ -58,7 +60,7 @@ cudaError_t launch_combine(cudaStream_t stream, const Params& p) {
   const int64_t vectors = static_cast<int64_t>(p.query_rows) * p.query_heads;
   const int64_t blocks = (vectors + kCombineWarps - 1) / kCombineWarps;
   if (blocks > INT_MAX) return cudaErrorInvalidConfiguration;
-  attention_combine<<<static_cast<unsigned>(blocks), kCombineWarps * 32, 0, stream>>>(p);
+  launch_overlapping(attention_combine, static_cast<unsigned>(blocks), kCombineWarps * 32, 0, stream, p);
   return cudaGetLastError();
 }
 

@@ -11,6 +11,7 @@
 #include <cuda_runtime.h>
 
 #include "engine/backend/cuda/attention_device.cuh"
+#include "engine/backend/cuda/launch.cuh"
 
 namespace dlm::cuda::attention_detail {
 namespace {
@@ -97,6 +98,7 @@ struct ChunkWalk {
 // kDvTiles: value-dim tiles of 8 held per thread (value_dim <= 8 * kDvTiles, a multiple of 16).
 template <int kDvTiles>
 __global__ void __launch_bounds__(kMmaThreads) attention_mma(Params p) {
+  wait_for_previous_kernel();
   extern __shared__ uint4 mma_shared[];
   const int q_stride = p.q_stride;  // head_dim + 8 bf16: rows an odd number of 16-byte units apart
   const int v_stride = p.v_stride;  // value_dim + 8

@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 
 #include "engine/backend/cuda/attention_device.cuh"
+#include "engine/backend/cuda/launch.cuh"
 
 namespace dlm::cuda::attention_detail {
 namespace {
@@ -19,6 +20,7 @@ constexpr int kSimtProbStride = 80;  // floats per row of the probability tile (
 // Value dims up to 128 fit 128 registers, so two blocks share a multiprocessor.
 template <DType In, int kDvChunks>
 __global__ void __launch_bounds__(kSimtThreads, kDvChunks <= 2 ? 2 : 1) attention_simt(Params p) {
+  wait_for_previous_kernel();
   using T = typename Storage<In>::T;
   extern __shared__ float4 simt_shared[];
   float* q_s = reinterpret_cast<float*>(simt_shared);                               // [kVectors][q_stride]

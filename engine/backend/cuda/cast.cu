@@ -1,20 +1,23 @@
 // cast: element conversion between f32, bf16 and f16 (kernels; the op is in cast.cpp).
 #include "engine/backend/cuda/cuda_helpers.cuh"
 #include "engine/backend/cuda/cuda_kernels.h"
+#include "engine/backend/cuda/launch.cuh"
 
 namespace dlm::cuda {
 namespace {
 
 template <DType From, DType To>
 __global__ void cast_kernel(const typename Storage<From>::T* x, typename Storage<To>::T* out, int64_t n) {
+  wait_for_previous_kernel();
   for (int64_t i = global_thread(); i < n; i += grid_threads())
     Storage<To>::store(out, i, Storage<From>::load(x, i));
 }
 
 template <DType From, DType To>
 cudaError_t launch(cudaStream_t stream, const void* x, void* out, int64_t n) {
-  cast_kernel<From, To><<<element_blocks(n), kElementThreads, 0, stream>>>(
-      static_cast<const typename Storage<From>::T*>(x), static_cast<typename Storage<To>::T*>(out), n);
+  launch_overlapping(cast_kernel<From, To>, element_blocks(n), kElementThreads, 0, stream,
+                     static_cast<const typename Storage<From>::T*>(x),
+                     static_cast<typename Storage<To>::T*>(out), n);
   return cudaGetLastError();
 }
 

@@ -2,6 +2,7 @@
 // copy's bytes, 16 at a time where both ends are 16-byte aligned.
 #include "engine/backend/cuda/cuda_helpers.cuh"
 #include "engine/backend/cuda/cuda_kernels.h"
+#include "engine/backend/cuda/launch.cuh"
 
 namespace dlm::cuda {
 namespace {
@@ -9,6 +10,7 @@ namespace {
 constexpr int kCopyThreads = 256;
 
 __global__ void copy_list_kernel(const CopyList copies) {
+  wait_for_previous_kernel();
   const int c = static_cast<int>(blockIdx.y);
   const auto* source = static_cast<const unsigned char*>(copies.source[c]);
   auto* destination = static_cast<unsigned char*>(copies.destination[c]);
@@ -37,7 +39,7 @@ cudaError_t launch_copy_list(cudaStream_t stream, const CopyList& copies) {
                                             : blocks > 1024 ? 1024
                                                             : blocks),
                   static_cast<unsigned int>(copies.count));
-  copy_list_kernel<<<grid, kCopyThreads, 0, stream>>>(copies);
+  launch_overlapping(copy_list_kernel, grid, kCopyThreads, 0, stream, copies);
   return cudaGetLastError();
 }
 

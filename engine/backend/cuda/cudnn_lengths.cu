@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "engine/backend/cuda/attention_kernels.h"
+#include "engine/backend/cuda/launch.cuh"
 
 namespace dlm::cuda {
 namespace {
@@ -17,6 +18,7 @@ struct RowElements {
 
 __global__ void sdpa_lengths(const int32_t* query_offsets, const int32_t* key_offsets, int sequences,
                              RowElements row, SdpaLengthArrays arrays) {
+  wait_for_previous_kernel();
   const int b = blockIdx.x * blockDim.x + threadIdx.x;
   if (b > sequences) return;
   const int32_t first_query = query_offsets[b];
@@ -40,8 +42,8 @@ cudaError_t launch_sdpa_lengths(cudaStream_t stream, const AttentionProblem& pro
                         static_cast<int32_t>(problem.kv_heads * problem.value_dim),
                         static_cast<int32_t>(problem.query_heads * problem.value_dim)};
   const int blocks = (sequences + 1 + kThreads - 1) / kThreads;
-  sdpa_lengths<<<blocks, kThreads, 0, stream>>>(problem.query_offsets, problem.key_offsets, sequences, row,
-                                                arrays);
+  launch_overlapping(sdpa_lengths, blocks, kThreads, 0, stream, problem.query_offsets, problem.key_offsets,
+                     sequences, row, arrays);
   return cudaGetLastError();
 }
 

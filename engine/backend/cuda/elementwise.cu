@@ -5,6 +5,7 @@
 // inputs. Operands are f32 or bf16 (widened on load, each result rounded once).
 #include "engine/backend/cuda/cuda_helpers.cuh"
 #include "engine/backend/cuda/cuda_kernels.h"
+#include "engine/backend/cuda/launch.cuh"
 
 namespace dlm::cuda {
 namespace {
@@ -14,6 +15,7 @@ using Element = typename Storage<A>::T;
 
 template <DType A>
 __global__ void add_kernel(const Element<A>* a, const Element<A>* b, int64_t n, Element<A>* out) {
+  wait_for_previous_kernel();
   for (int64_t i = global_thread(); i < n; i += grid_threads()) {
     Storage<A>::store(out, i, __fadd_rn(Storage<A>::load(a, i), Storage<A>::load(b, i)));
   }
@@ -23,6 +25,7 @@ __global__ void add_kernel(const Element<A>* a, const Element<A>* b, int64_t n, 
 template <DType A>
 __global__ void add_row_kernel(const Element<A>* a, const Element<A>* b, int64_t rows, int64_t width,
                                Element<A>* out) {
+  wait_for_previous_kernel();
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const Element<A>* in = a + row * width;
     Element<A>* result = out + row * width;
@@ -39,11 +42,12 @@ cudaError_t launch_add_of(cudaStream_t stream, const void* a_data, const void* b
   const auto* b = static_cast<const Element<A>*>(b_data);
   auto* out = static_cast<Element<A>*>(out_data);
   if (b_count == n) {
-    add_kernel<A><<<element_blocks(n), kElementThreads, 0, stream>>>(a, b, n, out);
+    launch_overlapping(add_kernel<A>, element_blocks(n), kElementThreads, 0, stream, a, b, n, out);
   } else {
     if (b_count <= 0 || n % b_count != 0) return cudaErrorInvalidValue;
     const int64_t rows = n / b_count;
-    add_row_kernel<A><<<row_blocks(rows), row_threads(b_count), 0, stream>>>(a, b, rows, b_count, out);
+    launch_overlapping(add_row_kernel<A>, row_blocks(rows), row_threads(b_count), 0, stream, a, b, rows,
+                       b_count, out);
   }
   return cudaGetLastError();
 }
@@ -102,6 +106,7 @@ struct Rows {
 // run along the grid's y, groups of a row along its x, so no index is divided.
 template <Activation F, bool kGated, DType A, int kCount>
 __global__ void activation_kernel(const Element<A>* x, const Element<A>* up, Rows r, Element<A>* out) {
+  wait_for_previous_kernel();
   const int64_t groups = r.width / kCount;
   for (int64_t row = blockIdx.y; row < r.rows; row += gridDim.y) {
     const Element<A>* x_row = x + row * r.x_stride;
@@ -128,7 +133,8 @@ void launch_rows(cudaStream_t stream, const Element<A>* x, const Element<A>* up,
   const int64_t row_blocks = (groups + kElementThreads - 1) / kElementThreads;
   const dim3 grid(static_cast<unsigned int>(row_blocks < kMaxGrid ? row_blocks : kMaxGrid),
                   static_cast<unsigned int>(r.rows < kMaxGrid ? r.rows : kMaxGrid));
-  activation_kernel<F, kGated, A, kCount><<<grid, kElementThreads, 0, stream>>>(x, up, r, out);
+  launch_overlapping(activation_kernel<F, kGated, A, kCount>, grid, kElementThreads, 0, stream, x, up, r,
+                     out);
 }
 
 template <Activation F, bool kGated, DType A>

@@ -2,6 +2,7 @@
 // records an id outside the table for the host (kernels; the op is in embedding.cpp).
 #include "engine/backend/cuda/cuda_helpers.cuh"
 #include "engine/backend/cuda/cuda_kernels.h"
+#include "engine/backend/cuda/launch.cuh"
 
 namespace dlm::cuda {
 namespace {
@@ -11,6 +12,7 @@ template <DType D, DType O, class Id>
 __global__ void embedding_kernel(const typename Storage<D>::T* table, int64_t vocab, int64_t width,
                                  const Id* ids, int64_t rows, typename Storage<O>::T* out,
                                  EmbeddingFault* fault) {
+  wait_for_previous_kernel();
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const int64_t id = static_cast<int64_t>(ids[row]);
     typename Storage<O>::T* result = out + row * width;
@@ -31,6 +33,7 @@ __global__ void embedding_kernel(const typename Storage<D>::T* table, int64_t vo
 // record; then readies fault->row for the next launch.
 template <class Id>
 __global__ void embedding_record_kernel(const Id* ids, int64_t vocab, EmbeddingFault* fault) {
+  wait_for_previous_kernel();
   const unsigned long long row = fault->row;
   if (row == ~0ull) return;
   if (fault->index < 0) {
@@ -44,12 +47,12 @@ __global__ void embedding_record_kernel(const Id* ids, int64_t vocab, EmbeddingF
 template <DType D, DType O, class Id>
 cudaError_t launch(cudaStream_t stream, const void* table, int64_t vocab, int64_t width, const void* ids,
                    int64_t rows, void* out, EmbeddingFault* fault) {
-  embedding_kernel<D, O, Id><<<row_blocks(rows), row_threads(width), 0, stream>>>(
-      static_cast<const typename Storage<D>::T*>(table), vocab, width, static_cast<const Id*>(ids), rows,
-      static_cast<typename Storage<O>::T*>(out), fault);
+  launch_overlapping(embedding_kernel<D, O, Id>, row_blocks(rows), row_threads(width), 0, stream,
+                     static_cast<const typename Storage<D>::T*>(table), vocab, width,
+                     static_cast<const Id*>(ids), rows, static_cast<typename Storage<O>::T*>(out), fault);
   const cudaError_t status = cudaGetLastError();
   if (status != cudaSuccess) return status;
-  embedding_record_kernel<Id><<<1, 1, 0, stream>>>(static_cast<const Id*>(ids), vocab, fault);
+  launch_overlapping(embedding_record_kernel<Id>, 1, 1, 0, stream, static_cast<const Id*>(ids), vocab, fault);
   return cudaGetLastError();
 }
 

@@ -1,6 +1,7 @@
 // linear: the kernel that completes a cuBLASLt product, adding the bias and narrowing the f32 result where
 // the epilogue cannot (the op is in linear.cpp).
 #include "engine/backend/cuda/cuda_helpers.cuh"
+#include "engine/backend/cuda/launch.cuh"
 #include "engine/backend/cuda/linear_kernels.h"
 
 namespace dlm::cuda {
@@ -9,6 +10,7 @@ namespace {
 template <DType Bias, DType Out>
 __global__ void linear_finish_kernel(const float* acc, const typename Storage<Bias>::T* bias,
                                      typename Storage<Out>::T* out, int64_t m, int64_t n) {
+  wait_for_previous_kernel();
   const int64_t total = m * n;
   for (int64_t i = global_thread(); i < total; i += grid_threads()) {
     float value;
@@ -24,9 +26,9 @@ __global__ void linear_finish_kernel(const float* acc, const typename Storage<Bi
 
 template <DType Bias, DType Out>
 cudaError_t launch(cudaStream_t stream, const float* acc, const void* bias, void* out, int64_t m, int64_t n) {
-  linear_finish_kernel<Bias, Out><<<element_blocks(m * n), kElementThreads, 0, stream>>>(
-      acc, static_cast<const typename Storage<Bias>::T*>(bias), static_cast<typename Storage<Out>::T*>(out),
-      m, n);
+  launch_overlapping(linear_finish_kernel<Bias, Out>, element_blocks(m * n), kElementThreads, 0, stream, acc,
+                     static_cast<const typename Storage<Bias>::T*>(bias),
+                     static_cast<typename Storage<Out>::T*>(out), m, n);
   return cudaGetLastError();
 }
 

@@ -6,6 +6,7 @@
 
 #include "engine/backend/cuda/cuda_helpers.cuh"
 #include "engine/backend/cuda/cuda_kernels.h"
+#include "engine/backend/cuda/launch.cuh"
 
 namespace dlm::cuda {
 namespace {
@@ -47,6 +48,7 @@ template <DType A, DType W, int kCount>
 __global__ void rms_norm_kernel(const typename Storage<A>::T* x, const typename Storage<W>::T* weight,
                                 float eps, NormWeight mode, int64_t rows, int64_t width,
                                 typename Storage<A>::T* out) {
+  wait_for_previous_kernel();
   __shared__ double partials[32];
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const typename Storage<A>::T* in = x + row * width;
@@ -70,6 +72,7 @@ __global__ void add_rms_norm_kernel(const typename Storage<A>::T* x, const typen
                                     const typename Storage<W>::T* weight, float eps, NormWeight mode,
                                     int64_t rows, int64_t width, typename Storage<A>::T* sum_out,
                                     typename Storage<A>::T* norm_out) {
+  wait_for_previous_kernel();
   __shared__ double partials[32];
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const int64_t base = row * width;
@@ -110,6 +113,7 @@ __global__ void add_rms_norm_in_registers_kernel(const typename Storage<A>::T* x
                                                  NormWeight mode, int64_t rows, int64_t width,
                                                  typename Storage<A>::T* sum_out,
                                                  typename Storage<A>::T* norm_out) {
+  wait_for_previous_kernel();
   __shared__ double partials[32];
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const int64_t base = row * width;
@@ -153,6 +157,7 @@ template <DType A, DType W, DType B, bool kHasBias>
 __global__ void layer_norm_kernel(const typename Storage<A>::T* x, const typename Storage<W>::T* weight,
                                   const typename Storage<B>::T* bias, float eps, int64_t rows, int64_t width,
                                   typename Storage<A>::T* out) {
+  wait_for_previous_kernel();
   __shared__ double partials[32];
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const typename Storage<A>::T* in = x + row * width;
@@ -198,10 +203,10 @@ constexpr int kMaxThreads = 1024;
 template <DType A, DType W, int kCount, int kPerThread>
 void launch_add_rms_in_registers(cudaStream_t stream, const RmsArgs& a, int threads) {
   using T = typename Storage<A>::T;
-  add_rms_norm_in_registers_kernel<A, W, kCount, kPerThread><<<row_blocks(a.rows), threads, 0, stream>>>(
-      static_cast<const T*>(a.x), static_cast<const T*>(a.residual),
-      static_cast<const typename Storage<W>::T*>(a.weight), a.eps, a.mode, a.rows, a.width,
-      static_cast<T*>(a.sum_out), static_cast<T*>(a.out));
+  launch_overlapping(add_rms_norm_in_registers_kernel<A, W, kCount, kPerThread>, row_blocks(a.rows), threads,
+                     0, stream, static_cast<const T*>(a.x), static_cast<const T*>(a.residual),
+                     static_cast<const typename Storage<W>::T*>(a.weight), a.eps, a.mode, a.rows, a.width,
+                     static_cast<T*>(a.sum_out), static_cast<T*>(a.out));
 }
 
 // add_rms_norm in registers where a row's groups fit 4 a thread; false where the row is wider.
@@ -229,12 +234,13 @@ void launch_rms_grouped(cudaStream_t stream, const RmsArgs& a) {
   const auto* weight = static_cast<const typename Storage<W>::T*>(a.weight);
   const int threads = row_threads(a.width / kCount);
   if (a.residual == nullptr) {
-    rms_norm_kernel<A, W, kCount><<<row_blocks(a.rows), threads, 0, stream>>>(
-        static_cast<const T*>(a.x), weight, a.eps, a.mode, a.rows, a.width, static_cast<T*>(a.out));
+    launch_overlapping(rms_norm_kernel<A, W, kCount>, row_blocks(a.rows), threads, 0, stream,
+                       static_cast<const T*>(a.x), weight, a.eps, a.mode, a.rows, a.width,
+                       static_cast<T*>(a.out));
   } else if (!launch_add_rms_fitting<A, W, kCount>(stream, a)) {
-    add_rms_norm_kernel<A, W, kCount><<<row_blocks(a.rows), threads, 0, stream>>>(
-        static_cast<const T*>(a.x), static_cast<const T*>(a.residual), weight, a.eps, a.mode, a.rows, a.width,
-        static_cast<T*>(a.sum_out), static_cast<T*>(a.out));
+    launch_overlapping(add_rms_norm_kernel<A, W, kCount>, row_blocks(a.rows), threads, 0, stream,
+                       static_cast<const T*>(a.x), static_cast<const T*>(a.residual), weight, a.eps, a.mode,
+                       a.rows, a.width, static_cast<T*>(a.sum_out), static_cast<T*>(a.out));
   }
 }
 
@@ -283,10 +289,11 @@ cudaError_t launch_rms_any(cudaStream_t stream, DType x_dtype, DType weight_dtyp
 template <DType A, DType W, DType B, bool kHasBias>
 cudaError_t launch_layer(cudaStream_t stream, const void* x, const void* weight, const void* bias, float eps,
                          int64_t rows, int64_t width, void* out) {
-  layer_norm_kernel<A, W, B, kHasBias><<<row_blocks(rows), row_threads(width), 0, stream>>>(
-      static_cast<const typename Storage<A>::T*>(x), static_cast<const typename Storage<W>::T*>(weight),
-      static_cast<const typename Storage<B>::T*>(bias), eps, rows, width,
-      static_cast<typename Storage<A>::T*>(out));
+  launch_overlapping(layer_norm_kernel<A, W, B, kHasBias>, row_blocks(rows), row_threads(width), 0, stream,
+                     static_cast<const typename Storage<A>::T*>(x),
+                     static_cast<const typename Storage<W>::T*>(weight),
+                     static_cast<const typename Storage<B>::T*>(bias), eps, rows, width,
+                     static_cast<typename Storage<A>::T*>(out));
   return cudaGetLastError();
 }
 

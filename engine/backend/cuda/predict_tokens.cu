@@ -26,6 +26,7 @@
 
 #include "engine/backend/cuda/cuda_helpers.cuh"
 #include "engine/backend/cuda/cuda_kernels.h"
+#include "engine/backend/cuda/launch.cuh"
 #include "engine/backend/cuda/row_select.cuh"
 #include "engine/core/rng.h"
 
@@ -473,6 +474,7 @@ __device__ __forceinline__ void take_candidates(const RuleRow& row, int64_t v, B
 __global__ void __launch_bounds__(1024)
     predict_tokens_kernel(float* logits, int64_t rows, int64_t vocab, const TokenRule* rules,
                           const int32_t* penalized_ids, TokenPrediction* out) {
+  wait_for_previous_kernel();
   __shared__ FilterShared filter_shared;
   __shared__ Best best_partials[32];
   __shared__ ScoreBest score_partials[32];
@@ -635,6 +637,7 @@ __device__ RuleRow plain_row(const float* logits, int64_t vocab, const TokenRule
 __global__ void __launch_bounds__(kPartThreads)
     argmax_part_candidates_kernel(const float* logits, int64_t vocab, const TokenRule* rules, int parts,
                                   PartScratch scratch) {
+  wait_for_previous_kernel();
   __shared__ Best best_partials[32];
   __shared__ TopValues top_partials[32];
   const int64_t r = blockIdx.y;
@@ -658,6 +661,7 @@ __global__ void __launch_bounds__(kPartThreads)
 __global__ void __launch_bounds__(kPartThreads)
     argmax_part_sums_kernel(const float* logits, int64_t vocab, const TokenRule* rules, int parts,
                             PartScratch scratch, TokenPrediction* out) {
+  wait_for_previous_kernel();
   __shared__ Best best_partials[32];
   __shared__ TopValues top_partials[32];
   __shared__ double sum_partials[32];
@@ -706,8 +710,8 @@ cudaError_t launch_predict_tokens(cudaStream_t stream, float* logits, int64_t ro
                                   const TokenRule* rules, const int32_t* penalized_ids,
                                   TokenPrediction* out) {
   if (rows == 0 || vocab == 0) return cudaSuccess;
-  predict_tokens_kernel<<<row_blocks(rows), row_threads(vocab), 0, stream>>>(logits, rows, vocab, rules,
-                                                                             penalized_ids, out);
+  launch_overlapping(predict_tokens_kernel, row_blocks(rows), row_threads(vocab), 0, stream, logits, rows,
+                     vocab, rules, penalized_ids, out);
   return cudaGetLastError();
 }
 
@@ -733,8 +737,10 @@ cudaError_t launch_predict_argmax_parts(cudaStream_t stream, const float* logits
   if (rows == 0 || vocab == 0) return cudaSuccess;
   const PartScratch s = part_scratch(scratch, rows, parts);
   const dim3 grid(static_cast<unsigned int>(parts), static_cast<unsigned int>(rows));
-  argmax_part_candidates_kernel<<<grid, kPartThreads, 0, stream>>>(logits, vocab, rules, parts, s);
-  argmax_part_sums_kernel<<<grid, kPartThreads, 0, stream>>>(logits, vocab, rules, parts, s, out);
+  launch_overlapping(argmax_part_candidates_kernel, grid, kPartThreads, 0, stream, logits, vocab, rules,
+                     parts, s);
+  launch_overlapping(argmax_part_sums_kernel, grid, kPartThreads, 0, stream, logits, vocab, rules, parts, s,
+                     out);
   return cudaGetLastError();
 }
 

@@ -13,6 +13,7 @@
 
 #include "engine/backend/cuda/cuda_helpers.cuh"
 #include "engine/backend/cuda/cuda_kernels.h"
+#include "engine/backend/cuda/launch.cuh"
 
 namespace dlm::cuda {
 namespace {
@@ -108,6 +109,7 @@ __device__ HeadRange share_of(const Heads<A>& target, int64_t offset, int64_t be
 // Grid: x over tokens, y over parts of the job's heads.
 template <RopeLayout kLayout, DType A, int kCount>
 __global__ void rope_kernel(RopeJob<A> job) {
+  wait_for_previous_kernel();
   __shared__ float cos_table[kTableFrequencies];
   __shared__ float sin_table[kTableFrequencies];
   int64_t all_heads = job.copied.heads;
@@ -178,7 +180,7 @@ cudaError_t launch(cudaStream_t stream, const RopeJob<A>& job) {
   const int64_t work = part_heads * job.head_dim / (2 * kCount);
   const int threads = static_cast<int>(std::clamp<int64_t>((work + 31) / 32 * 32, 64, 256));
   const dim3 grid(row_blocks(job.tokens), static_cast<unsigned int>(parts));
-  rope_kernel<kLayout, A, kCount><<<grid, threads, 0, stream>>>(job);
+  launch_overlapping(rope_kernel<kLayout, A, kCount>, grid, threads, 0, stream, job);
   return cudaGetLastError();
 }
 

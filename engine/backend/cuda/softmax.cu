@@ -4,12 +4,14 @@
 // in one thread after the row's reductions, so out may be x.
 #include "engine/backend/cuda/cuda_helpers.cuh"
 #include "engine/backend/cuda/cuda_kernels.h"
+#include "engine/backend/cuda/launch.cuh"
 
 namespace dlm::cuda {
 namespace {
 
 template <SoftmaxKind kKind>
 __global__ void softmax_kernel(const float* x, int64_t rows, int64_t width, float* out) {
+  wait_for_previous_kernel();
   __shared__ float max_partials[32];
   __shared__ double sum_partials[32];
   const float neg_inf = __uint_as_float(0xff800000u);
@@ -43,11 +45,11 @@ cudaError_t launch_softmax(cudaStream_t stream, SoftmaxKind kind, const float* x
                            float* out) {
   if (rows == 0 || width == 0) return cudaSuccess;
   if (kind == SoftmaxKind::Log) {
-    softmax_kernel<SoftmaxKind::Log>
-        <<<row_blocks(rows), row_threads(width), 0, stream>>>(x, rows, width, out);
+    launch_overlapping(softmax_kernel<SoftmaxKind::Log>, row_blocks(rows), row_threads(width), 0, stream, x,
+                       rows, width, out);
   } else {
-    softmax_kernel<SoftmaxKind::Probabilities>
-        <<<row_blocks(rows), row_threads(width), 0, stream>>>(x, rows, width, out);
+    launch_overlapping(softmax_kernel<SoftmaxKind::Probabilities>, row_blocks(rows), row_threads(width), 0,
+                       stream, x, rows, width, out);
   }
   return cudaGetLastError();
 }

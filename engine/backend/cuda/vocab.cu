@@ -6,6 +6,7 @@
 // a row with NaN or +inf, or of -inf only, gives NaN statistics.
 #include "engine/backend/cuda/cuda_helpers.cuh"
 #include "engine/backend/cuda/cuda_kernels.h"
+#include "engine/backend/cuda/launch.cuh"
 #include "engine/backend/cuda/row_select.cuh"
 
 namespace dlm::cuda {
@@ -14,6 +15,7 @@ namespace {
 // ------------------------------------------------------------------------------------------------- argmax
 
 __global__ void argmax_kernel(const float* logits, int64_t rows, int64_t vocab, int32_t* out) {
+  wait_for_previous_kernel();
   __shared__ Best partials[32];
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const float* x = logits + row * vocab;
@@ -58,6 +60,7 @@ struct Top2Op {
 // then the sums (the second pass over a row mostly hits L2).
 __global__ void vocab_stats_kernel(const float* logits, int64_t rows, int64_t vocab, int32_t* argmax,
                                    float* max_prob, float* entropy, float* margin) {
+  wait_for_previous_kernel();
   __shared__ Top2 top_partials[32];
   __shared__ double sum_partials[32];
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
@@ -122,6 +125,7 @@ unsigned int top_k_blocks(int64_t rows, int64_t k) {
 
 __global__ void top_k_kernel(const float* logits, int64_t rows, int64_t vocab, int64_t k, int64_t p,
                              float* values, int32_t* indices, unsigned long long* scratch) {
+  wait_for_previous_kernel();
   extern __shared__ unsigned long long shared_keys[];
   __shared__ RadixSelectShared select_shared;
   __shared__ unsigned int warp_counts[32];
@@ -167,7 +171,8 @@ __global__ void top_k_kernel(const float* logits, int64_t rows, int64_t vocab, i
 cudaError_t launch_argmax(cudaStream_t stream, const float* logits, int64_t rows, int64_t vocab,
                           int32_t* out) {
   if (rows == 0 || vocab == 0) return cudaSuccess;
-  argmax_kernel<<<row_blocks(rows), row_threads(vocab), 0, stream>>>(logits, rows, vocab, out);
+  launch_overlapping(argmax_kernel, row_blocks(rows), row_threads(vocab), 0, stream, logits, rows, vocab,
+                     out);
   return cudaGetLastError();
 }
 
@@ -185,17 +190,17 @@ cudaError_t launch_top_k(cudaStream_t stream, const float* logits, int64_t rows,
   const bool in_shared = p <= kSharedSortKeys;
   if (!in_shared && scratch == nullptr) return cudaErrorInvalidValue;
   const size_t shared_bytes = in_shared ? static_cast<size_t>(p) * sizeof(unsigned long long) : 0;
-  top_k_kernel<<<top_k_blocks(rows, k), kTopKThreads, shared_bytes, stream>>>(
-      logits, rows, vocab, k, p, values, indices,
-      in_shared ? nullptr : static_cast<unsigned long long*>(scratch));
+  launch_overlapping(top_k_kernel, top_k_blocks(rows, k), kTopKThreads, shared_bytes, stream, logits, rows,
+                     vocab, k, p, values, indices,
+                     in_shared ? nullptr : static_cast<unsigned long long*>(scratch));
   return cudaGetLastError();
 }
 
 cudaError_t launch_vocab_stats(cudaStream_t stream, const float* logits, int64_t rows, int64_t vocab,
                                int32_t* argmax, float* max_prob, float* entropy, float* margin) {
   if (rows == 0 || vocab == 0) return cudaSuccess;
-  vocab_stats_kernel<<<row_blocks(rows), row_threads(vocab), 0, stream>>>(logits, rows, vocab, argmax,
-                                                                          max_prob, entropy, margin);
+  launch_overlapping(vocab_stats_kernel, row_blocks(rows), row_threads(vocab), 0, stream, logits, rows, vocab,
+                     argmax, max_prob, entropy, margin);
   return cudaGetLastError();
 }
 

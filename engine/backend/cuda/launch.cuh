@@ -1,0 +1,42 @@
+#pragma once
+// Kernel launches that overlap the kernel queued before them (programmatic dependent launch, sm_90 on):
+// the blocks of a kernel launched through launch_overlapping() are placed while the previous kernel's last
+// blocks still run, and wait at wait_for_previous_kernel() until it has finished and its writes are visible.
+// Between two short kernels this hides the launch and the block start-up, a few microseconds each. Every
+// kernel launched through launch_overlapping() calls wait_for_previous_kernel() first, before it reads or
+// writes device memory.
+#include <cuda_runtime.h>
+
+#include <utility>
+
+namespace dlm::cuda {
+
+// Waits for the kernel queued before this one, then lets the one queued after this one start placing its
+// blocks (it waits in turn before touching memory). A no-op for a kernel launched without the overlap.
+__device__ __forceinline__ void wait_for_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Whether launch_overlapping() asks for the overlap (launch.cu).
+bool overlapped_launches();
+
+template <typename... Params, typename... Args>
+cudaError_t launch_overlapping(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_bytes,
+                               cudaStream_t stream, Args&&... args) {
+  cudaLaunchAttribute overlap{};
+  overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  overlap.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared_bytes;
+  config.stream = stream;
+  config.attrs = &overlap;
+  config.numAttrs = overlapped_launches() ? 1 : 0;
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+}
+
+}  // namespace dlm::cuda
