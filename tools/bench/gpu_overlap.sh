@@ -33,7 +33,7 @@ run() {  # NAME PDL LIMIT DLM_ARGS...
   shift 3
   DLM_PDL=$pdl timeout "$limit" "$dlm" "$@" >"$out/$name.md" 2>"$out/$name.log"
   at "$name" $?
-  grep -E '^\| (llada|auto)' "$out/$name.md" | cut -d'|' -f2-12
+  grep -E '^\| (llada|auto)' "$out/$name.md" | cut -d'|' -f3,7,9,10,16
 }
 # A block step is (T(128 steps) - T(8 steps)) / 120 from the two rows.
 block=(bench --device cuda -m "$ckpt/llada-8b" --batch-size 1 --prompt-length 128 --gen-length 256
