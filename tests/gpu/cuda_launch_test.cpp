@@ -2,8 +2,9 @@
 // before they touch memory. Each case queues an op right after one long enough to still be running (a
 // few hundred microseconds): the op reads the earlier one's finished output, not what that memory held
 // before, and an op overwriting the earlier one's input leaves it its original input. dlm's kernels let the
-// next kernel start as soon as they have waited themselves, so a sum after a sum is the sharpest case; a
-// sum after a cuBLASLt product is the common one. Without a device every test skips.
+// next kernel start once all their blocks run and have waited themselves, so the sharpest case follows a
+// sum of few, long rows (a row a block, every block running from the start); a sum after a cuBLASLt product
+// is the common one. Without a device every test skips.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -20,7 +21,8 @@ namespace {
 
 using namespace gpu_test;
 
-constexpr int64_t kElements = int64_t{64} << 20;  // f32: a sum moves 768 MB
+constexpr int64_t kRows = 64, kWidth = int64_t{1} << 20;  // f32: 64 blocks, a row each, move 512 MB
+constexpr int64_t kElements = kRows * kWidth;
 
 // Small integers, so every sum below is exact.
 std::vector<float> small_integers(int64_t count) {
@@ -35,32 +37,39 @@ int64_t count_unequal(const std::vector<float>& got, const std::vector<float>& w
   return unequal;
 }
 
+// a + row, where a is [kRows, kWidth] and row one row of kWidth: both small integers.
+struct RowSum {
+  std::vector<float> a = small_integers(kElements), row = small_integers(kWidth);
+  DeviceTensor device_a = to_device(host_tensor(DType::F32, {kRows, kWidth}, a));
+  DeviceTensor device_row = to_device(host_tensor(DType::F32, {kWidth}, row));
+
+  std::vector<float> expected(float times) const {
+    std::vector<float> out(a.size());
+    for (size_t i = 0; i < out.size(); ++i) out[i] = times * (a[i] + row[i % kWidth]);
+    return out;
+  }
+};
+
+DeviceTensor filled(float value) {
+  return to_device(host_tensor(DType::F32, {kRows, kWidth}, std::vector<float>(kElements, value)));
+}
+
 TEST(CudaOverlappedLaunch, AnOpReadsTheFinishedOutputOfTheOpBeforeIt) {
   DLM_SKIP_WITHOUT_GPU();
-  const std::vector<float> values = small_integers(kElements);
-  DeviceTensor a = to_device(host_tensor(DType::F32, {kElements}, values));
-  DeviceTensor doubled =
-      to_device(host_tensor(DType::F32, {kElements}, std::vector<float>(values.size(), kNaN)));
-  DeviceTensor quadrupled =
-      to_device(host_tensor(DType::F32, {kElements}, std::vector<float>(values.size(), kNaN)));
-  ops::add(gpu(), a.tensor, a.tensor, doubled.tensor);
-  ops::add(gpu(), doubled.tensor, doubled.tensor, quadrupled.tensor);
-  std::vector<float> want = values;
-  for (float& v : want) v *= 4.0f;
-  EXPECT_EQ(count_unequal(values_of(to_host(quadrupled.tensor)), want), 0) << "of " << kElements;
+  RowSum sum;
+  DeviceTensor first = filled(kNaN), doubled = filled(kNaN);
+  ops::add(gpu(), sum.device_a.tensor, sum.device_row.tensor, first.tensor);
+  ops::add(gpu(), first.tensor, first.tensor, doubled.tensor);
+  EXPECT_EQ(count_unequal(values_of(to_host(doubled.tensor)), sum.expected(2.0f)), 0) << "of " << kElements;
 }
 
 TEST(CudaOverlappedLaunch, AnOpOverwritingTheInputOfTheOpBeforeItWaitsForIt) {
   DLM_SKIP_WITHOUT_GPU();
-  const std::vector<float> values = small_integers(kElements);
-  DeviceTensor a = to_device(host_tensor(DType::F32, {kElements}, values));
-  DeviceTensor doubled =
-      to_device(host_tensor(DType::F32, {kElements}, std::vector<float>(values.size(), 0.0f)));
-  ops::add(gpu(), a.tensor, a.tensor, doubled.tensor);
-  ops::add(gpu(), doubled.tensor, doubled.tensor, a.tensor);  // overwrites a while the first sum may read it
-  std::vector<float> want = values;
-  for (float& v : want) v *= 2.0f;
-  EXPECT_EQ(count_unequal(values_of(to_host(doubled.tensor)), want), 0) << "of " << kElements;
+  RowSum sum;
+  DeviceTensor first = filled(0.0f), other = filled(-1.0f);
+  ops::add(gpu(), sum.device_a.tensor, sum.device_row.tensor, first.tensor);
+  ops::add(gpu(), other.tensor, other.tensor, sum.device_a.tensor);  // overwrites a while the sum may read it
+  EXPECT_EQ(count_unequal(values_of(to_host(first.tensor)), sum.expected(1.0f)), 0) << "of " << kElements;
 }
 
 TEST(CudaOverlappedLaunch, AnOpAfterAProductReadsItsFinishedOutput) {
