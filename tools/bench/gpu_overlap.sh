@@ -22,6 +22,14 @@ timeout 150 "$bin/dlm_gpu_tests" >"$out/gpu_tests.log" 2>&1
 at "GPU tests" $?
 grep -E '^\[  (FAILED|PASSED|SKIPPED) ' "$out/gpu_tests.log" | head -20
 grep -A8 'Failure$' "$out/gpu_tests.log" | head -40
+# A build whose kernels skip the wait (griddepcontrol.wait removed), where packed: the launch tests must fail.
+if [[ -x $bin/dlm_gpu_tests_mutant ]]; then
+  for round in 1 2 3; do
+    timeout 60 "$bin/dlm_gpu_tests_mutant" --gtest_filter='CudaOverlappedLaunch*' >"$out/mutant_$round.log" 2>&1
+    at "launch tests without the wait, round $round" $?
+    grep -E '^\[  (FAILED|PASSED) |Which is|unequal|of [0-9]+' "$out/mutant_$round.log" | head -12
+  done
+fi
 wait "$checkpoint"
 at "LLaDA checkpoint" $?
 tail -1 "$out/checkpoint.log"
