@@ -1,10 +1,10 @@
 #pragma once
-// Kernel launches that overlap the kernel queued before them (programmatic dependent launch, sm_90 on):
-// the blocks of a kernel launched through launch_overlapping() are placed while the previous kernel's last
-// blocks still run, and wait at wait_for_previous_kernel() until it has finished and its writes are visible.
-// Between two short kernels this hides the launch and the block start-up, a few microseconds each. Every
-// kernel launched through launch_overlapping() calls wait_for_previous_kernel() first, before it reads or
-// writes device memory.
+// Kernel launches that overlap the kernel queued before them (programmatic dependent launch, sm_90 on): a
+// kernel launched through launch_overlapping() is launched while the previous kernel's blocks still run,
+// instead of after it has finished, and its blocks wait at wait_for_previous_kernel() until that kernel has
+// finished and its writes are visible. This hides the launch where ops are queued one at a time (decoding
+// steps, which no graph replays; BENCHMARKS.md has the figures). Every kernel launched through
+// launch_overlapping() calls wait_for_previous_kernel() first, before it reads or writes device memory.
 #include <cuda_runtime.h>
 
 #include <utility>
@@ -20,9 +20,6 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 #endif
 }
 
-// Whether launch_overlapping() asks for the overlap (launch.cu).
-bool overlapped_launches();
-
 template <typename... Params, typename... Args>
 cudaError_t launch_overlapping(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_bytes,
                                cudaStream_t stream, Args&&... args) {
@@ -35,7 +32,7 @@ cudaError_t launch_overlapping(void (*kernel)(Params...), dim3 grid, dim3 block,
   config.dynamicSmemBytes = shared_bytes;
   config.stream = stream;
   config.attrs = &overlap;
-  config.numAttrs = overlapped_launches() ? 1 : 0;
+  config.numAttrs = 1;
   return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
