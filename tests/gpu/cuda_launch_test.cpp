@@ -1,15 +1,14 @@
 // Kernels launched to overlap the kernel queued before them (engine/backend/cuda/launch.cuh) wait for it
-// before they touch memory. Each case queues an op right after one of 64 long rows (a block a row, every
-// block running from the start, and dlm's kernels let the next kernel start as soon as their blocks have
-// waited themselves): the second op reads the first one's finished output, not the NaN it held before, and
-// an op overwriting the first one's input leaves it its original input. Without a device every test skips.
+// before they touch memory: an op that overwrites the input of a sum still running (64 long rows, a block a
+// row, every block running from the start; dlm's kernels let the next kernel start as soon as their blocks
+// have waited themselves) leaves the sum its original input. A build whose kernels skip the wait fails this
+// (about 53 of the 67 million sums wrong on an H100). Without a device every test skips.
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <vector>
 
 #include "engine/ops/elementwise.h"
-#include "engine/ops/norm.h"
 #include "tests/gpu/device_checks.h"
 
 namespace dlm {
@@ -35,19 +34,6 @@ int64_t count_unequal(const std::vector<float>& got, const std::vector<float>& w
   int64_t unequal = 0;
   for (size_t i = 0; i < want.size(); ++i) unequal += !(got[i] == want[i]);  // NaN counts as unequal
   return unequal;
-}
-
-// rms_norm reads a whole row before it writes any of it, so a sum started early would read only NaN.
-TEST(CudaOverlappedLaunch, AnOpReadsTheFinishedOutputOfTheOpBeforeIt) {
-  DLM_SKIP_WITHOUT_GPU();
-  DeviceTensor x = to_device(host_tensor(DType::F32, {kRows, kWidth}, small_integers(kElements)));
-  DeviceTensor weight = to_device(host_tensor(DType::F32, {kWidth}, std::vector<float>(kWidth, 1.0f)));
-  DeviceTensor normed = rows_of(kNaN), doubled = rows_of(kNaN);
-  ops::rms_norm(gpu(), x.tensor, weight.tensor, 1e-6f, NormWeight::Plain, normed.tensor);
-  ops::add(gpu(), normed.tensor, normed.tensor, doubled.tensor);
-  std::vector<float> want = values_of(to_host(normed.tensor));
-  for (float& v : want) v *= 2.0f;
-  EXPECT_EQ(count_unequal(values_of(to_host(doubled.tensor)), want), 0) << "of " << kElements;
 }
 
 TEST(CudaOverlappedLaunch, AnOpOverwritingTheInputOfTheOpBeforeItWaitsForIt) {
