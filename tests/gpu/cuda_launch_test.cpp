@@ -1,6 +1,6 @@
 // Kernels launched to overlap the kernel queued before them (engine/backend/cuda/launch.cuh) wait for it
 // before they touch memory: an op that overwrites the input of a sum still running (64 long rows, a block a
-// row, every block running from the start; dlm's kernels let the next kernel start as soon as their blocks
+// row, every block running from the start; dlm's kernels allow the next kernel to start once their blocks
 // have waited themselves) leaves the sum its original input. A build whose kernels skip the wait fails this
 // (about 53 of the 67 million sums wrong on an H100). Without a device every test skips.
 #include <gtest/gtest.h>

@@ -1,10 +1,11 @@
 #pragma once
-// Kernel launches that overlap the kernel queued before them (programmatic dependent launch, sm_90 on): a
-// kernel launched through launch_overlapping() is launched while the previous kernel's blocks still run,
-// instead of after it has finished, and its blocks wait at wait_for_previous_kernel() until that kernel has
-// finished and its writes are visible. This hides the launch where ops are queued one at a time (decoding
-// steps, which no graph replays; BENCHMARKS.md has the figures). Every kernel launched through
-// launch_overlapping() calls wait_for_previous_kernel() first, before it reads or writes device memory.
+// Kernel launches that may overlap the kernel queued before them (programmatic dependent launch, sm_90 on):
+// the GPU may launch a kernel queued through launch_overlapping() before the kernel ahead of it has
+// finished (at the earliest once every block of that kernel has passed its own wait, where it is one of
+// ours), and the new kernel's blocks wait at wait_for_previous_kernel() until it has finished and its writes
+// are visible. This hides the launch where ops are queued one at a time (decoding steps, which no graph
+// replays; BENCHMARKS.md has the figures). Every kernel launched through launch_overlapping() calls
+// wait_for_previous_kernel() first, before it reads or writes device memory.
 #include <cuda_runtime.h>
 
 #include <utility>
