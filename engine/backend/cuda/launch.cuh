@@ -21,9 +21,11 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 #endif
 }
 
+// Queues `kernel` as <<<grid, block, shared_bytes, stream>>> would, with the overlap; a launch error shows in
+// cudaGetLastError(), as after <<<...>>>.
 template <typename... Params, typename... Args>
-cudaError_t launch_overlapping(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_bytes,
-                               cudaStream_t stream, Args&&... args) {
+void launch_overlapping(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_bytes,
+                        cudaStream_t stream, Args&&... args) {
   cudaLaunchAttribute overlap{};
   overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   overlap.val.programmaticStreamSerializationAllowed = 1;
@@ -34,7 +36,7 @@ cudaError_t launch_overlapping(void (*kernel)(Params...), dim3 grid, dim3 block,
   config.stream = stream;
   config.attrs = &overlap;
   config.numAttrs = 1;
-  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+  cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
 }  // namespace dlm::cuda
