@@ -182,8 +182,13 @@ RopeScaling read_rope_scaling(const HfConfig& config, double default_theta, int6
     if (rope.beta_slow == 0.0) rope.beta_slow = 1.0;
     positive("beta_fast", rope.beta_fast);
     positive("beta_slow", rope.beta_slow);
-    rope.mscale = parameters->value_or<double>("mscale", 0.0);
-    rope.mscale_all_dim = parameters->value_or<double>("mscale_all_dim", 0.0);
+    // 0 (or null) leaves an mscale unset; a set one is bounded so the attention factor stays finite in f32.
+    auto unset_or_positive = [&](std::string_view key) {
+      const double value = parameters->value_or<double>(key, 0.0);
+      return value == 0.0 ? 0.0 : positive(key, value);
+    };
+    rope.mscale = unset_or_positive("mscale");
+    rope.mscale_all_dim = unset_or_positive("mscale_all_dim");
     if (parameters->has("attention_factor"))
       rope.yarn_attention_factor =
           positive("attention_factor", parameters->required<double>("attention_factor"));

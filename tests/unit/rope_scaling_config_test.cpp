@@ -261,11 +261,13 @@ TEST(RopeScalingConfig, RejectsBadLlama3Settings) {
 }
 
 TEST(RopeScalingConfig, RejectsBadYarnSettings) {
-  for (const char* key : {"beta_fast", "beta_slow", "attention_factor"}) {
-    EXPECT_THAT(error_of({{"rope_scaling", {{"rope_type", "yarn"}, {"factor", 4.0}, {key, -1.0}}}}),
-                AllOf(HasSubstr("config.json"), HasSubstr(fmt::format("rope_scaling.{}", key)),
-                      HasSubstr("must be a positive number")))
-        << key;
+  for (const char* key : {"beta_fast", "beta_slow", "attention_factor", "mscale", "mscale_all_dim"}) {
+    for (double bad : {-1.0, 1e308}) {
+      EXPECT_THAT(error_of({{"rope_scaling", {{"rope_type", "yarn"}, {"factor", 4.0}, {key, bad}}}}),
+                  AllOf(HasSubstr("config.json"), HasSubstr(fmt::format("rope_scaling.{}", key)),
+                        HasSubstr("must be a positive number")))
+          << key << " " << bad;
+    }
   }
   EXPECT_THAT(
       error_of({{"rope_scaling", {{"rope_type", "yarn"}, {"factor", 4.0}, {"attention_factor", 0.0}}}}),
