@@ -30,7 +30,7 @@ TransformerConfig read_hf_transformer_config(const HfConfig& config, HfAttention
     fail_input("{}: hidden_size {} is not a multiple of num_attention_heads {} and head_dim is not given",
                config.source(), c.hidden_size, c.num_heads);
   }
-  c.rms_norm_eps = static_cast<float>(config.value_or<double>("rms_norm_eps", 1e-6));
+  c.rms_norm_eps = read_rms_norm_eps(config, 1e-6);
   c.tie_word_embeddings = config.value_or<bool>("tie_word_embeddings", false);
   c.rope = read_rope_scaling(config, 10000.0, c.max_positions);
 

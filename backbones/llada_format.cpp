@@ -48,7 +48,7 @@ TransformerConfig read_llada_config(const HfConfig& config) {
                config.required<int64_t>("vocab_size"), c.vocab_size);
   }
   c.max_positions = config.required<int64_t>("max_sequence_length");
-  c.rms_norm_eps = static_cast<float>(config.value_or<double>("rms_norm_eps", 1e-5));
+  c.rms_norm_eps = read_rms_norm_eps(config, 1e-5);
   c.rope.theta = config.value_or<double>("rope_theta", 10000.0);
   c.qkv_bias = config.value_or<bool>("include_qkv_bias", false);
   c.tie_word_embeddings = config.value_or<bool>("weight_tying", true);  // ModelConfig ties by default

@@ -1,7 +1,5 @@
 #include "backbones/transformer_config.h"
 
-#include <cmath>
-
 #include "engine/core/error.h"
 
 namespace dlm {
@@ -36,8 +34,13 @@ void validate(const TransformerConfig& c, std::string_view source) {
   // frequencies.
   if (!(c.rope.theta > 1.0 && c.rope.theta <= 1e30))
     fail_input("{}: rope_theta must be greater than 1 and at most 1e30, got {}", source, c.rope.theta);
-  if (!(c.rms_norm_eps > 0.0f))
-    fail_input("{}: the RMSNorm epsilon must be positive, got {}", source, c.rms_norm_eps);
+}
+
+float read_rms_norm_eps(const HfConfig& config, double fallback) {
+  const double eps = config.value_or<double>("rms_norm_eps", fallback);
+  if (!(eps > 0.0 && eps <= 1e30))
+    fail_input("{}: rms_norm_eps must be a positive number up to 1e30, got {}", config.source(), eps);
+  return static_cast<float>(eps);
 }
 
 }  // namespace dlm

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "backbones/rope_scaling.h"
+#include "engine/io/hf_config.h"
 
 namespace dlm {
 
@@ -30,5 +31,9 @@ struct TransformerConfig {
 // InputError naming `source` for values no model could have: a non-positive size, heads not divisible by
 // KV heads, an odd head size.
 void validate(const TransformerConfig& config, std::string_view source);
+
+// The config's "rms_norm_eps", or `fallback` where it is absent. InputError naming the key unless it is
+// positive and within f32's range: the norms add it in f32.
+float read_rms_norm_eps(const HfConfig& config, double fallback);
 
 }  // namespace dlm

@@ -14,7 +14,8 @@ namespace {
 void check_accepted(const dlm::TransformerConfig& c) {
   const bool sane = c.vocab_size > 0 && c.hidden_size > 0 && c.intermediate_size > 0 && c.num_layers > 0 &&
                     c.num_heads > 0 && c.num_kv_heads > 0 && c.num_heads % c.num_kv_heads == 0 &&
-                    c.head_dim > 0 && c.head_dim % 2 == 0 && c.max_positions > 0 && c.rms_norm_eps > 0.0f;
+                    c.head_dim > 0 && c.head_dim % 2 == 0 && c.max_positions > 0 && c.rms_norm_eps > 0.0f &&
+                    std::isfinite(c.rms_norm_eps);
   if (!sane) __builtin_trap();
   // The largest products the loader forms; bounded sizes keep them in range (UBSan traps otherwise).
   volatile int64_t weights = c.vocab_size * c.hidden_size + c.num_heads * c.head_dim * c.hidden_size;

@@ -248,10 +248,14 @@ TEST(HfFormat, RejectsOddHeadSizeAndNonPositiveEpsilon) {
   config["head_dim"] = 127;
   EXPECT_THAT(error_of(config, HfAttentionStyle::Llama),
               AllOf(HasSubstr("config.json"), HasSubstr("head size 127"), HasSubstr("even")));
-  config = minimal_config();
-  config["rms_norm_eps"] = 0.0;
-  EXPECT_THAT(error_of(config, HfAttentionStyle::Llama),
-              AllOf(HasSubstr("config.json"), HasSubstr("epsilon must be positive")));
+  for (double eps : {0.0, -1e-6, 1e308}) {
+    config = minimal_config();
+    config["rms_norm_eps"] = eps;
+    EXPECT_THAT(
+        error_of(config, HfAttentionStyle::Llama),
+        AllOf(HasSubstr("config.json"), HasSubstr("rms_norm_eps must be a positive number up to 1e30")))
+        << eps;
+  }
 }
 
 TEST(HfFormat, MissingKeysAreNamed) {

@@ -226,6 +226,10 @@ TEST(LladaFormat, RejectsBadSizes) {
   config["rope_theta"] = 0.0;
   EXPECT_THAT(error_of(config),
               AllOf(HasSubstr("config.json"), HasSubstr("rope_theta must be greater than 1")));
+  config = llada_8b_config();
+  config["rms_norm_eps"] = 1e308;
+  EXPECT_THAT(error_of(config), AllOf(HasSubstr("config.json"),
+                                      HasSubstr("rms_norm_eps must be a positive number up to 1e30")));
 }
 
 TEST(LladaFormat, MissingKeysAreNamed) {
