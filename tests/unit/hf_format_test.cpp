@@ -243,7 +243,7 @@ TEST(HfFormat, RejectsNonPositiveSizes) {
               AllOf(HasSubstr("config.json"), HasSubstr("num_attention_heads 0")));
 }
 
-TEST(HfFormat, RejectsOddHeadSizeAndNonPositiveEpsilon) {
+TEST(HfFormat, RejectsOddHeadSizeAndBadEpsilon) {
   json config = minimal_config();
   config["head_dim"] = 127;
   EXPECT_THAT(error_of(config, HfAttentionStyle::Llama),
