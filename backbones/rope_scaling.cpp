@@ -88,6 +88,12 @@ std::string_view rope_type_name(RopeType type) {
   return enum_name(type, kRopeTypes);
 }
 
+double positive_f32_setting(std::string_view source, std::string_view key, double value) {
+  if (!(value > 0.0 && value <= 1e30))
+    fail_input("{}: {} must be a positive number up to 1e30, got {}", source, key, value);
+  return value;
+}
+
 HostTensor RopeScaling::inv_freq(int64_t head_dim) const {
   const std::vector<float> bases = frequency_bases(theta, head_dim);
   std::vector<float> values(bases.size());
@@ -156,11 +162,7 @@ RopeScaling read_rope_scaling(const HfConfig& config, double default_theta, int6
   if (rope.type == RopeType::Default) return rope;
 
   auto positive = [&](std::string_view key, double value) {
-    // The frequencies are computed in f32: larger values would not survive the conversion.
-    if (!(value > 0.0 && value <= 1e30))
-      fail_input("{}: {}.{} must be a positive number up to 1e30, got {}", config.source(), scaling_key, key,
-                 value);
-    return value;
+    return positive_f32_setting(config.source(), fmt::format("{}.{}", scaling_key, key), value);
   };
   rope.factor = positive("factor", parameters->required<double>("factor"));
   const int64_t original = config.value_or<int64_t>("original_max_position_embeddings", max_positions);

@@ -32,6 +32,10 @@ struct RopeScaling {
 
 std::string_view rope_type_name(RopeType type);
 
+// `value`, a config's setting named `key` that the model applies in f32. InputError naming `source` and the
+// key unless it is positive and at most 1e30, so that f32 holds it with room for what it is multiplied by.
+double positive_f32_setting(std::string_view source, std::string_view key, double value);
+
 // Reads RoPE settings from a config in either spelling transformers accepts: the v5 `rope_parameters` object
 // (with rope_theta inside), or the older top-level `rope_theta` with a `rope_scaling` object (rope type under
 // "rope_type" or "type"; null means none). `max_positions` is the config's context, the default for

@@ -37,10 +37,8 @@ void validate(const TransformerConfig& c, std::string_view source) {
 }
 
 float read_rms_norm_eps(const HfConfig& config, double fallback) {
-  const double eps = config.value_or<double>("rms_norm_eps", fallback);
-  if (!(eps > 0.0 && eps <= 1e30))
-    fail_input("{}: rms_norm_eps must be a positive number up to 1e30, got {}", config.source(), eps);
-  return static_cast<float>(eps);
+  return static_cast<float>(positive_f32_setting(config.source(), "rms_norm_eps",
+                                                 config.value_or<double>("rms_norm_eps", fallback)));
 }
 
 }  // namespace dlm

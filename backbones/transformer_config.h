@@ -32,8 +32,7 @@ struct TransformerConfig {
 // KV heads, an odd head size.
 void validate(const TransformerConfig& config, std::string_view source);
 
-// The config's "rms_norm_eps", or `fallback` where it is absent. InputError naming the key unless it is
-// positive and within f32's range: the norms add it in f32.
+// The config's "rms_norm_eps", or `fallback` where it is absent (positive_f32_setting's bounds).
 float read_rms_norm_eps(const HfConfig& config, double fallback);
 
 }  // namespace dlm
