@@ -49,7 +49,7 @@ void add_sampler_flags(CLI::App& command, SamplerFlags& flags) {
                                  "--block-length; 0: none [{}]",
                                  d.sub_block_length));
   command.add_option("--temperature", flags.temperature,
-                     fmt::format("0: greedy; > 0: sampling at that temperature [{}]", d.temperature));
+                     fmt::format("0: greedy; 1e-6 to 1e6: sampling at that temperature [{}]", d.temperature));
   command
       .add_option("--remasking", flags.remasking,
                   fmt::format("the confidence a diffusion step ranks masked positions by; origin: dream "
@@ -74,16 +74,17 @@ void add_sampler_flags(CLI::App& command, SamplerFlags& flags) {
                   fmt::format("llada, dream: Fast-dLLM's approximate K/V cache [{}]",
                               enum_name(d.cache, kCacheModeNames)))
       ->check(CLI::IsMember(spellings(kCacheModeNames)));
-  command.add_option("--cfg-scale", flags.cfg_scale,
-                     fmt::format("llada: classifier-free guidance scale; 0: off [{}]", d.cfg_scale));
+  command.add_option(
+      "--cfg-scale", flags.cfg_scale,
+      fmt::format("llada: classifier-free guidance scale, up to 1e6; 0: off [{}]", d.cfg_scale));
   command.add_flag("--suppress-eos", flags.suppress_eos, "llada: EOS is never predicted (logits_eos_inf)");
   command.add_flag("--suppress-eos-confidence", flags.suppress_eos_confidence,
                    "llada: EOS and EoT predictions are ranked last (confidence_eos_eot_inf)");
   command.add_option("--eps", flags.eps,
                      fmt::format("dream: the timestep schedule's last time, in (0, 1) [{}]", d.eps));
   command.add_option("--alg-temp", flags.alg_temp,
-                     fmt::format("dream: > 0 draws the committed positions from softmax(confidence / "
-                                 "alg-temp); 0: off [{}]",
+                     fmt::format("dream: 1e-6 to 1e6 draws the committed positions from "
+                                 "softmax(confidence / alg-temp); 0: off [{}]",
                                  d.alg_temp));
   command.add_option(
       "--top-p", flags.top_p,
@@ -94,9 +95,11 @@ void add_sampler_flags(CLI::App& command, SamplerFlags& flags) {
                      fmt::format("autoregressive: drop tokens less likely than min-p times the most likely; "
                                  "0: off [{}]",
                                  d.min_p));
-  command.add_option("--repetition-penalty", flags.repetition_penalty,
-                     fmt::format("autoregressive: penalty on the tokens already in the sequence; 1: off [{}]",
-                                 d.repetition_penalty));
+  command.add_option(
+      "--repetition-penalty", flags.repetition_penalty,
+      fmt::format("autoregressive: penalty on the tokens already in the sequence, 1e-6 to 1e6; "
+                  "1: off [{}]",
+                  d.repetition_penalty));
   command
       .add_option("--stop", flags.stop_strings,
                   "autoregressive: a stop string (repeatable): generation ends once the text holds one; "

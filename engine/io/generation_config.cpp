@@ -31,8 +31,18 @@ bool in_unit_closed_open(double x) {
 bool positive(double x) {
   return std::isfinite(x) && x > 0.0;
 }
-bool non_negative(double x) {
-  return std::isfinite(x) && x >= 0.0;
+
+// Settings that divide or multiply logits in f32 (temperature, alg_temp, repetition_penalty, cfg_scale) stay
+// within [1e-6, 1e6]: a temperature of 1e-40 made every logit infinite and the softmax NaN, which decoded
+// one id over and over without an error. Logits of magnitude up to 1e6 scaled by two such settings stay far
+// inside f32's range.
+constexpr double kMinLogitScale = 1e-6;
+constexpr double kMaxLogitScale = 1e6;
+bool logit_scale(double x) {
+  return x >= kMinLogitScale && x <= kMaxLogitScale;
+}
+bool off_or_logit_scale(double x) {
+  return x == 0.0 || logit_scale(x);
 }
 
 }  // namespace
@@ -94,8 +104,9 @@ std::optional<SamplingProblem> find_problem(const SamplingConfig& sampler) {
   }
 
   // The token sampler.
-  if (!non_negative(sampler.temperature)) {
-    return problem("temperature", fmt::format("must be a finite number >= 0, got {}", sampler.temperature));
+  if (!off_or_logit_scale(sampler.temperature)) {
+    return problem("temperature", fmt::format("must be 0 (greedy) or a number in [1e-06, 1e+06], got {}",
+                                              sampler.temperature));
   }
   if (!in_unit_open_closed(sampler.top_p)) {
     return problem("top_p", fmt::format("must be a number in (0, 1] (1: off), got {}", sampler.top_p));
@@ -105,9 +116,9 @@ std::optional<SamplingProblem> find_problem(const SamplingConfig& sampler) {
   if (!in_unit_closed_open(sampler.min_p)) {
     return problem("min_p", fmt::format("must be a number in [0, 1) (0: off), got {}", sampler.min_p));
   }
-  if (!positive(sampler.repetition_penalty)) {
-    return problem("repetition_penalty",
-                   fmt::format("must be a finite number > 0 (1: off), got {}", sampler.repetition_penalty));
+  if (!logit_scale(sampler.repetition_penalty)) {
+    return problem("repetition_penalty", fmt::format("must be a number in [1e-06, 1e+06] (1: off), got {}",
+                                                     sampler.repetition_penalty));
   }
 
   // Which positions a diffusion step commits.
@@ -141,15 +152,15 @@ std::optional<SamplingProblem> find_problem(const SamplingConfig& sampler) {
   if (!in_unit_open(sampler.eps)) {
     return problem("eps", fmt::format("must be a number in (0, 1), got {}", sampler.eps));
   }
-  if (!non_negative(sampler.alg_temp)) {
+  if (!off_or_logit_scale(sampler.alg_temp)) {
     return problem("alg_temp",
-                   fmt::format("must be a finite number >= 0 (0: off), got {}", sampler.alg_temp));
+                   fmt::format("must be 0 (off) or a number in [1e-06, 1e+06], got {}", sampler.alg_temp));
   }
 
   // LLaDA's options and Fast-dLLM's caches.
-  if (!non_negative(sampler.cfg_scale)) {
+  if (!(sampler.cfg_scale >= 0.0 && sampler.cfg_scale <= kMaxLogitScale)) {
     return problem("cfg_scale",
-                   fmt::format("must be a finite number >= 0 (0: off), got {}", sampler.cfg_scale));
+                   fmt::format("must be a number in [0, 1e+06] (0: off), got {}", sampler.cfg_scale));
   }
   if (sampler.cfg_scale > 0.0 && !allows(Method::Llada)) {
     return problem("cfg_scale", fmt::format("needs method llada, got method {}", method_name(method)));

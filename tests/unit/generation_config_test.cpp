@@ -188,7 +188,8 @@ TEST(GenerationConfig, RejectsBadValues) {
             "maskgit_plus, topk_margin; got 'confidence' (line 2)");
   EXPECT_EQ(error("sampler:\n  steps: 0\n"), "run.yaml: sampler.steps: must be at least 1, got 0 (line 2)");
   EXPECT_EQ(error("sampler:\n  temperature: -0.5\n"),
-            "run.yaml: sampler.temperature: must be a finite number >= 0, got -0.5 (line 2)");
+            "run.yaml: sampler.temperature: must be 0 (greedy) or a number in [1e-06, 1e+06], got -0.5 "
+            "(line 2)");
   EXPECT_EQ(error("sampler:\n  method: llada\n  gen_length: 128\n  block_length: 48\n"),
             "run.yaml: sampler.block_length: must divide gen_length (128), got 48 (line 4)");
   // 128 / 32 = 4 blocks: 10 steps cannot be split evenly.
@@ -290,7 +291,12 @@ TEST(GenerationConfig, FindProblemNamesTheKey) {
        "sub_block_length", "needs method block_diffusion, got method llada"},
       // The token sampler.
       {[](SamplingConfig& s) { s.temperature = -0.5; }, "temperature",
-       "must be a finite number >= 0, got -0.5"},
+       "must be 0 (greedy) or a number in [1e-06, 1e+06], got -0.5"},
+      // A temperature this small made every logit infinite in f32.
+      {[](SamplingConfig& s) { s.temperature = 1e-40; }, "temperature",
+       "must be 0 (greedy) or a number in [1e-06, 1e+06], got 1e-40"},
+      {[](SamplingConfig& s) { s.temperature = 1e7; }, "temperature",
+       "must be 0 (greedy) or a number in [1e-06, 1e+06], got 10000000"},
       {[](SamplingConfig& s) { s.top_p = 0; }, "top_p", "must be a number in (0, 1] (1: off), got 0"},
       {[](SamplingConfig& s) { s.top_p = 1.5; }, "top_p", "must be a number in (0, 1] (1: off), got 1.5"},
       {[](SamplingConfig& s) { s.top_k = -1; }, "top_k", "must be at least 0 (0: off), got -1"},
@@ -308,7 +314,12 @@ TEST(GenerationConfig, FindProblemNamesTheKey) {
          s.method = Method::Autoregressive;
          s.repetition_penalty = 0;
        },
-       "repetition_penalty", "must be a finite number > 0 (1: off), got 0"},
+       "repetition_penalty", "must be a number in [1e-06, 1e+06] (1: off), got 0"},
+      {[](SamplingConfig& s) {
+         s.method = Method::Autoregressive;
+         s.repetition_penalty = 1e-300;
+       },
+       "repetition_penalty", "must be a number in [1e-06, 1e+06] (1: off), got 1e-300"},
       // Which positions a diffusion step commits.
       {[](SamplingConfig& s) {
          s.method = Method::Llada;
@@ -349,12 +360,16 @@ TEST(GenerationConfig, FindProblemNamesTheKey) {
       {[](SamplingConfig& s) { s.eps = 0; }, "eps", "must be a number in (0, 1), got 0"},
       {[](SamplingConfig& s) { s.eps = 1; }, "eps", "must be a number in (0, 1), got 1"},
       {[](SamplingConfig& s) { s.alg_temp = -1; }, "alg_temp",
-       "must be a finite number >= 0 (0: off), got -1"},
+       "must be 0 (off) or a number in [1e-06, 1e+06], got -1"},
+      {[](SamplingConfig& s) { s.alg_temp = 1e-9; }, "alg_temp",
+       "must be 0 (off) or a number in [1e-06, 1e+06], got 1e-09"},
       // LLaDA's options and the caches.
       {[](SamplingConfig& s) { s.cfg_scale = -1; }, "cfg_scale",
-       "must be a finite number >= 0 (0: off), got -1"},
+       "must be a number in [0, 1e+06] (0: off), got -1"},
       {[](SamplingConfig& s) { s.cfg_scale = std::numeric_limits<double>::infinity(); }, "cfg_scale",
-       "must be a finite number >= 0 (0: off), got inf"},
+       "must be a number in [0, 1e+06] (0: off), got inf"},
+      {[](SamplingConfig& s) { s.cfg_scale = 1e308; }, "cfg_scale",
+       "must be a number in [0, 1e+06] (0: off), got 1e+308"},
       {[](SamplingConfig& s) {
          s.method = Method::Dream;
          s.cfg_scale = 1;
@@ -441,6 +456,23 @@ TEST(GenerationConfig, FindProblemNamesTheKey) {
     sampler.*field = nan;
     EXPECT_TRUE(find_problem(sampler)) << "NaN accepted";
   }
+  // The logit scales' bounds themselves are accepted.
+  SamplingConfig ar;
+  ar.method = Method::Autoregressive;
+  ar.temperature = 1e-6;
+  ar.repetition_penalty = 1e6;
+  EXPECT_FALSE(find_problem(ar));
+  ar.temperature = 1e6;
+  ar.repetition_penalty = 1e-6;
+  EXPECT_FALSE(find_problem(ar));
+  SamplingConfig dream;
+  dream.method = Method::Dream;
+  dream.alg_temp = 1e-6;
+  EXPECT_FALSE(find_problem(dream));
+  SamplingConfig llada;
+  llada.method = Method::Llada;
+  llada.cfg_scale = 1e6;
+  EXPECT_FALSE(find_problem(llada));
 }
 
 TEST(GenerationConfig, ConsistencyRulesFollowTheMethod) {
