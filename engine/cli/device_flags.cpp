@@ -46,13 +46,6 @@ void add_device_flags(CLI::App& command, DeviceFlags& flags) {
                   "when a call is too small to fill the device: decoding against a long cache) or off")
       ->check(CLI::IsMember({"auto", "off"}))
       ->capture_default_str();
-  command
-      .add_option(
-          "--cuda-linear", flags.cuda_linear,
-          "matrix products on the GPU: auto (dlm's kernel for products of 1 to 4 bf16 rows, "
-          "decoding up to 4 sequences token by token; cuBLASLt elsewhere) or cublaslt (cuBLASLt only)")
-      ->check(CLI::IsMember({"auto", "cublaslt"}))
-      ->capture_default_str();
 }
 
 std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
@@ -62,7 +55,6 @@ std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
     if (flags.cuda_split_attention != "auto")
       fail_input("--cuda-split-attention applies to --device cuda only");
     if (flags.cuda_attention != "auto") fail_input("--cuda-attention applies to --device cuda only");
-    if (flags.cuda_linear != "auto") fail_input("--cuda-linear applies to --device cuda only");
     return std::make_unique<CpuBackend>(flags.threads);
   }
 #ifdef DLM_HAVE_CUDA
@@ -70,10 +62,9 @@ std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
     const CudaAttention attention = flags.cuda_attention == "cudnn"    ? CudaAttention::Cudnn
                                     : flags.cuda_attention == "kernel" ? CudaAttention::Kernel
                                                                        : CudaAttention::Auto;
-    const CudaLinear linear = flags.cuda_linear == "cublaslt" ? CudaLinear::Cublaslt : CudaLinear::Auto;
     return std::make_unique<CudaBackend>(
         0, CudaOptions{attention, flags.cuda_graphs == "auto", flags.cuda_tune_gemm,
-                       flags.cuda_split_attention == "auto", linear});
+                       flags.cuda_split_attention == "auto"});
   } catch (const Error& error) {
     fail_input("--device cuda: no usable GPU: {}", error.what());
   }

@@ -1,7 +1,6 @@
 #pragma once
-// Where a command computes: --device cpu|cuda, --precision auto|f32, --threads, and the --cuda-* choices
-// (attention, graphs, GEMM tuning, split attention, products), shared by the commands that load a model to
-// decode with it.
+// Where a command computes: --device cpu|cuda, --precision auto|f32, --threads, --cuda-attention and
+// --cuda-graphs, shared by the commands that load a model to decode with it.
 #include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
@@ -18,7 +17,6 @@ struct DeviceFlags {
   std::string cuda_graphs = "auto";
   bool cuda_tune_gemm = false;
   std::string cuda_split_attention = "auto";
-  std::string cuda_linear = "auto";
 };
 
 void add_device_flags(CLI::App& command, DeviceFlags& flags);

@@ -299,7 +299,7 @@ TEST_F(BatchInputsE2e, CudaDeviceDecodesAsTheCpuOrSaysWhyNot) {
   const auto cpu_tokens = generate(prompt).token_ids();
   EXPECT_EQ(gpu.token_ids(), cpu_tokens) << "f32 activations: the CPU's tokens";
   on_gpu.insert(on_gpu.end(), {"--cuda-graphs", "off", "--cuda-tune-gemm", "--cuda-split-attention", "off",
-                               "--cuda-linear", "cublaslt", "--steps", "16"});
+                               "--steps", "16"});
   std::vector<std::string> on_cpu = prompt;
   on_cpu.insert(on_cpu.end(), {"--steps", "16"});
   EXPECT_EQ(generate(on_gpu).token_ids(), generate(on_cpu).token_ids())
@@ -319,9 +319,6 @@ TEST_F(BatchInputsE2e, CudaOnlyFlagsOnTheCpuAreRefused) {
   const e2e::DlmRun split = generate({"-p", "A map", "--cuda-split-attention", "off"});
   EXPECT_EQ(split.exit_code, 2);
   EXPECT_EQ(split.err, "dlm: error: --cuda-split-attention applies to --device cuda only\n");
-  const e2e::DlmRun linear = generate({"-p", "A map", "--cuda-linear", "cublaslt"});
-  EXPECT_EQ(linear.exit_code, 2);
-  EXPECT_EQ(linear.err, "dlm: error: --cuda-linear applies to --device cuda only\n");
 }
 
 TEST_F(BatchInputsE2e, ABareModelNameIsAShippedModel) {

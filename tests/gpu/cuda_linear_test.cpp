@@ -22,7 +22,6 @@
 
 #include "engine/backend/cpu/cpu_backend.h"
 #include "engine/backend/cuda/cuda_backend.h"
-#include "engine/backend/cuda/linear_kernels.h"
 #include "engine/core/buffer.h"
 #include "tests/gpu/device_checks.h"
 
@@ -326,62 +325,6 @@ TEST(CudaLinear, FewRowProductsAreExactAndPropagateNonFinite) {
 
     d.x[3 * s.k + s.k - 1] = kNaN;  // row 3, at the end of K
     d.w[129 * s.k + 7] = kInf;      // column 129, at the start of K
-    expect_exact(s, d, "NaN/inf");
-  }
-}
-
-// Which products linear_matvec.cu's kernel takes (a host-side rule: no device needed).
-TEST(CudaLinear, MatvecTakesOneToFourAlignedRowsOfWholeGroups) {
-  alignas(16) static const uint16_t operand[16] = {};
-  EXPECT_TRUE(cuda::linear_matvec_applies(1, 8, operand, operand));
-  EXPECT_TRUE(cuda::linear_matvec_applies(4, 4096, operand, operand));
-  EXPECT_FALSE(cuda::linear_matvec_applies(5, 4096, operand, operand)) << "5 rows";
-  EXPECT_FALSE(cuda::linear_matvec_applies(0, 4096, operand, operand)) << "no rows";
-  EXPECT_FALSE(cuda::linear_matvec_applies(1, 0, operand, operand)) << "K 0";
-  EXPECT_FALSE(cuda::linear_matvec_applies(1, 4100, operand, operand)) << "K not a multiple of 8";
-  EXPECT_FALSE(cuda::linear_matvec_applies(1, 4096, operand + 1, operand)) << "W misaligned";
-  EXPECT_FALSE(cuda::linear_matvec_applies(1, 4096, operand, operand + 1)) << "x misaligned";
-}
-
-// Products of 1 to 4 bf16 rows take linear_matvec.cu's kernel: every bias and output dtype, K from one
-// group of 8 to several passes of a warp's loads, N not a multiple of a block's 4 rows. Misaligned operands
-// and K not a multiple of 8 take cuBLASLt, and must match too.
-TEST(CudaLinear, MatvecProductsMatchCpu) {
-  DLM_SKIP_WITHOUT_GPU();
-  uint32_t seed = 1900;
-  for (const Shape3& shape : {Shape3{1, 1, 8}, Shape3{2, 7, 264}, Shape3{3, 130, 4096}, Shape3{4, 1027, 1000},
-                              Shape3{1, 33, 12296}, Shape3{4, 250, 18944}, Shape3{2, 9, 4100}}) {
-    for (std::optional<DType> bias : {std::optional<DType>{}, std::optional<DType>{DType::BF16},
-                                      std::optional<DType>{DType::F32}, std::optional<DType>{DType::F16}}) {
-      for (DType out : {DType::F32, DType::BF16, DType::F16}) {
-        LinearSetup s{shape.m, shape.n, shape.k, DType::BF16, DType::BF16, out, bias};
-        s.seed = seed++;
-        check_linear(s);
-        s.misaligned = true;
-        check_linear(s);
-      }
-    }
-  }
-}
-
-// Small integers make every partial sum exact: the kernel gives the CPU's bits and cuBLASLt's, the same on
-// every call; a NaN in x and an inf in W reach exactly the rows and columns they do on the CPU.
-TEST(CudaLinear, MatvecProductsAreExactRepeatableAndPropagateNonFinite) {
-  DLM_SKIP_WITHOUT_GPU();
-  static CudaBackend cublaslt(0, CudaOptions{.linear = CudaLinear::Cublaslt});
-  for (int64_t m = 1; m <= 4; ++m) {
-    LinearSetup s{m, 141, 4104, DType::BF16, DType::BF16, DType::F32, DType::BF16};
-    LinearData d = small_integer_data(s, 80 + static_cast<uint32_t>(m));
-    expect_exact(s, d, "exact");
-    expect_exact(s, d, "exact, cuBLASLt", cublaslt);
-
-    LinearData random = linear_data(s);
-    const std::vector<float> first = gpu_linear(s, random);
-    const std::vector<float> second = gpu_linear(s, random);
-    EXPECT_EQ(std::memcmp(first.data(), second.data(), first.size() * sizeof(float)), 0) << s.str();
-
-    d.x[(m - 1) * s.k + s.k - 1] = kNaN;  // the last row, at the end of K
-    d.w[129 * s.k + 7] = kInf;            // column 129, at the start of K
     expect_exact(s, d, "NaN/inf");
   }
 }

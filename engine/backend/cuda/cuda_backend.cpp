@@ -98,7 +98,6 @@ CudaBackend::CudaBackend(int device, CudaOptions options) : context_(std::make_u
   ctx.graphs = options.graphs;
   ctx.tune_gemm = options.tune_gemm;
   ctx.split_attention_keys = options.split_attention_keys;
-  ctx.linear = options.linear;
   int count = 0;
   check_setup(cudaGetDeviceCount(&count), device, "cudaGetDeviceCount");
   DLM_CHECK(device >= 0 && device < count, "CUDA device {} cannot be used: {} device(s) present", device,

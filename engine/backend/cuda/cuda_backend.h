@@ -18,11 +18,6 @@ namespace dlm {
 // alone); Kernel always runs dlm's kernels.
 enum class CudaAttention { Auto, Cudnn, Kernel };
 
-// Which implementation matrix products run on: Auto takes dlm's kernel for products of 1 to 4 bf16 rows
-// (linear_matvec.cu: decoding up to 4 sequences token by token) and cuBLASLt elsewhere; Cublaslt always
-// takes cuBLASLt.
-enum class CudaLinear { Auto, Cublaslt };
-
 struct CudaOptions {
   CudaAttention attention = CudaAttention::Auto;
   // Record repeating work as CUDA graphs (Backend::records_work); the CLI turns it on unless --cuda-graphs
@@ -35,7 +30,6 @@ struct CudaOptions {
   // Let the blocks of dlm's attention kernels share a query block's keys when the call makes too few blocks
   // to fill the device (decoding steps against long caches), merging their partial softmax afterwards.
   bool split_attention_keys = true;
-  CudaLinear linear = CudaLinear::Auto;
 };
 
 class CudaBackend final : public Backend {

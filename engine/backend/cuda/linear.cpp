@@ -191,13 +191,6 @@ void CudaBackend::linear(const Tensor& x, const Tensor& weight, const std::optio
         "linear");
     return;
   }
-  if (ctx.linear == CudaLinear::Auto && x.dtype() == DType::BF16 && weight.dtype() == DType::BF16 &&
-      cuda::linear_matvec_applies(m, k, weight.data(), x.data())) {
-    check_launch(cuda::launch_linear_matvec(ctx.stream, weight.data(), x.data(), bias_data, bias_dtype,
-                                            out.data(), out.dtype(), m, n, k),
-                 "linear");
-    return;
-  }
 
   const DType ab = x.dtype() == DType::F32 ? DType::F32 : weight.dtype();  // the dtype multiplied in
   const DType od = out.dtype();
