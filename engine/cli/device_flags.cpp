@@ -46,6 +46,10 @@ void add_device_flags(CLI::App& command, DeviceFlags& flags) {
                   "when a call is too small to fill the device: decoding against a long cache) or off")
       ->check(CLI::IsMember({"auto", "off"}))
       ->capture_default_str();
+  command.add_flag("--cuda-batch-invariant", flags.cuda_batch_invariant,
+                   "on the GPU, decode each request to the same bits whatever else is in its batch (products "
+                   "without split K, attention and sampling without splits across blocks; slower, see "
+                   "BENCHMARKS.md); without it, bf16 near ties may fall another way in another batch");
 }
 
 std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
@@ -55,8 +59,11 @@ std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
     if (flags.cuda_split_attention != "auto")
       fail_input("--cuda-split-attention applies to --device cuda only");
     if (flags.cuda_attention != "auto") fail_input("--cuda-attention applies to --device cuda only");
+    if (flags.cuda_batch_invariant) fail_input("--cuda-batch-invariant applies to --device cuda only");
     return std::make_unique<CpuBackend>(flags.threads);
   }
+  if (flags.cuda_batch_invariant && flags.cuda_tune_gemm)
+    fail_input("--cuda-batch-invariant cannot be combined with --cuda-tune-gemm, whose candidates split K");
 #ifdef DLM_HAVE_CUDA
   try {
     const CudaAttention attention = flags.cuda_attention == "cudnn"    ? CudaAttention::Cudnn
@@ -64,7 +71,7 @@ std::unique_ptr<Backend> make_backend(const DeviceFlags& flags) {
                                                                        : CudaAttention::Auto;
     return std::make_unique<CudaBackend>(
         0, CudaOptions{attention, flags.cuda_graphs == "auto", flags.cuda_tune_gemm,
-                       flags.cuda_split_attention == "auto"});
+                       flags.cuda_split_attention == "auto", flags.cuda_batch_invariant});
   } catch (const Error& error) {
     fail_input("--device cuda: no usable GPU: {}", error.what());
   }

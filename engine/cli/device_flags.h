@@ -1,6 +1,7 @@
 #pragma once
-// Where a command computes: --device cpu|cuda, --precision auto|f32, --threads, --cuda-attention and
-// --cuda-graphs, shared by the commands that load a model to decode with it.
+// Where a command computes: --device cpu|cuda, --precision auto|f32, --threads, and the --cuda-* choices
+// (attention, graphs, GEMM tuning, split attention, batch invariance), shared by the commands that load a
+// model to decode with it.
 #include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
@@ -17,6 +18,7 @@ struct DeviceFlags {
   std::string cuda_graphs = "auto";
   bool cuda_tune_gemm = false;
   std::string cuda_split_attention = "auto";
+  bool cuda_batch_invariant = false;
 };
 
 void add_device_flags(CLI::App& command, DeviceFlags& flags);

@@ -319,6 +319,15 @@ TEST_F(BatchInputsE2e, CudaOnlyFlagsOnTheCpuAreRefused) {
   const e2e::DlmRun split = generate({"-p", "A map", "--cuda-split-attention", "off"});
   EXPECT_EQ(split.exit_code, 2);
   EXPECT_EQ(split.err, "dlm: error: --cuda-split-attention applies to --device cuda only\n");
+  const e2e::DlmRun invariant = generate({"-p", "A map", "--cuda-batch-invariant"});
+  EXPECT_EQ(invariant.exit_code, 2);
+  EXPECT_EQ(invariant.err, "dlm: error: --cuda-batch-invariant applies to --device cuda only\n");
+  const e2e::DlmRun tuned_invariant =
+      generate({"-p", "A map", "--device", "cuda", "--cuda-batch-invariant", "--cuda-tune-gemm"});
+  EXPECT_EQ(tuned_invariant.exit_code, 2);
+  EXPECT_EQ(tuned_invariant.err,
+            "dlm: error: --cuda-batch-invariant cannot be combined with "
+            "--cuda-tune-gemm, whose candidates split K\n");
 }
 
 TEST_F(BatchInputsE2e, ABareModelNameIsAShippedModel) {

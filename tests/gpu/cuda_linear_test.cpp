@@ -329,6 +329,29 @@ TEST(CudaLinear, FewRowProductsAreExactAndPropagateNonFinite) {
   }
 }
 
+// A batch-invariant backend gives a row the same bits whatever the number of rows multiplied with it, on
+// shapes with LLaDA-8B's and Qwen2.5-7B's K, where cuBLASLt's first choices split K for few rows.
+TEST(CudaLinear, BatchInvariantProductsGiveARowTheSameBitsAtEveryRowCount) {
+  DLM_SKIP_WITHOUT_GPU();
+  static CudaBackend invariant(0, CudaOptions{.batch_invariant = true});
+  for (const Shape3& shape : {Shape3{256, 1024, 12288}, Shape3{64, 896, 18944}, Shape3{64, 4608, 3584}}) {
+    for (std::optional<DType> bias : {std::optional<DType>{}, std::optional<DType>{DType::BF16}}) {
+      LinearSetup all{shape.m, shape.n, shape.k, DType::BF16, DType::BF16, DType::BF16, bias};
+      const LinearData d = linear_data(all);
+      const std::vector<float> together = gpu_linear(all, d, invariant);
+      for (const int64_t rows : {int64_t{1}, int64_t{2}, int64_t{8}, int64_t{32}}) {
+        LinearSetup some = all;
+        some.m = rows;
+        LinearData first = d;
+        first.x.resize(static_cast<size_t>(rows * shape.k));
+        const std::vector<float> alone = gpu_linear(some, first, invariant);
+        EXPECT_EQ(std::memcmp(alone.data(), together.data(), alone.size() * sizeof(float)), 0)
+            << "the first " << rows << " rows of " << all.str();
+      }
+    }
+  }
+}
+
 TEST(CudaLinear, EmptyShapes) {
   DLM_SKIP_WITHOUT_GPU();
   // K == 0: the output is the bias (bit for bit, -0 included) or zero.

@@ -8,11 +8,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "engine/backend/cuda/cuda_backend.h"
 #include "engine/backend/cuda/cuda_device.h"
 #include "engine/ops/vocab.h"
 #include "samplers/prediction.h"
@@ -350,6 +352,40 @@ TEST(CudaTokenPrediction, PlainArgmaxRowsMatchTheHostSplitOrNot) {
         EXPECT_EQ(g.entropy, 0.0) << where;
         EXPECT_EQ(g.neg_entropy, 0.0) << where;
       }
+    }
+  }
+}
+
+// A batch-invariant backend predicts a row to the same bits whatever the number of rows with it: a row
+// alone would otherwise take several blocks and add their sums in another order than among 300 rows.
+TEST(CudaTokenPrediction, BatchInvariantRowsGiveTheSameBitsAloneAndAmongMany) {
+  const cuda::DeviceProbe probe = cuda::probe_devices();
+  if (probe.count == 0) GTEST_SKIP() << "no CUDA device: " << probe.reason;
+  static CudaBackend invariant(0, CudaOptions{.batch_invariant = true});
+  constexpr int64_t kVocab = 152064;
+  constexpr int64_t kRows = 300;
+  const std::vector<float> host = make_rows(kRows, kVocab, 41);
+  const auto predict = [&](int64_t rows) {
+    Buffer device = invariant.allocate(static_cast<size_t>(rows * kVocab) * sizeof(float));
+    const Tensor logits = device.view(DType::F32, Shape{rows, kVocab});
+    const std::vector<float> first(host.begin(), host.begin() + rows * kVocab);
+    invariant.copy(HostTensor::from(Shape{rows, kVocab}, first).tensor(), logits);
+    std::vector<TokenRule> rules(static_cast<size_t>(rows));
+    for (TokenRule& rule : rules) rule.entropies = false;
+    std::vector<TokenPrediction> got(static_cast<size_t>(rows));
+    ops::predict_tokens(invariant, logits, rules, {}, got);
+    return got;
+  };
+  const std::vector<TokenPrediction> many = predict(kRows);
+  for (const int64_t rows : {int64_t{1}, int64_t{9}}) {
+    const std::vector<TokenPrediction> few = predict(rows);
+    for (int64_t i = 0; i < rows; ++i) {
+      const TokenPrediction& a = few[static_cast<size_t>(i)];
+      const TokenPrediction& b = many[static_cast<size_t>(i)];
+      const std::string where = "row " + std::to_string(i) + " of " + std::to_string(rows);
+      EXPECT_EQ(a.token, b.token) << where;
+      EXPECT_EQ(std::memcmp(&a.probability, &b.probability, sizeof a.probability), 0) << where;
+      EXPECT_EQ(std::memcmp(&a.margin, &b.margin, sizeof a.margin), 0) << where;
     }
   }
 }

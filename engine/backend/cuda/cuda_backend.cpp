@@ -97,7 +97,11 @@ CudaBackend::CudaBackend(int device, CudaOptions options) : context_(std::make_u
   ctx.attention = options.attention;
   ctx.graphs = options.graphs;
   ctx.tune_gemm = options.tune_gemm;
-  ctx.split_attention_keys = options.split_attention_keys;
+  DLM_CHECK(!(options.batch_invariant && options.tune_gemm),
+            "CUDA device {}: batch-invariant products cannot be tuned (the tuning's candidates split K)",
+            device);
+  ctx.batch_invariant = options.batch_invariant;
+  ctx.split_attention_keys = options.split_attention_keys && !options.batch_invariant;
   int count = 0;
   check_setup(cudaGetDeviceCount(&count), device, "cudaGetDeviceCount");
   DLM_CHECK(device >= 0 && device < count, "CUDA device {} cannot be used: {} device(s) present", device,

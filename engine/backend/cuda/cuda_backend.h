@@ -30,6 +30,12 @@ struct CudaOptions {
   // Let the blocks of dlm's attention kernels share a query block's keys when the call makes too few blocks
   // to fill the device (decoding steps against long caches), merging their partial softmax afterwards.
   bool split_attention_keys = true;
+  // Give each request the same bits whatever else is in its batch: matrix products only on cuBLASLt
+  // algorithms that sum K in one sequence (no split K, whose split follows the row count), attention never
+  // splitting keys across blocks, and one block per row of the sampling kernels. bf16 results of a request
+  // otherwise depend on the batch's size through those splits, and a near tie can then fall the other way.
+  // Overrides split_attention_keys; cannot be combined with tune_gemm, whose candidates split K.
+  bool batch_invariant = false;
 };
 
 class CudaBackend final : public Backend {

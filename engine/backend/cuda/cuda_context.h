@@ -96,6 +96,7 @@ struct CudaBackend::Context {
   bool tune_gemm = false;                                 // linear.cpp: CudaOptions::tune_gemm
   std::vector<CudaBackend::TunedProduct> tuned_products;  // linear_tuning.cpp: what tune_gemm chose
   bool split_attention_keys = true;                       // attention.cpp: CudaOptions::split_attention_keys
+  bool batch_invariant = false;  // linear.cpp, vocab.cpp: CudaOptions::batch_invariant
   std::unique_ptr<cuda::CudnnAttention> cudnn_attention;
   std::string cudnn_unusable;
 

@@ -135,9 +135,10 @@ LinearPlan& find_plan(CudaBackend::Context& ctx, const LinearAlgoKey& key, const
   pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, static_cast<uint32_t>(key.align_d));
   pref.set(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, static_cast<uint32_t>(key.align_d));
   // Split-K partial sums are added in f32 only: an in-place or output-type reduction adds them in D's dtype,
-  // which for a bf16 D erred by several ulps.
+  // which for a bf16 D erred by several ulps. Batch-invariant products allow no reduction, so no split K.
   pref.set(CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
-           static_cast<uint32_t>(CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE));
+           static_cast<uint32_t>(ctx.batch_invariant ? CUBLASLT_REDUCTION_SCHEME_NONE
+                                                     : CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE));
   std::array<cublasLtMatmulHeuristicResult_t, kTunedOffers> results{};
   int count = 0;
   const int wanted = ctx.tune_gemm ? kTunedOffers : 1;

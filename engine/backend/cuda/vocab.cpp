@@ -45,7 +45,9 @@ void CudaBackend::predict_tokens(const Tensor& logits, std::span<const TokenRule
   Context& ctx = *context_;
   ctx.make_current();
   const int64_t vocab = logits.dim(1);
-  const int parts = cuda::argmax_parts(rules.data(), rows, vocab, ctx.sm_count);
+  // Several blocks a row add a row's terms in an order that follows the row count: never where results
+  // must not depend on the batch.
+  const int parts = ctx.batch_invariant ? 0 : cuda::argmax_parts(rules.data(), rows, vocab, ctx.sm_count);
   const auto aligned = [](size_t bytes) { return (bytes + 255) / 256 * 256; };
   const size_t rule_space = aligned(rules.size_bytes());
   const size_t id_space = aligned(penalized_ids.size_bytes());
