@@ -25,5 +25,7 @@ for target in dlm dlm_gpu_tests dlm_linear_bench; do
     grep -vE '/(libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s)\.so|/libcu' |
     xargs -r cp -Ln -t "$stage/libs"
 done
-tar -C "$stage" -cf - dlm dlm_gpu_tests dlm_linear_bench libs | xz -9e -T0 >"$out"
+# The tests find their golden data under the source directory they were built from: run.sh links it there.
+sed -n 's/^dlm_SOURCE_DIR:STATIC=//p' "$build/CMakeCache.txt" >"$stage/source_dir"
+tar -C "$stage" -cf - dlm dlm_gpu_tests dlm_linear_bench libs source_dir | xz -9e -T0 >"$out"
 echo "$out: $(du -h "$out" | cut -f1) ($(ls "$stage/libs" | tr '\n' ' '))"

@@ -9,8 +9,10 @@ set -uo pipefail
 bin=/tmp/dlm-bin
 mkdir -p "$bin" && tar -xJf "$1" -C "$bin" || exit 2
 shift
-# The tests find their golden data under the path they were built at.
-[[ -e /work/main ]] || { mkdir -p /work && ln -s "$PWD" /work/main; }
+# The tests find their golden data under the source directory they were built from (a worktree's, for a
+# branch's build): that path leads here.
+source_dir=$(cat "$bin/source_dir" 2>/dev/null || echo /work/main)
+[[ -e $source_dir ]] || { mkdir -p "$(dirname "$source_dir")" && ln -s "$PWD" "$source_dir"; }
 # The CUDA libraries dlm links (cuBLASLt, cuDNN) and the one cuDNN loads to compile its attention kernels
 # (NVRTC), wherever the machine keeps them (the toolkit, or Python's nvidia-* packages).
 library_dirs=$bin/libs
