@@ -5,7 +5,7 @@
 # with the dual cache, and autoregressively; prints, per run, how many requests gave other tokens and where
 # the first difference is; each with the default settings and with --cuda-batch-invariant. ar_unsplit
 # repeats the default AR runs with --cuda-split-attention off (one attention block per query block, whatever
-# the batch), to tell the attention's share from the products'. Then what --cuda-batch-invariant costs.
+# the batch), to tell the attention's share from the products'. With each setting, what it costs in dlm bench.
 #   tools/bench/gpu_batch_invariance.sh DLM_BINARY OUT_DIR   (on the GPU machine, from the repository root)
 set -uo pipefail
 dlm=$1
@@ -63,22 +63,6 @@ print(f"{sys.argv[3]}: {len(firsts)} of {len(alone)} requests differ alone and i
       + (": " + ", ".join(firsts) if firsts else ""))
 EOF
 }
-llada=(-m "$ckpt/llada-8b" --method llada --block-length 32 --steps 64)
-ar=(-m "$ckpt/qwen2.5-7b" --method autoregressive)
-for mode in default invariant; do
-  flags=()
-  [[ $mode == invariant ]] && flags=(--cuda-batch-invariant)
-  for batch in 1 8; do
-    decode "llada_full_$mode" "$batch" "${llada[@]}" "${flags[@]}"
-    decode "llada_dual_$mode" "$batch" "${llada[@]}" --cache dual "${flags[@]}"
-    decode "ar_$mode" "$batch" "${ar[@]}" "${flags[@]}"
-    [[ $mode == default ]] && decode ar_unsplit "$batch" "${ar[@]}" --cuda-split-attention off
-  done
-done
-for name in llada_full llada_dual ar; do
-  for mode in default invariant; do compare "${name}_$mode"; done
-done
-compare ar_unsplit
 # What --cuda-batch-invariant costs: dlm bench with and without it (ms a forward in the last column; the
 # block step is (T128 - T8) / 120).
 bench() {  # NAME FLAGS...
@@ -88,13 +72,25 @@ bench() {  # NAME FLAGS...
   echo "$name: exit $?"
   grep -E '^\| (autoregressive|llada)' "$out/$name.md" | cut -d'|' -f3,7,9,10,13,16
 }
+llada=(-m "$ckpt/llada-8b" --method llada --block-length 32)
+ar=(-m "$ckpt/qwen2.5-7b" --method autoregressive)
 for mode in default invariant; do
   flags=()
   [[ $mode == invariant ]] && flags=(--cuda-batch-invariant)
-  bench "block_$mode" -m "$ckpt/llada-8b" --batch-size 1 --prompt-length 128 --gen-length 256 --block-length 32 \
-    --steps 8,128 --cache dual --warmup 1 --repeat 3 "${flags[@]}"
-  bench "full_$mode" -m "$ckpt/llada-8b" --batch-size 1,32 --prompt-length 128 --gen-length 256 --block-length 32 \
-    --steps 16 --cache none --warmup 1 --repeat 2 "${flags[@]}"
-  bench "ar_$mode" -m "$ckpt/qwen2.5-7b" --method autoregressive --batch-size 1,32 --prompt-length 128 \
-    --gen-length 256 --warmup 1 --repeat 2 "${flags[@]}"
+  for batch in 1 8; do
+    decode "llada_full_$mode" "$batch" "${llada[@]}" --steps 64 "${flags[@]}"
+    decode "llada_dual_$mode" "$batch" "${llada[@]}" --steps 64 --cache dual "${flags[@]}"
+    decode "ar_$mode" "$batch" "${ar[@]}" "${flags[@]}"
+    [[ $mode == default ]] && decode ar_unsplit "$batch" "${ar[@]}" --cuda-split-attention off
+  done
+  bench "block_$mode" "${llada[@]}" --batch-size 1 --prompt-length 128 --gen-length 256 --steps 8,128 \
+    --cache dual --warmup 1 --repeat 3 "${flags[@]}"
+  bench "full_$mode" "${llada[@]}" --batch-size 1,32 --prompt-length 128 --gen-length 256 --steps 16 \
+    --cache none --warmup 1 --repeat 2 "${flags[@]}"
+  bench "ar_$mode" "${ar[@]}" --batch-size 1,32 --prompt-length 128 --gen-length 256 --warmup 1 --repeat 2 \
+    "${flags[@]}"
 done
+for name in llada_full llada_dual ar; do
+  for mode in default invariant; do compare "${name}_$mode"; done
+done
+compare ar_unsplit
